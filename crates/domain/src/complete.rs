@@ -1,0 +1,250 @@
+//! Turning received rows into complete changes (amount and stock after), with the
+//! tenant's stock mirror for rows that carry only one of the two (SPEC §3).
+
+use crate::change::{ChangeKind, CompletedChange, PushRow};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Last known stock of one store/product, and how recent that knowledge is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorEntry {
+    pub stock: i64,
+    pub as_of: Option<NaiveDateTime>,
+}
+
+/// Keyed by (store id, product id).
+pub type Mirror = HashMap<(String, String), MirrorEntry>;
+
+/// Every fallback is named so the report can say it (SPEC §3: never guess silently).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CompletionNote {
+    /// First absolute value seen for the product: it only sets the mirror.
+    FirstSeen { store_id: String, product_id: String },
+    /// An absolute row older than what the mirror knows (a late 再送): ignored.
+    Stale { store_id: String, product_id: String },
+    /// A relative increase whose stock after is unknown: reported in full.
+    AfterUnknown { store_id: String, product_id: String },
+}
+
+impl CompletionNote {
+    pub fn describe(&self) -> String {
+        match self {
+            CompletionNote::FirstSeen {
+                store_id,
+                product_id,
+            } => format!(
+                "店舗{store_id} 商品{product_id}: 初めて受信した在庫数のため基準値として記録しました(今回は通知していません)"
+            ),
+            CompletionNote::Stale {
+                store_id,
+                product_id,
+            } => format!(
+                "店舗{store_id} 商品{product_id}: 既に受信した変更より古い在庫数を受信したため無視しました(再送の可能性)"
+            ),
+            CompletionNote::AfterUnknown {
+                store_id,
+                product_id,
+            } => format!(
+                "店舗{store_id} 商品{product_id}: 変更後の在庫数が不明なため増加数をそのまま通知しました"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Completion {
+    pub changes: Vec<CompletedChange>,
+    /// New mirror values for every store/product the rows touched.
+    pub mirror_updates: Mirror,
+    pub notes: Vec<CompletionNote>,
+}
+
+/// Completes `rows` (in the order they were received) against `mirror`.
+pub fn complete(rows: &[PushRow], mirror: &Mirror) -> Completion {
+    let mut out = Completion::default();
+    for row in rows {
+        let key = (row.store_id.clone(), row.product_id.clone());
+        let known = out
+            .mirror_updates
+            .get(&key)
+            .or_else(|| mirror.get(&key))
+            .cloned();
+        let (amount, after) = match (row.kind, row.amount, row.after) {
+            (ChangeKind::History, Some(amount), Some(after)) => (amount, Some(after)),
+            (ChangeKind::Absolute, _, Some(after)) => match &known {
+                None => {
+                    out.mirror_updates.insert(
+                        key,
+                        MirrorEntry {
+                            stock: after,
+                            as_of: row.changed_at,
+                        },
+                    );
+                    out.notes.push(CompletionNote::FirstSeen {
+                        store_id: row.store_id.clone(),
+                        product_id: row.product_id.clone(),
+                    });
+                    continue;
+                }
+                Some(entry) if is_older(row.changed_at, entry.as_of) => {
+                    out.notes.push(CompletionNote::Stale {
+                        store_id: row.store_id.clone(),
+                        product_id: row.product_id.clone(),
+                    });
+                    continue;
+                }
+                Some(entry) => (after - entry.stock, Some(after)),
+            },
+            (ChangeKind::Relative, Some(amount), _) => match &known {
+                Some(entry) => (amount, Some(entry.stock + amount)),
+                None => {
+                    if amount > 0 {
+                        out.notes.push(CompletionNote::AfterUnknown {
+                            store_id: row.store_id.clone(),
+                            product_id: row.product_id.clone(),
+                        });
+                    }
+                    (amount, None)
+                }
+            },
+            // The parser never produces these; skipping is the only safe reading.
+            _ => continue,
+        };
+        if let Some(after) = after {
+            let newer_time = match (&known, row.changed_at) {
+                (Some(entry), Some(at)) => Some(entry.as_of.map_or(at, |old| old.max(at))),
+                (Some(entry), None) => entry.as_of,
+                (None, at) => at,
+            };
+            if !matches!(&known, Some(entry) if is_older(row.changed_at, entry.as_of)) {
+                out.mirror_updates.insert(
+                    key,
+                    MirrorEntry {
+                        stock: after,
+                        as_of: newer_time,
+                    },
+                );
+            }
+        }
+        if amount == 0 {
+            continue;
+        }
+        out.changes.push(CompletedChange {
+            store_id: row.store_id.clone(),
+            product_id: row.product_id.clone(),
+            division: row.division.clone(),
+            amount,
+            after,
+            changed_at: row.changed_at,
+            history_id: row.history_id,
+        });
+    }
+    out
+}
+
+fn is_older(row_time: Option<NaiveDateTime>, mirror_time: Option<NaiveDateTime>) -> bool {
+    matches!((row_time, mirror_time), (Some(row), Some(mirror)) if row < mirror)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StockDivision;
+    use crate::time::parse_api_time;
+
+    fn absolute(after: i64, at: &str) -> PushRow {
+        PushRow {
+            store_id: "1".into(),
+            product_id: "P".into(),
+            kind: ChangeKind::Absolute,
+            division: Some(StockDivision::Sale),
+            amount: None,
+            after: Some(after),
+            changed_at: parse_api_time(at),
+            history_id: None,
+            from_store_id: None,
+            to_store_id: None,
+        }
+    }
+
+    fn key() -> (String, String) {
+        ("1".into(), "P".into())
+    }
+
+    #[test]
+    fn first_absolute_value_only_sets_the_mirror() {
+        let c = complete(&[absolute(5, "2026-11-27 10:00:00")], &Mirror::new());
+        assert!(c.changes.is_empty());
+        assert_eq!(c.mirror_updates[&key()].stock, 5);
+        assert!(matches!(c.notes[0], CompletionNote::FirstSeen { .. }));
+    }
+
+    #[test]
+    fn absolute_values_become_amounts_against_the_mirror() {
+        let c = complete(
+            &[
+                absolute(5, "2026-11-27 10:00:00"),
+                absolute(3, "2026-11-27 10:01:00"),
+                absolute(4, "2026-11-27 10:02:00"),
+            ],
+            &Mirror::new(),
+        );
+        let amounts: Vec<_> = c.changes.iter().map(|c| (c.amount, c.after)).collect();
+        assert_eq!(amounts, vec![(-2, Some(3)), (1, Some(4))]);
+        assert_eq!(c.mirror_updates[&key()].stock, 4);
+    }
+
+    #[test]
+    fn a_late_resend_never_moves_the_mirror_backwards() {
+        let mut mirror = Mirror::new();
+        mirror.insert(
+            key(),
+            MirrorEntry {
+                stock: 3,
+                as_of: parse_api_time("2026-11-27 10:05:00"),
+            },
+        );
+        let c = complete(&[absolute(9, "2026-11-27 10:00:00")], &mirror);
+        assert!(c.changes.is_empty());
+        assert!(c.mirror_updates.is_empty());
+        assert!(matches!(c.notes[0], CompletionNote::Stale { .. }));
+    }
+
+    #[test]
+    fn relative_rows_take_their_stock_after_from_the_mirror() {
+        let mut mirror = Mirror::new();
+        mirror.insert(
+            key(),
+            MirrorEntry {
+                stock: -3,
+                as_of: None,
+            },
+        );
+        let mut row = absolute(0, "2026-11-27 10:00:00");
+        row.kind = ChangeKind::Relative;
+        row.after = None;
+        row.amount = Some(5);
+        let c = complete(std::slice::from_ref(&row), &mirror);
+        assert_eq!(c.changes[0].after, Some(2));
+        assert_eq!(c.mirror_updates[&key()].stock, 2);
+
+        let c = complete(&[row], &Mirror::new());
+        assert_eq!(c.changes[0].after, None);
+        assert!(matches!(c.notes[0], CompletionNote::AfterUnknown { .. }));
+    }
+
+    #[test]
+    fn history_rows_are_used_as_they_are() {
+        let mut row = absolute(7, "2026-11-27 10:00:00");
+        row.kind = ChangeKind::History;
+        row.amount = Some(2);
+        row.history_id = Some(11);
+        let c = complete(&[row], &Mirror::new());
+        assert_eq!(c.changes[0].amount, 2);
+        assert_eq!(c.changes[0].after, Some(7));
+        assert_eq!(c.changes[0].history_id, Some(11));
+        assert_eq!(c.mirror_updates[&key()].stock, 7);
+    }
+}

@@ -1,0 +1,22 @@
+//! The pure core of smaregi-ne. Nothing here performs I/O, spawns tasks or knows
+//! about AWS or HTTP: every function is a plain transformation of values, so the
+//! rules can be tested exhaustively and reused unchanged by every adapter.
+
+pub mod batch;
+pub mod batch_state;
+pub mod change;
+pub mod complete;
+pub mod division;
+pub mod goods_code;
+pub mod mapping;
+pub mod push;
+pub mod que_message;
+pub mod report;
+pub mod rules;
+pub mod tenant;
+pub mod time;
+pub mod upload_csv;
+
+pub use change::{ChangeKind, PushRow, StockChange};
+pub use division::StockDivision;
+pub use tenant::TenantId;

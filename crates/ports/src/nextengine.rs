@@ -1,0 +1,136 @@
+//! The NextEngine port: what the jobs need from NextEngine, in our own words.
+
+use async_trait::async_trait;
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use sne_domain::TenantId;
+use sne_domain::tenant::NeTokens;
+use std::collections::HashSet;
+
+#[derive(Debug, Clone)]
+pub struct NeAuth {
+    pub tokens: NeTokens,
+    pub company_ne_id: String,
+    pub company_name: String,
+    pub uid: String,
+    pub pic_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueueStatus {
+    Waiting,
+    Running,
+    Done,
+    Failed,
+    /// A value NextEngine may add later: treated as still running.
+    Other(String),
+}
+
+impl QueueStatus {
+    pub fn from_code(code: &str) -> Self {
+        match code.trim() {
+            "0" => QueueStatus::Waiting,
+            "1" => QueueStatus::Running,
+            "2" => QueueStatus::Done,
+            "-1" => QueueStatus::Failed,
+            other => QueueStatus::Other(other.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub que_id: String,
+    pub status: QueueStatus,
+    pub message: String,
+    pub method_name: String,
+    pub created_at: Option<NaiveDateTime>,
+}
+
+/// One 受注明細 joined with its 受注伝票 header fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeOrderRow {
+    pub receive_order_id: String,
+    pub shop_id: String,
+    pub shop_order_no: String,
+    pub order_date: Option<NaiveDateTime>,
+    pub import_date: Option<NaiveDateTime>,
+    pub cancel_type_id: String,
+    pub order_status_id: String,
+    pub row_no: String,
+    pub goods_id: String,
+    pub goods_name: String,
+    pub quantity: i64,
+    pub row_cancelled: bool,
+    pub row_deleted: bool,
+    pub last_modified_newest: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRowQuery {
+    /// Rows changed at or after this moment (`receive_order_row_last_modified_newest_date-gte`).
+    pub modified_since: Option<NaiveDateTime>,
+    /// Orders imported into NextEngine at or after this moment.
+    pub imported_since: Option<NaiveDateTime>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NeError {
+    /// The tokens are unusable: the operator must 再取得 in the admin screen.
+    #[error("token error ({code}): {message}")]
+    Token { code: String, message: String },
+    /// NextEngine answered with an error envelope; nothing was done on its side.
+    #[error("NextEngine error {code}: {message}")]
+    Api { code: String, message: String },
+    /// Overload or maintenance still going on after the bounded retries; nothing was done.
+    #[error("NextEngine busy ({code}): {message}")]
+    Busy { code: String, message: String },
+    /// No complete answer arrived (timeout, dropped connection, 5xx, unreadable body):
+    /// the call may or may not have taken effect.
+    #[error("NextEngine unreachable: {0}")]
+    Transport(String),
+    #[error("storage: {0}")]
+    Store(String),
+}
+
+impl NeError {
+    /// Whether NextEngine may have acted on the request although we got no answer.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, NeError::Transport(_))
+    }
+}
+
+#[async_trait]
+pub trait NextEngineApi: Send + Sync {
+    /// The browser sign-in URL (`/users/sign_in/?client_id=…&redirect_uri=…`).
+    fn sign_in_url(&self) -> String;
+    /// `/api_neauth`: exchanges the callback's `uid` and `state` for tokens.
+    async fn authorize(&self, uid: &str, state: &str) -> Result<NeAuth, NeError>;
+    /// The subset of `codes` NextEngine's goods master knows.
+    async fn existing_goods(
+        &self,
+        tenant: &TenantId,
+        codes: &[String],
+    ) -> Result<HashSet<String>, NeError>;
+    /// Uploads a `syohin_code,zaiko_su` file; returns the `que_id`. Never retried
+    /// after an unknown outcome: that is for the caller to resolve from the queue.
+    async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError>;
+    async fn queues_by_id(
+        &self,
+        tenant: &TenantId,
+        que_ids: &[String],
+    ) -> Result<Vec<QueueEntry>, NeError>;
+    /// Goods-master upload queues created at or after `since` (Japan time).
+    async fn goods_upload_queues_since(
+        &self,
+        tenant: &TenantId,
+        since: NaiveDateTime,
+    ) -> Result<Vec<QueueEntry>, NeError>;
+    async fn order_rows(
+        &self,
+        tenant: &TenantId,
+        query: &OrderRowQuery,
+    ) -> Result<Vec<NeOrderRow>, NeError>;
+}

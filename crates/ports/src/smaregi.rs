@@ -1,0 +1,80 @@
+//! The Smaregi port (old スマレジAPI): stock history, products, stores, shipments.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sne_domain::PushRow;
+use sne_domain::tenant::SmaregiCredentials;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SmaregiError {
+    /// Contract id or access token refused, or the function is not enabled.
+    #[error("Smaregi refused the credentials ({code}): {message}")]
+    Auth { code: String, message: String },
+    /// Smaregi answered with an error (validation, unknown data).
+    #[error("Smaregi error {code}: {message}")]
+    Api { code: String, message: String },
+    #[error("Smaregi unreachable: {0}")]
+    Transport(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmaregiStore {
+    pub store_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewShipment {
+    pub store_id: String,
+    pub recipient_name: String,
+    pub shipment_date: chrono::NaiveDate,
+    pub identification_no: String,
+    pub memo: String,
+    pub token: String,
+    /// product id × quantity, one row per product.
+    pub lines: Vec<(String, i64)>,
+    /// `true` for a 返品 shipment (division 1) that reverses an earlier one.
+    pub is_return: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentSummary {
+    pub shipment_id: String,
+    pub identification_no: String,
+    pub division: String,
+    pub status: String,
+}
+
+#[async_trait]
+pub trait SmaregiApi: Send + Sync {
+    /// `StockHistory` rows with `id` above `after_id`, oldest first, at most `max_rows`.
+    async fn stock_history_after(
+        &self,
+        creds: &SmaregiCredentials,
+        after_id: u64,
+        max_rows: usize,
+    ) -> Result<Vec<PushRow>, SmaregiError>;
+    /// The newest `StockHistory` id, to start reading history from "now".
+    async fn latest_stock_history_id(
+        &self,
+        creds: &SmaregiCredentials,
+    ) -> Result<Option<u64>, SmaregiError>;
+    /// (product id, 商品コード) for the given product ids that exist.
+    async fn product_codes(
+        &self,
+        creds: &SmaregiCredentials,
+        product_ids: &[String],
+    ) -> Result<Vec<(String, String)>, SmaregiError>;
+    async fn stores(&self, creds: &SmaregiCredentials) -> Result<Vec<SmaregiStore>, SmaregiError>;
+    async fn shipments_by_identification(
+        &self,
+        creds: &SmaregiCredentials,
+        identification_no: &str,
+    ) -> Result<Vec<ShipmentSummary>, SmaregiError>;
+    /// Returns the new shipment id, or `None` when Smaregi skipped a replayed token.
+    async fn create_shipment(
+        &self,
+        creds: &SmaregiCredentials,
+        shipment: &NewShipment,
+    ) -> Result<Option<String>, SmaregiError>;
+}

@@ -1,0 +1,397 @@
+//! Storage ports. Every method is scoped by tenant; conditional writes report a
+//! failed condition as [`StoreError::Conflict`] and change nothing.
+
+use crate::error::StoreResult;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sne_domain::batch_state::BatchState;
+use sne_domain::complete::Mirror;
+use sne_domain::report::{ParkedLine, QueueOutcome};
+use sne_domain::tenant::{NeTokens, Tenant};
+use sne_domain::upload_csv::UploadLine;
+use sne_domain::{StockChange, TenantId};
+
+// ---------------------------------------------------------------- tenants
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Conflict when the tenant id or the contract id is already taken.
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
+    async fn tenant_by_contract(&self, contract_id: &str) -> StoreResult<Option<Tenant>>;
+    async fn tenant_by_admin_email(&self, email: &str) -> StoreResult<Option<Tenant>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// Writes `tenant` if the stored version still equals `tenant.version`; returns
+    /// the stored tenant with its version bumped. Conflict otherwise.
+    async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<Tenant>;
+}
+
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn ne_tokens(&self, tenant: &TenantId) -> StoreResult<Option<NeTokens>>;
+    /// Replaces the tokens only while the stored access token is `expected`
+    /// (`None`: no tokens stored yet). Returns whether it wrote, so a slow caller
+    /// never overwrites newer tokens with the older ones it started with.
+    async fn swap_ne_tokens(
+        &self,
+        tenant: &TenantId,
+        expected: Option<&str>,
+        new: &NeTokens,
+    ) -> StoreResult<bool>;
+}
+
+/// Where a product-id ↔ goods-code pair came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairSource {
+    /// Smaregi 商品コード read with `product_ref` (a cache).
+    ProductCode,
+    /// The operator's uploaded mapping table.
+    Table,
+}
+
+#[async_trait]
+pub trait ProductPairStore: Send + Sync {
+    async fn product_pairs(
+        &self,
+        tenant: &TenantId,
+        source: PairSource,
+    ) -> StoreResult<Vec<(String, String)>>;
+    /// `replace_all`: the table upload replaces every pair; the cache only adds.
+    async fn put_product_pairs(
+        &self,
+        tenant: &TenantId,
+        source: PairSource,
+        pairs: &[(String, String)],
+        replace_all: bool,
+    ) -> StoreResult<()>;
+}
+
+// ---------------------------------------------------------------- ledger
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AppendOutcome {
+    pub appended: usize,
+    pub duplicates: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub new_batch_id: String,
+    /// Who builds the batch (a run id); the lease is theirs until `lease_until`.
+    pub owner: String,
+    pub now: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
+    pub max_changes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimedBatch {
+    pub batch_id: String,
+    /// In the order they were appended.
+    pub changes: Vec<StockChange>,
+    /// True when an abandoned `Building` batch (expired lease) was taken over.
+    pub resumed: bool,
+}
+
+#[async_trait]
+pub trait StockLedger: Send + Sync {
+    /// Appends all changes whose `dedupe_key` the tenant's ledger does not hold yet,
+    /// all or nothing. Appending the same changes again changes nothing.
+    async fn append_changes(
+        &self,
+        tenant: &TenantId,
+        changes: &[StockChange],
+    ) -> StoreResult<AppendOutcome>;
+
+    /// Atomically moves pending changes into a new `Building` batch. At most one
+    /// batch per tenant is `Building`: while another owner's lease runs this
+    /// returns `None`; an expired one is taken over (`resumed`) with its changes.
+    /// `None` too when nothing is pending.
+    async fn claim_batch(
+        &self,
+        tenant: &TenantId,
+        claim: &ClaimRequest,
+    ) -> StoreResult<Option<ClaimedBatch>>;
+
+    async fn pending_changes(&self, tenant: &TenantId) -> StoreResult<usize>;
+
+    async fn changes_of_batch(
+        &self,
+        tenant: &TenantId,
+        batch_id: &str,
+    ) -> StoreResult<Vec<StockChange>>;
+}
+
+#[async_trait]
+pub trait StockMirrorStore: Send + Sync {
+    /// The mirror entries for the given (store, product) keys that exist.
+    async fn mirror(&self, tenant: &TenantId, keys: &[(String, String)]) -> StoreResult<Mirror>;
+}
+
+// ---------------------------------------------------------------- batches
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadBatch {
+    pub tenant_id: TenantId,
+    pub batch_id: String,
+    pub state: BatchState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Frozen once `Built`: exactly what is (or was) uploaded.
+    pub lines: Vec<UploadLine>,
+    pub parked: Vec<ParkedLine>,
+    /// Completion fallbacks and other remarks for the report.
+    pub notes: Vec<String>,
+    pub change_count: usize,
+    pub csv_key: Option<String>,
+    pub que_id: Option<String>,
+    pub upload_started_at: Option<DateTime<Utc>>,
+    pub upload_attempts: u32,
+    pub outcome: Option<QueueOutcome>,
+    pub last_error: Option<String>,
+}
+
+/// What `finish_build` freezes.
+#[derive(Debug, Clone, Default)]
+pub struct BuiltContent {
+    pub lines: Vec<UploadLine>,
+    pub parked: Vec<ParkedLine>,
+    pub notes: Vec<String>,
+    pub change_count: usize,
+    pub csv_key: Option<String>,
+    /// Written in the same atomic step, so a crash never leaves the mirror ahead
+    /// of (or behind) the batch that used it.
+    pub mirror_updates: Mirror,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub from: BatchState,
+    pub to: BatchState,
+    pub at: DateTime<Utc>,
+    /// Required for `→ Uploaded`.
+    pub que_id: Option<String>,
+    /// Required for `→ Succeeded | Failed`.
+    pub outcome: Option<QueueOutcome>,
+    pub error: Option<String>,
+}
+
+impl Transition {
+    pub fn new(from: BatchState, to: BatchState, at: DateTime<Utc>) -> Self {
+        Transition {
+            from,
+            to,
+            at,
+            que_id: None,
+            outcome: None,
+            error: None,
+        }
+    }
+}
+
+#[async_trait]
+pub trait BatchStore: Send + Sync {
+    /// `Building` held by `owner` → `Built` (or `Empty` when there are no lines),
+    /// with the mirror writes, atomically. Conflict when the batch is not
+    /// `Building` or another owner holds it.
+    async fn finish_build(
+        &self,
+        tenant: &TenantId,
+        batch_id: &str,
+        owner: &str,
+        content: &BuiltContent,
+    ) -> StoreResult<UploadBatch>;
+
+    /// Compare-and-set on the state; refuses what `can_transition` refuses.
+    /// `→ Uploading` stamps `upload_started_at` and counts the attempt.
+    async fn transition(
+        &self,
+        tenant: &TenantId,
+        batch_id: &str,
+        transition: &Transition,
+    ) -> StoreResult<UploadBatch>;
+
+    async fn batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Option<UploadBatch>>;
+
+    /// Oldest first.
+    async fn batches_in_state(
+        &self,
+        tenant: &TenantId,
+        state: BatchState,
+    ) -> StoreResult<Vec<UploadBatch>>;
+
+    /// Newest first.
+    async fn recent_batches(&self, tenant: &TenantId, limit: usize)
+    -> StoreResult<Vec<UploadBatch>>;
+
+    /// All queue ids already recorded for the tenant (to recognise our own uploads).
+    async fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
+}
+
+// ---------------------------------------------------------------- cursors
+
+#[async_trait]
+pub trait CursorStore: Send + Sync {
+    async fn cursor(&self, tenant: &TenantId, name: &str) -> StoreResult<Option<String>>;
+    /// Compare-and-set: writes only while the stored value is `expected`.
+    async fn set_cursor(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> StoreResult<bool>;
+}
+
+// ---------------------------------------------------------------- order import
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrderImportState {
+    /// A shipment call may have been made; look it up before calling again.
+    Started,
+    Imported { shipment_id: String },
+    Failed { reason: String },
+    CancelledAfterImport { shipment_id: String },
+}
+
+impl OrderImportState {
+    pub fn tag(&self) -> &'static str {
+        match self {
+            OrderImportState::Started => "started",
+            OrderImportState::Imported { .. } => "imported",
+            OrderImportState::Failed { .. } => "failed",
+            OrderImportState::CancelledAfterImport { .. } => "cancelled_after_import",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderImportRecord {
+    pub tenant_id: TenantId,
+    /// NextEngine 伝票番号.
+    pub receive_order_id: String,
+    pub shop_order_no: String,
+    pub state: OrderImportState,
+    /// The `token` sent with `shipment_upd`; derived from tenant and order.
+    pub shipment_token: String,
+    /// goods code × quantity as imported.
+    pub lines: Vec<(String, i64)>,
+    pub updated_at: DateTime<Utc>,
+    /// Whether a run report has told the operator about the current state.
+    pub reported: bool,
+}
+
+#[async_trait]
+pub trait OrderImportStore: Send + Sync {
+    async fn order_record(
+        &self,
+        tenant: &TenantId,
+        receive_order_id: &str,
+    ) -> StoreResult<Option<OrderImportRecord>>;
+    /// Writes the record if the stored state tag is `expected_tag` (`None`: absent).
+    async fn put_order_record(
+        &self,
+        record: &OrderImportRecord,
+        expected_tag: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Newest first.
+    async fn order_records(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> StoreResult<Vec<OrderImportRecord>>;
+}
+
+// ---------------------------------------------------------------- report outbox
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAttachment {
+    pub file_name: String,
+    pub content_type: String,
+    pub blob_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxReport {
+    /// Unique per tenant; enqueueing the same id twice keeps the first.
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub created_at: DateTime<Utc>,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub attachments: Vec<StoredAttachment>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+#[async_trait]
+pub trait ReportOutbox: Send + Sync {
+    /// Returns false when a report with this id was already enqueued.
+    async fn enqueue_report(&self, report: &OutboxReport) -> StoreResult<bool>;
+    /// Unsent reports, oldest first.
+    async fn pending_reports(&self, tenant: &TenantId) -> StoreResult<Vec<OutboxReport>>;
+    async fn mark_report_sent(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn record_report_failure(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// Newest first, sent or not.
+    async fn recent_reports(&self, tenant: &TenantId, limit: usize)
+    -> StoreResult<Vec<OutboxReport>>;
+}
+
+// ---------------------------------------------------------------- blobs
+
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    async fn put_blob(&self, key: &str, bytes: &[u8], content_type: &str) -> StoreResult<()>;
+    async fn get_blob(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// A time-limited link where the backend offers one (S3); `None` locally, where
+    /// the admin screen serves the file itself.
+    async fn download_url(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> StoreResult<Option<String>>;
+}
+
+/// Everything the jobs need from storage, as one object to pass around.
+pub trait Storage:
+    TenantStore
+    + TokenStore
+    + ProductPairStore
+    + StockLedger
+    + StockMirrorStore
+    + BatchStore
+    + CursorStore
+    + OrderImportStore
+    + ReportOutbox
+{
+}
+
+impl<T> Storage for T where
+    T: TenantStore
+        + TokenStore
+        + ProductPairStore
+        + StockLedger
+        + StockMirrorStore
+        + BatchStore
+        + CursorStore
+        + OrderImportStore
+        + ReportOutbox
+{
+}
