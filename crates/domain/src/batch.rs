@@ -75,7 +75,13 @@ mod tests {
     use crate::StockDivision;
     use crate::tenant::MappingMode;
 
-    fn change(store: &str, product: &str, division: &str, amount: i64, after: i64) -> CompletedChange {
+    fn change(
+        store: &str,
+        product: &str,
+        division: &str,
+        amount: i64,
+        after: i64,
+    ) -> CompletedChange {
         CompletedChange {
             store_id: store.into(),
             product_id: product.into(),
@@ -149,10 +155,17 @@ mod tests {
         );
         assert_eq!(plan.lines.len(), 1);
         assert_eq!(plan.lines[0].goods_code, "OK-1");
-        let reasons: Vec<_> = plan.parked.iter().map(|p| (p.goods_code.as_str(), p.reason)).collect();
+        let reasons: Vec<_> = plan
+            .parked
+            .iter()
+            .map(|p| (p.goods_code.as_str(), p.reason))
+            .collect();
         assert_eq!(
             reasons,
-            vec![("3", ParkReason::Unmapped), ("商品2", ParkReason::InvalidCode)]
+            vec![
+                ("3", ParkReason::Unmapped),
+                ("商品2", ParkReason::InvalidCode)
+            ]
         );
     }
 }

@@ -21,11 +21,20 @@ pub type Mirror = HashMap<(String, String), MirrorEntry>;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CompletionNote {
     /// First absolute value seen for the product: it only sets the mirror.
-    FirstSeen { store_id: String, product_id: String },
+    FirstSeen {
+        store_id: String,
+        product_id: String,
+    },
     /// An absolute row older than what the mirror knows (a late 再送): ignored.
-    Stale { store_id: String, product_id: String },
+    Stale {
+        store_id: String,
+        product_id: String,
+    },
     /// A relative increase whose stock after is unknown: reported in full.
-    AfterUnknown { store_id: String, product_id: String },
+    AfterUnknown {
+        store_id: String,
+        product_id: String,
+    },
 }
 
 impl CompletionNote {

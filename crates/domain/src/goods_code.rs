@@ -21,7 +21,15 @@ mod tests {
 
     #[test]
     fn rejects_everything_else() {
-        for bad in ["", "ABC 001", "商品1", "A/B", "ABC-001\r", "Ａ1", &"a".repeat(31)] {
+        for bad in [
+            "",
+            "ABC 001",
+            "商品1",
+            "A/B",
+            "ABC-001\r",
+            "Ａ1",
+            &"a".repeat(31),
+        ] {
             assert!(!is_valid_goods_code(bad), "{bad:?} must be rejected");
         }
     }

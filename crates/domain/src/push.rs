@@ -173,7 +173,9 @@ fn is_relative(document: &Map<String, Value>) -> Result<bool, PushError> {
 
 fn parse_row(row: usize, value: &Value, relative: bool) -> Result<PushRow, PushError> {
     let Value::Object(fields) = value else {
-        return Err(malformed(format!("Stock {row} 行目がオブジェクトではありません")));
+        return Err(malformed(format!(
+            "Stock {row} 行目がオブジェクトではありません"
+        )));
     };
     let get = |name: &str| fields.get(name).filter(|v| !v.is_null());
 
@@ -315,4 +317,383 @@ fn history_id(row: usize, value: Option<&Value>) -> Result<Option<u64>, PushErro
 
 fn malformed(message: impl Into<String>) -> PushError {
     PushError::MalformedJson(message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_api_time;
+
+    fn push(rows: &str) -> String {
+        format!(r#"{{"data":[{{"table_name":"Stock","rows":[{rows}]}}]}}"#)
+    }
+
+    fn parse(params: &str) -> Result<ParsedPush, PushError> {
+        parse_stock_send("stock_send", params)
+    }
+
+    fn single_row(row: &str) -> Result<PushRow, PushError> {
+        parse(&push(row)).map(|parsed| parsed.rows.into_iter().next().unwrap())
+    }
+
+    #[test]
+    fn reads_a_minimal_absolute_row() {
+        let parsed = parse(&push(
+            r#"{"storeId":"1","productId":"8000001","stockAmount":"4"}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            parsed.rows,
+            vec![PushRow {
+                store_id: "1".into(),
+                product_id: "8000001".into(),
+                kind: ChangeKind::Absolute,
+                division: None,
+                amount: None,
+                after: Some(4),
+                changed_at: None,
+                history_id: None,
+                from_store_id: None,
+                to_store_id: None,
+            }]
+        );
+        assert!(parsed.ignored_tables.is_empty());
+    }
+
+    #[test]
+    fn fingerprint_is_that_of_the_raw_params() {
+        let params = push(r#"{"storeId":"1","productId":"2","stockAmount":"4"}"#);
+        assert_eq!(
+            parse(&params).unwrap().fingerprint,
+            push_fingerprint(&params)
+        );
+    }
+
+    #[test]
+    fn history_shaped_rows_keep_amount_and_after() {
+        let row = single_row(
+            r#"{"id":"123","storeId":"1","productId":"8000001","amount":"-2","stockAmount":"3",
+                "stockDivision":"02","updDateTime":"2026-11-27 10:00:00",
+                "fromStoreId":null,"toStoreId":""}"#,
+        )
+        .unwrap();
+        assert_eq!(row.kind, ChangeKind::History);
+        assert_eq!((row.amount, row.after), (Some(-2), Some(3)));
+        assert_eq!(row.division, Some(StockDivision::Sale));
+        assert_eq!(row.changed_at, parse_api_time("2026-11-27 10:00:00"));
+        assert_eq!(row.history_id, Some(123));
+        assert_eq!((row.from_store_id, row.to_store_id), (None, None));
+    }
+
+    #[test]
+    fn numbers_may_be_json_numbers_or_strings() {
+        let from_strings = single_row(
+            r#"{"id":"7","storeId":"1","productId":"2","amount":" 4 ","stockAmount":"-2","stockDivision":"8"}"#,
+        )
+        .unwrap();
+        let from_numbers = single_row(
+            r#"{"id":7,"storeId":1,"productId":2,"amount":4,"stockAmount":-2,"stockDivision":8}"#,
+        )
+        .unwrap();
+        assert_eq!(from_strings, from_numbers);
+        assert_eq!(from_numbers.division, Some(StockDivision::Stocktaking));
+        assert_eq!(from_numbers.amount, Some(4));
+    }
+
+    #[test]
+    fn transfers_keep_their_stores() {
+        let row = single_row(
+            r#"{"storeId":"2","productId":"9","stockAmount":"3","stockDivision":"05","fromStoreId":"1","toStoreId":2}"#,
+        )
+        .unwrap();
+        assert_eq!(row.from_store_id.as_deref(), Some("1"));
+        assert_eq!(row.to_store_id.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn empty_or_null_optional_fields_are_absent() {
+        let row = single_row(
+            r#"{"storeId":"1","productId":"2","stockAmount":"4","stockDivision":"","updDateTime":null,"id":"","amount":null}"#,
+        )
+        .unwrap();
+        assert_eq!(row.kind, ChangeKind::Absolute);
+        assert_eq!(row.division, None);
+        assert_eq!(row.changed_at, None);
+        assert_eq!(row.history_id, None);
+    }
+
+    #[test]
+    fn proc_detail_division_2_makes_stock_amount_relative() {
+        for division in [r#""2""#, "2", r#"" 2 ""#] {
+            let params = format!(
+                r#"{{"proc_info":{{"proc_detail_division":{division}}},"data":[{{"table_name":"Stock","rows":[{{"storeId":"1","productId":"2","stockAmount":"-3","stockDivision":"02"}}]}}]}}"#
+            );
+            let row = parse(&params).unwrap().rows.remove(0);
+            assert_eq!(row.kind, ChangeKind::Relative, "{division}");
+            assert_eq!((row.amount, row.after), (Some(-3), None));
+        }
+    }
+
+    #[test]
+    fn proc_detail_division_1_or_absent_means_absolute() {
+        for proc_info in [
+            r#""proc_info":{"proc_detail_division":"1"},"#,
+            r#""proc_info":{},"#,
+            "",
+        ] {
+            let params = format!(
+                r#"{{{proc_info}"data":[{{"table_name":"Stock","rows":[{{"storeId":"1","productId":"2","stockAmount":"5"}}]}}]}}"#
+            );
+            let row = parse(&params).unwrap().rows.remove(0);
+            assert_eq!(row.kind, ChangeKind::Absolute, "{proc_info}");
+            assert_eq!((row.amount, row.after), (None, Some(5)));
+        }
+    }
+
+    #[test]
+    fn an_unknown_proc_detail_division_is_refused() {
+        let params = r#"{"proc_info":{"proc_detail_division":"3"},"data":[]}"#;
+        assert!(
+            matches!(parse(params), Err(PushError::MalformedJson(m)) if m.contains("proc_detail_division"))
+        );
+    }
+
+    #[test]
+    fn history_rows_win_over_a_relative_push() {
+        let params = r#"{"proc_info":{"proc_detail_division":2},"data":[{"table_name":"Stock","rows":[{"storeId":"1","productId":"2","amount":"1","stockAmount":"5"}]}]}"#;
+        assert_eq!(parse(params).unwrap().rows[0].kind, ChangeKind::History);
+    }
+
+    #[test]
+    fn other_tables_are_listed_and_several_stock_tables_are_joined() {
+        let params = r#"{"data":[
+            {"table_name":"Product","rows":[{"productId":"1"}]},
+            {"table_name":"Stock","rows":[{"storeId":"1","productId":"A","stockAmount":"1"}]},
+            {"table_name":"ProductPrice","rows":"not even rows"},
+            {"table_name":"Product","rows":[]},
+            {"table_name":"Stock","rows":[{"storeId":"1","productId":"B","stockAmount":"2"}]}
+        ]}"#;
+        let parsed = parse(params).unwrap();
+        let products: Vec<_> = parsed.rows.iter().map(|r| r.product_id.as_str()).collect();
+        assert_eq!(products, ["A", "B"]);
+        assert_eq!(parsed.ignored_tables, ["Product", "ProductPrice"]);
+    }
+
+    #[test]
+    fn row_numbers_count_stock_rows_across_tables() {
+        let params = r#"{"data":[
+            {"table_name":"Stock","rows":[{"storeId":"1","productId":"A","stockAmount":"1"}]},
+            {"table_name":"Product","rows":[{}]},
+            {"table_name":"Stock","rows":[{"storeId":"1","stockAmount":"2"}]}
+        ]}"#;
+        assert_eq!(
+            parse(params),
+            Err(PushError::MissingField {
+                row: 2,
+                field: "productId"
+            })
+        );
+    }
+
+    #[test]
+    fn an_empty_push_has_no_rows() {
+        let parsed = parse(r#"{"data":[]}"#).unwrap();
+        assert!(parsed.rows.is_empty());
+    }
+
+    #[test]
+    fn backslash_escaped_quotes_are_tolerated() {
+        let escaped =
+            push(r#"{"storeId":"1","productId":"2","stockAmount":"4"}"#).replace('"', "\\\"");
+        let parsed = parse(&escaped).unwrap();
+        assert_eq!(parsed.rows[0].after, Some(4));
+        assert_eq!(parsed.fingerprint, push_fingerprint(&escaped));
+    }
+
+    #[test]
+    fn escaped_quotes_inside_valid_json_are_left_alone() {
+        let row = single_row(
+            r#"{"storeId":"1","productId":"2","stockAmount":"4","stockDivision":"a\"b"}"#,
+        )
+        .unwrap();
+        assert_eq!(row.division, Some(StockDivision::Other("a\"b".into())));
+    }
+
+    #[test]
+    fn proc_name_must_be_stock_send() {
+        assert!(parse_stock_send(" stock_send\n", r#"{"data":[]}"#).is_ok());
+        assert_eq!(
+            parse_stock_send("product_send", r#"{"data":[]}"#),
+            Err(PushError::WrongProcName("product_send".into()))
+        );
+        assert!(matches!(
+            parse_stock_send("", "{}"),
+            Err(PushError::WrongProcName(_))
+        ));
+    }
+
+    #[test]
+    fn params_must_be_present() {
+        assert_eq!(parse(""), Err(PushError::MissingParams));
+        assert_eq!(parse(" \n"), Err(PushError::MissingParams));
+    }
+
+    #[test]
+    fn oversized_params_are_refused_before_parsing() {
+        let huge = "x".repeat(MAX_PARAMS_BYTES + 1);
+        assert_eq!(parse(&huge), Err(PushError::TooLarge(MAX_PARAMS_BYTES + 1)));
+    }
+
+    #[test]
+    fn too_many_rows_are_refused() {
+        let rows = vec!["{}"; MAX_ROWS + 1].join(",");
+        assert_eq!(
+            parse(&push(&rows)),
+            Err(PushError::TooManyRows(MAX_ROWS + 1))
+        );
+    }
+
+    #[test]
+    fn malformed_json_and_wrong_shapes_are_named() {
+        let cases = [
+            ("{", "EOF"),
+            ("[]", "最上位"),
+            (r#"{"rows":[]}"#, "data がありません"),
+            (r#"{"data":{}}"#, "data が配列ではありません"),
+            (r#"{"data":[1]}"#, "1 番目がオブジェクト"),
+            (r#"{"data":[{"rows":[]}]}"#, "table_name"),
+            (
+                r#"{"data":[{"table_name":"Stock"}]}"#,
+                "rows が配列ではありません",
+            ),
+            (
+                r#"{"data":[{"table_name":"Stock","rows":[[]]}]}"#,
+                "Stock 1 行目がオブジェクト",
+            ),
+            (r#"{"proc_info":[],"data":[]}"#, "proc_info"),
+        ];
+        for (params, expected) in cases {
+            match parse(params) {
+                Err(PushError::MalformedJson(message)) => {
+                    assert!(message.contains(expected), "{params}: {message}")
+                }
+                other => panic!("{params}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn required_fields_must_be_present_and_non_empty() {
+        for (row, field) in [
+            (r#"{"productId":"2","stockAmount":"1"}"#, "storeId"),
+            (
+                r#"{"storeId":" ","productId":"2","stockAmount":"1"}"#,
+                "storeId",
+            ),
+            (
+                r#"{"storeId":"1","productId":null,"stockAmount":"1"}"#,
+                "productId",
+            ),
+            (r#"{"storeId":"1","productId":"2"}"#, "stockAmount"),
+            (
+                r#"{"storeId":"1","productId":"2","amount":"1"}"#,
+                "stockAmount",
+            ),
+        ] {
+            assert_eq!(
+                single_row(row),
+                Err(PushError::MissingField { row: 1, field }),
+                "{row}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantities_must_be_integers() {
+        for value in [r#""3.5""#, "3.5", r#""abc""#, r#""""#, "true", "[1]"] {
+            let row = format!(r#"{{"storeId":"1","productId":"2","stockAmount":{value}}}"#);
+            assert!(
+                matches!(
+                    single_row(&row),
+                    Err(PushError::NotAnInteger {
+                        row: 1,
+                        field: "stockAmount",
+                        ..
+                    })
+                ),
+                "{value}"
+            );
+        }
+        let row = r#"{"storeId":"1","productId":"2","stockAmount":"1","amount":"x"}"#;
+        assert!(matches!(
+            single_row(row),
+            Err(PushError::NotAnInteger {
+                field: "amount",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn quantities_beyond_the_limit_are_out_of_range() {
+        let limit = MAX_QUANTITY;
+        for value in [
+            format!("{}", limit + 1),
+            format!("\"-{}\"", limit + 1),
+            "\"99999999999999999999\"".to_string(),
+            "18446744073709551615".to_string(),
+        ] {
+            let row = format!(r#"{{"storeId":"1","productId":"2","stockAmount":{value}}}"#);
+            assert!(
+                matches!(
+                    single_row(&row),
+                    Err(PushError::OutOfRange {
+                        field: "stockAmount",
+                        ..
+                    })
+                ),
+                "{value}"
+            );
+        }
+        let at_limit = format!(r#"{{"storeId":"1","productId":"2","stockAmount":"-{limit}"}}"#);
+        assert_eq!(single_row(&at_limit).unwrap().after, Some(-limit));
+    }
+
+    #[test]
+    fn ids_must_be_strings_or_integers() {
+        assert!(matches!(
+            single_row(r#"{"storeId":1.5,"productId":"2","stockAmount":"1"}"#),
+            Err(PushError::NotAnInteger {
+                field: "storeId",
+                ..
+            })
+        ));
+        assert!(matches!(
+            single_row(r#"{"storeId":"1","productId":{},"stockAmount":"1"}"#),
+            Err(PushError::NotAnInteger {
+                field: "productId",
+                ..
+            })
+        ));
+        assert!(matches!(
+            single_row(r#"{"storeId":"1","productId":"2","stockAmount":"1","id":"x"}"#),
+            Err(PushError::NotAnInteger { field: "id", .. })
+        ));
+        assert!(matches!(
+            single_row(r#"{"storeId":"1","productId":"2","stockAmount":"1","id":-4}"#),
+            Err(PushError::OutOfRange { field: "id", .. })
+        ));
+    }
+
+    #[test]
+    fn an_unreadable_time_is_refused_with_its_row() {
+        let err = parse(&push(
+            r#"{"storeId":"1","productId":"2","stockAmount":"1"},{"storeId":"1","productId":"2","stockAmount":"1","updDateTime":"2026/11/27"}"#,
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(&err, PushError::MalformedJson(m) if m.contains("2 行目") && m.contains("updDateTime")),
+            "{err}"
+        );
+    }
 }

@@ -57,7 +57,10 @@ pub enum UploadSection {
     /// NextEngine refused our tokens; the batch waits for 再取得.
     TokenError { batch_id: String, detail: String },
     /// Any other failure; the batch is kept and retried by the next run.
-    Failed { batch_id: Option<String>, reason: String },
+    Failed {
+        batch_id: Option<String>,
+        reason: String,
+    },
     /// The outcome of an upload is not known yet (timeout); the next run resolves it
     /// from NextEngine's queue before anything is sent again.
     Unresolved { batch_id: String, reason: String },
@@ -81,16 +84,22 @@ pub enum QueueOutcome {
         good_rows_applied: bool,
     },
     /// Still waiting or running in NextEngine's queue, longer than the configured limit.
-    Overdue { minutes: i64 },
+    Overdue {
+        minutes: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PreviousSection {
     Nothing,
-    Results { results: Vec<QueueResult> },
+    Results {
+        results: Vec<QueueResult>,
+    },
     /// The queue could not be read (e.g. token error); the check is repeated next run.
-    Error { reason: String },
+    Error {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,12 +140,930 @@ pub struct RenderedReport {
 impl RunReport {
     /// Whether this run did anything an operator should hear about.
     pub fn is_worth_sending(&self) -> bool {
-        let _ = self;
-        todo!("implemented by the domain helper")
+        let upload_quiet =
+            matches!(&self.upload, UploadSection::Nothing { parked } if parked.is_empty());
+        let previous_quiet = match &self.previous {
+            PreviousSection::Nothing => true,
+            PreviousSection::Results { results } => results.is_empty(),
+            PreviousSection::Error { .. } => false,
+        };
+        let orders_quiet = self.orders.as_ref().is_none_or(OrderSection::is_empty);
+        !(upload_quiet && previous_quiet && orders_quiet && self.notices.is_empty())
     }
 
     pub fn render(&self) -> RenderedReport {
-        let _ = self;
-        todo!("implemented by the domain helper")
+        RenderedReport {
+            subject: self.subject(),
+            body: self.body(),
+        }
+    }
+
+    fn subject(&self) -> String {
+        let mut subject = format!(
+            "{SUBJECT_PREFIX}{} アップロード:{} 処理結果:{}",
+            self.tenant_name,
+            self.upload.status(),
+            self.previous.status()
+        );
+        if let Some(orders) = &self.orders {
+            subject.push_str(" 受注取込:");
+            subject.push_str(orders.status());
+        }
+        subject
+    }
+
+    fn body(&self) -> String {
+        let mut body = String::new();
+        push_line(&mut body, format!("{} 様", self.tenant_name));
+        push_line(&mut body, "");
+        push_line(
+            &mut body,
+            "スマレジtoネクストエンジン連携の実行結果をお知らせします。",
+        );
+        push_line(
+            &mut body,
+            format!(
+                "実行日時: {} (日本時間)",
+                crate::time::format_jst(self.run_at)
+            ),
+        );
+        push_heading(&mut body, "アップロード");
+        self.upload.render_into(&mut body);
+        push_heading(&mut body, "前回の処理結果");
+        self.previous.render_into(&mut body);
+        if let Some(orders) = &self.orders {
+            push_heading(&mut body, "受注取込");
+            orders.render_into(&mut body);
+        }
+        if !self.notices.is_empty() {
+            push_heading(&mut body, "お知らせ");
+            for notice in &self.notices {
+                push_line(&mut body, format!("・{notice}"));
+            }
+        }
+        body
+    }
+}
+
+impl UploadSection {
+    fn status(&self) -> &'static str {
+        match self {
+            UploadSection::Uploaded { .. } => "成功",
+            UploadSection::Nothing { .. } => "なし",
+            UploadSection::TokenError { .. } | UploadSection::Failed { .. } => "失敗",
+            UploadSection::Unresolved { .. } => "確認中",
+        }
+    }
+
+    fn render_into(&self, body: &mut String) {
+        match self {
+            UploadSection::Nothing { parked } => {
+                push_line(
+                    body,
+                    "なし (今回アップロードする在庫の増減はありませんでした)",
+                );
+                render_parked(body, parked);
+            }
+            UploadSection::Uploaded {
+                batch_id,
+                que_id,
+                products,
+                changes,
+                csv_file_name,
+                download_url,
+                parked,
+            } => {
+                push_line(body, "ネクストエンジンへのアップロードに成功しました。");
+                push_line(body, format!("キューID: {que_id}"));
+                push_line(
+                    body,
+                    format!("商品数: {products}件 (在庫の増減 {changes}件分)"),
+                );
+                push_line(
+                    body,
+                    format!("ファイル: {csv_file_name} (このメールに添付しています)"),
+                );
+                if let Some(url) = download_url {
+                    push_line(body, format!("ダウンロード: {url}"));
+                }
+                push_line(body, format!("バッチID: {batch_id}"));
+                push_line(
+                    body,
+                    "ネクストエンジンでの処理結果は、次回の通知メールの「前回の処理結果」でお知らせします。\
+                     処理に失敗した場合はこのメールのキューIDと添付ファイルを使いますので、保管してください。",
+                );
+                render_parked(body, parked);
+            }
+            UploadSection::TokenError { batch_id, detail } => {
+                push_line(body, format!("{TOKEN_ERROR_TEXT}。"));
+                push_line(
+                    body,
+                    "ネクストエンジンにアクセスするためのトークンが有効ではありません。",
+                );
+                push_line(body, "対処方法:");
+                push_line(
+                    body,
+                    "スマレジtoネクストエンジン管理画面にログインし、トークンの再取得欄で「再取得」ボタンをクリックしてください。\
+                     ネクストエンジンのログイン画面が表示された場合はログインしてください。\
+                     トークンの再取得欄に「トークンを更新しました」と表示されれば完了です。",
+                );
+                push_line(
+                    body,
+                    "在庫の増減は保存されています。再取得の後、次回の実行でこのファイルをアップロードします。",
+                );
+                push_line(body, format!("詳細: {detail}"));
+                push_line(body, format!("バッチID: {batch_id}"));
+            }
+            UploadSection::Failed { batch_id, reason } => {
+                push_line(body, "ネクストエンジンへのアップロードに失敗しました。");
+                push_line(body, format!("原因: {reason}"));
+                push_line(
+                    body,
+                    "在庫の増減は保存されています。次回の実行で再試行します。",
+                );
+                if let Some(batch_id) = batch_id {
+                    push_line(body, format!("バッチID: {batch_id}"));
+                }
+            }
+            UploadSection::Unresolved { batch_id, reason } => {
+                push_line(
+                    body,
+                    "アップロードの結果を確認できませんでした (ネクストエンジンが受け付けたかどうか確認中です)。",
+                );
+                push_line(body, format!("原因: {reason}"));
+                push_line(
+                    body,
+                    "次回の実行で、ネクストエンジンのアップロードキューを確認してから送信します。\
+                     同じファイルが二重にアップロードされることはありません。",
+                );
+                push_line(body, format!("バッチID: {batch_id}"));
+            }
+        }
+    }
+}
+
+impl ParkReason {
+    /// A short label and what the operator should do about such lines.
+    fn explanation(self) -> (&'static str, &'static str) {
+        match self {
+            ParkReason::NotRegistered => (
+                "未登録商品",
+                "ネクストエンジンに登録されていない商品コードです。\
+                 ネクストエンジンに商品を登録してください。登録後の在庫は手動で調整してください。",
+            ),
+            ParkReason::InvalidCode => (
+                "商品コード不正",
+                "ネクストエンジンの商品コードに使えない文字を含むか、30文字を超えています \
+                 (使えるのは半角英数字と「-」「_」のみ)。商品コードを修正し、在庫は手動で調整してください。",
+            ),
+            ParkReason::Unmapped => (
+                "対応付けなし",
+                "スマレジの商品IDに対応するネクストエンジンの商品コードがありません。\
+                 管理画面で商品の対応付けを確認し、在庫は手動で調整してください。",
+            ),
+        }
+    }
+
+    /// Unmapped lines carry the Smaregi product id, the others a goods code.
+    fn code_label(self) -> &'static str {
+        match self {
+            ParkReason::Unmapped => "商品ID",
+            ParkReason::NotRegistered | ParkReason::InvalidCode => "商品コード",
+        }
+    }
+}
+
+fn render_parked(body: &mut String, parked: &[ParkedLine]) {
+    if parked.is_empty() {
+        return;
+    }
+    push_line(body, "");
+    push_line(
+        body,
+        format!("アップロードしなかった在庫の増減 ({}件):", parked.len()),
+    );
+    for reason in [
+        ParkReason::NotRegistered,
+        ParkReason::InvalidCode,
+        ParkReason::Unmapped,
+    ] {
+        let lines: Vec<_> = parked.iter().filter(|line| line.reason == reason).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let (label, advice) = reason.explanation();
+        push_line(body, format!("【{label}】{advice}"));
+        for line in lines {
+            push_line(
+                body,
+                format!(
+                    "  ・{}:{} 増減:{:+}",
+                    reason.code_label(),
+                    line.goods_code,
+                    line.delta
+                ),
+            );
+        }
+    }
+}
+
+impl PreviousSection {
+    fn status(&self) -> String {
+        match self {
+            PreviousSection::Nothing => "なし".into(),
+            PreviousSection::Error { .. } => "失敗".into(),
+            PreviousSection::Results { results } if results.is_empty() => "なし".into(),
+            PreviousSection::Results { results } => {
+                let failed: Vec<&str> = results
+                    .iter()
+                    .filter(|r| matches!(r.outcome, QueueOutcome::Failed { .. }))
+                    .map(|r| r.que_id.as_str())
+                    .collect();
+                if !failed.is_empty() {
+                    format!("失敗(キューID:{})", failed.join(","))
+                } else if results
+                    .iter()
+                    .any(|r| matches!(r.outcome, QueueOutcome::Overdue { .. }))
+                {
+                    "遅延".into()
+                } else {
+                    "成功".into()
+                }
+            }
+        }
+    }
+
+    fn render_into(&self, body: &mut String) {
+        match self {
+            PreviousSection::Nothing => push_line(body, "なし"),
+            PreviousSection::Results { results } if results.is_empty() => push_line(body, "なし"),
+            PreviousSection::Results { results } => {
+                for result in results {
+                    result.render_into(body);
+                }
+            }
+            PreviousSection::Error { reason } => {
+                push_line(
+                    body,
+                    "ネクストエンジンの処理結果を確認できませんでした。次回の実行で再度確認します。",
+                );
+                push_line(body, format!("原因: {reason}"));
+            }
+        }
+    }
+}
+
+impl QueueResult {
+    fn render_into(&self, body: &mut String) {
+        let que_id = &self.que_id;
+        match &self.outcome {
+            QueueOutcome::Succeeded => push_line(body, format!("キューID {que_id}: 成功")),
+            QueueOutcome::Overdue { minutes } => push_line(
+                body,
+                format!(
+                    "キューID {que_id}: 遅延 (アップロードから{minutes}分たっても、ネクストエンジンでの処理が終わっていません。次回の実行で再度確認します)"
+                ),
+            ),
+            QueueOutcome::Failed {
+                row_errors,
+                raw_message,
+                good_rows_applied,
+            } => {
+                push_line(body, format!("キューID {que_id}: 失敗"));
+                render_row_errors(body, row_errors, raw_message);
+                render_failure_advice(body, que_id, row_errors, *good_rows_applied);
+            }
+        }
+    }
+}
+
+fn render_row_errors(body: &mut String, row_errors: &[RowError], raw_message: &str) {
+    if row_errors.is_empty() {
+        let raw_message = raw_message.trim();
+        if raw_message.is_empty() {
+            push_line(
+                body,
+                "  ネクストエンジンからエラーの内容は返されませんでした。",
+            );
+        } else {
+            push_line(
+                body,
+                format!("  ネクストエンジンのメッセージ: {raw_message}"),
+            );
+        }
+        return;
+    }
+    push_line(body, "  エラーになった行:");
+    for error in row_errors {
+        let mut line = String::from("  ・");
+        if let Some(number) = error.line {
+            line.push_str(&format!("{number}行目 "));
+        }
+        if let Some(code) = &error.goods_code {
+            line.push_str(&format!("商品コード:{code} "));
+        }
+        line.push_str(&error.message);
+        push_line(body, line);
+    }
+}
+
+const FREE_STOCK_ERROR: &str = "フリー在庫数以上の在庫を減らすことはできません";
+
+fn render_failure_advice(
+    body: &mut String,
+    que_id: &str,
+    row_errors: &[RowError],
+    good_rows_applied: bool,
+) {
+    let is_free_stock = |e: &RowError| e.message.contains(FREE_STOCK_ERROR);
+    push_line(body, "  対処方法:");
+    if row_errors.is_empty() || !row_errors.iter().all(is_free_stock) {
+        push_line(
+            body,
+            "  ・「○○は必須です」とある行は、ネクストエンジンに未登録の商品です。エラーになった商品コードの商品をネクストエンジンに登録してください。",
+        );
+    }
+    if row_errors.iter().any(is_free_stock) {
+        push_line(
+            body,
+            format!(
+                "  ・「{FREE_STOCK_ERROR}」とある行は、ネクストエンジンのフリー在庫数を超えて減らそうとした行です。ネクストエンジンの在庫数と引当数を確認してください。"
+            ),
+        );
+    }
+    if good_rows_applied {
+        push_line(
+            body,
+            "  ・エラーのなかった行は既にネクストエンジンに反映されています。ファイル全体を再アップロードすると、その行の在庫が二重に計上されます。\
+             エラーになった行だけのCSVファイルを作り、ネクストエンジンに手動でアップロードしてください。",
+        );
+    } else {
+        push_line(
+            body,
+            "  ・このファイルは全体が取り込まれておらず、どの行も反映されていません。エラーの原因を解消した後 (商品の登録など)、ファイルをそのままネクストエンジンに手動で再アップロードしてください。",
+        );
+    }
+    push_line(
+        body,
+        format!(
+            "  ・アップロードしたCSVファイルは、キューID {que_id} をアップロードした回の通知メールに添付されています。"
+        ),
+    );
+}
+
+impl OrderSection {
+    fn is_empty(&self) -> bool {
+        self.imported.is_empty()
+            && self.failed.is_empty()
+            && self.cancelled_after_import.is_empty()
+            && self.error.is_none()
+    }
+
+    fn status(&self) -> &'static str {
+        if self.error.is_some() || !self.failed.is_empty() {
+            "エラー発生"
+        } else if !self.imported.is_empty() {
+            "成功"
+        } else {
+            "なし"
+        }
+    }
+
+    fn render_into(&self, body: &mut String) {
+        if self.is_empty() {
+            push_line(body, "なし");
+            return;
+        }
+        if let Some(error) = &self.error {
+            push_line(body, "受注取込を実行できませんでした。");
+            push_line(body, format!("原因: {error}"));
+        }
+        if !self.imported.is_empty() {
+            push_line(
+                body,
+                format!(
+                    "スマレジに出荷として登録した受注 ({}件):",
+                    self.imported.len()
+                ),
+            );
+            for order in &self.imported {
+                push_line(body, format!("  ・{}", describe_imported(order)));
+            }
+        }
+        if !self.failed.is_empty() {
+            push_line(
+                body,
+                format!(
+                    "スマレジに登録できなかった受注 ({}件): スマレジ管理画面の 在庫 > 在庫情報 > 出荷登録 から手動で登録してください。",
+                    self.failed.len()
+                ),
+            );
+            for order in &self.failed {
+                push_line(
+                    body,
+                    format!(
+                        "  ・伝票番号:{} 受注番号:{} 原因:{}",
+                        order.receive_order_id, order.shop_order_no, order.reason
+                    ),
+                );
+                for (goods_code, quantity) in &order.lines {
+                    push_line(
+                        body,
+                        format!("      商品コード:{goods_code} 数量:{quantity}"),
+                    );
+                }
+            }
+        }
+        if !self.cancelled_after_import.is_empty() {
+            push_line(
+                body,
+                format!(
+                    "取込後にネクストエンジンでキャンセルされた受注 ({}件): スマレジの出荷は自動では取り消されません。\
+                     スマレジ管理画面で該当の出荷IDの出荷を取り消してください (出荷による増減はネクストエンジンに通知されないため、二重には計上されません)。",
+                    self.cancelled_after_import.len()
+                ),
+            );
+            for order in &self.cancelled_after_import {
+                push_line(body, format!("  ・{}", describe_imported(order)));
+            }
+        }
+    }
+}
+
+fn describe_imported(order: &ImportedOrder) -> String {
+    format!(
+        "伝票番号:{} 受注番号:{} 出荷ID:{} ({}明細)",
+        order.receive_order_id, order.shop_order_no, order.shipment_id, order.lines
+    )
+}
+
+fn push_heading(body: &mut String, title: &str) {
+    push_line(body, "");
+    push_line(body, format!("■ {title}"));
+}
+
+fn push_line(body: &mut String, line: impl AsRef<str>) {
+    body.push_str(line.as_ref());
+    body.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(upload: UploadSection, previous: PreviousSection) -> RunReport {
+        RunReport {
+            tenant_name: "店名".into(),
+            run_at: crate::time::from_jst(
+                crate::time::parse_api_time("2026-11-27 10:00:00").unwrap(),
+            ),
+            upload,
+            previous,
+            orders: None,
+            notices: Vec::new(),
+        }
+    }
+
+    fn quiet() -> RunReport {
+        report(
+            UploadSection::Nothing { parked: Vec::new() },
+            PreviousSection::Nothing,
+        )
+    }
+
+    fn uploaded(parked: Vec<ParkedLine>) -> UploadSection {
+        UploadSection::Uploaded {
+            batch_id: "b-1".into(),
+            que_id: "12346".into(),
+            products: 3,
+            changes: 7,
+            csv_file_name: "stock_20261127100000.csv".into(),
+            download_url: Some("https://example.test/d/b-1".into()),
+            parked,
+        }
+    }
+
+    fn result(que_id: &str, outcome: QueueOutcome) -> QueueResult {
+        QueueResult {
+            que_id: que_id.into(),
+            batch_id: format!("batch-{que_id}"),
+            outcome,
+        }
+    }
+
+    fn failed(good_rows_applied: bool) -> QueueOutcome {
+        QueueOutcome::Failed {
+            row_errors: vec![
+                RowError {
+                    line: Some(3),
+                    goods_code: Some("ABC-002".into()),
+                    message:
+                        "仕入先コードは必須です。商品名は必須です。原価は必須です。売価は必須です。"
+                            .into(),
+                },
+                RowError {
+                    line: None,
+                    goods_code: None,
+                    message: "その他のエラー".into(),
+                },
+            ],
+            raw_message: "3行目: 仕入先コードは必須です。…".into(),
+            good_rows_applied,
+        }
+    }
+
+    fn results(results: Vec<QueueResult>) -> PreviousSection {
+        PreviousSection::Results { results }
+    }
+
+    fn succeeded(que_id: &str) -> PreviousSection {
+        results(vec![result(que_id, QueueOutcome::Succeeded)])
+    }
+
+    #[test]
+    fn subject_on_a_token_error() {
+        let r = report(
+            UploadSection::TokenError {
+                batch_id: "b-1".into(),
+                detail: "002002".into(),
+            },
+            succeeded("1"),
+        );
+        let rendered = r.render();
+        assert_eq!(
+            rendered.subject,
+            "【スマレジtoネクストエンジン】店名 アップロード:失敗 処理結果:成功"
+        );
+        assert!(rendered.body.contains(TOKEN_ERROR_TEXT));
+        assert!(
+            rendered
+                .body
+                .contains("トークンの再取得欄で「再取得」ボタンをクリック")
+        );
+        assert!(
+            rendered
+                .body
+                .contains("次回の実行でこのファイルをアップロードします")
+        );
+    }
+
+    #[test]
+    fn subject_with_the_order_import_on() {
+        let mut r = report(uploaded(Vec::new()), succeeded("1"));
+        r.orders = Some(OrderSection {
+            error: Some("スマレジAPIに接続できません".into()),
+            ..OrderSection::default()
+        });
+        assert_eq!(
+            r.render().subject,
+            "【スマレジtoネクストエンジン】店名 アップロード:成功 処理結果:成功 受注取込:エラー発生"
+        );
+    }
+
+    #[test]
+    fn a_failed_result_names_its_queue_ids() {
+        let r = report(
+            uploaded(Vec::new()),
+            results(vec![result("12345", failed(true))]),
+        );
+        assert!(
+            r.render()
+                .subject
+                .ends_with("処理結果:失敗(キューID:12345)")
+        );
+        let r = report(
+            uploaded(Vec::new()),
+            results(vec![
+                result("12345", failed(true)),
+                result("12346", QueueOutcome::Succeeded),
+                result("12347", failed(false)),
+            ]),
+        );
+        assert!(
+            r.render()
+                .subject
+                .ends_with("処理結果:失敗(キューID:12345,12347)")
+        );
+    }
+
+    #[test]
+    fn upload_and_result_states() {
+        let subject = |upload, previous| report(upload, previous).render().subject;
+        let nothing = || UploadSection::Nothing { parked: Vec::new() };
+        assert!(
+            subject(nothing(), PreviousSection::Nothing)
+                .ends_with("アップロード:なし 処理結果:なし")
+        );
+        assert!(
+            subject(
+                UploadSection::Failed {
+                    batch_id: None,
+                    reason: "x".into()
+                },
+                PreviousSection::Error { reason: "y".into() }
+            )
+            .ends_with("アップロード:失敗 処理結果:失敗")
+        );
+        assert!(
+            subject(
+                UploadSection::Unresolved {
+                    batch_id: "b".into(),
+                    reason: "timeout".into()
+                },
+                results(vec![
+                    result("1", QueueOutcome::Succeeded),
+                    result("2", QueueOutcome::Overdue { minutes: 90 })
+                ])
+            )
+            .ends_with("アップロード:確認中 処理結果:遅延")
+        );
+    }
+
+    #[test]
+    fn order_import_states() {
+        let status = |orders: OrderSection| orders.status();
+        let order = ImportedOrder {
+            receive_order_id: "1001".into(),
+            shop_order_no: "A-1".into(),
+            shipment_id: "55".into(),
+            lines: 2,
+        };
+        assert_eq!(status(OrderSection::default()), "なし");
+        assert_eq!(
+            status(OrderSection {
+                imported: vec![order.clone()],
+                ..Default::default()
+            }),
+            "成功"
+        );
+        assert_eq!(
+            status(OrderSection {
+                imported: vec![order],
+                failed: vec![FailedOrder {
+                    receive_order_id: "1002".into(),
+                    shop_order_no: "A-2".into(),
+                    reason: "商品が見つかりません".into(),
+                    lines: vec![("ABC-001".into(), 2)],
+                }],
+                ..Default::default()
+            }),
+            "エラー発生"
+        );
+    }
+
+    #[test]
+    fn the_upload_section_says_where_the_file_is() {
+        let body = report(uploaded(Vec::new()), PreviousSection::Nothing)
+            .render()
+            .body;
+        for expected in [
+            "■ アップロード",
+            "キューID: 12346",
+            "商品数: 3件",
+            "7件",
+            "stock_20261127100000.csv (このメールに添付しています)",
+            "https://example.test/d/b-1",
+            "■ 前回の処理結果\nなし",
+            "2026-11-27 10:00:00",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
+    }
+
+    #[test]
+    fn parked_lines_are_listed_per_reason() {
+        let parked = vec![
+            ParkedLine {
+                goods_code: "NEW-1".into(),
+                delta: -2,
+                reason: ParkReason::NotRegistered,
+            },
+            ParkedLine {
+                goods_code: "商品2".into(),
+                delta: 3,
+                reason: ParkReason::InvalidCode,
+            },
+            ParkedLine {
+                goods_code: "8000003".into(),
+                delta: -1,
+                reason: ParkReason::Unmapped,
+            },
+        ];
+        let body = report(UploadSection::Nothing { parked }, PreviousSection::Nothing)
+            .render()
+            .body;
+        for expected in [
+            "ネクストエンジンに商品を登録してください。登録後の在庫は手動で調整してください",
+            "商品コード:NEW-1 増減:-2",
+            "商品コード:商品2 増減:+3",
+            "商品ID:8000003 増減:-1",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
+    }
+
+    #[test]
+    fn failed_results_list_row_errors_and_what_to_do() {
+        let body = report(quiet().upload, results(vec![result("12345", failed(true))]))
+            .render()
+            .body;
+        for expected in [
+            "キューID 12345: 失敗",
+            "3行目 商品コード:ABC-002 仕入先コードは必須です。",
+            "・その他のエラー",
+            "ネクストエンジンに登録してください",
+            "既にネクストエンジンに反映されています",
+            "二重に計上されます",
+            "エラーになった行だけ",
+            "キューID 12345 をアップロードした回の通知メールに添付されています",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
+
+        let body = report(
+            quiet().upload,
+            results(vec![result("12345", failed(false))]),
+        )
+        .render()
+        .body;
+        assert!(body.contains("全体が取り込まれておらず"), "{body}");
+        assert!(!body.contains("二重に計上"), "{body}");
+    }
+
+    #[test]
+    fn free_stock_errors_get_their_own_advice() {
+        let outcome = QueueOutcome::Failed {
+            row_errors: vec![RowError {
+                line: Some(5),
+                goods_code: Some("ABC-004".into()),
+                message: "フリー在庫数以上の在庫を減らすことはできません。".into(),
+            }],
+            raw_message: String::new(),
+            good_rows_applied: true,
+        };
+        let body = report(quiet().upload, results(vec![result("9", outcome)]))
+            .render()
+            .body;
+        assert!(
+            body.contains("フリー在庫数を超えて減らそうとした"),
+            "{body}"
+        );
+        assert!(!body.contains("未登録の商品"), "{body}");
+    }
+
+    #[test]
+    fn overdue_results_give_their_age() {
+        let body = report(
+            quiet().upload,
+            results(vec![result("7", QueueOutcome::Overdue { minutes: 45 })]),
+        )
+        .render()
+        .body;
+        assert!(body.contains("キューID 7: 遅延"));
+        assert!(body.contains("45分"));
+    }
+
+    #[test]
+    fn failed_and_unresolved_uploads_say_what_happens_next() {
+        let failed = report(
+            UploadSection::Failed {
+                batch_id: Some("b".into()),
+                reason: "接続できません".into(),
+            },
+            PreviousSection::Nothing,
+        );
+        let body = failed.render().body;
+        assert!(body.contains("接続できません") && body.contains("次回の実行で再試行します"));
+
+        let unresolved = report(
+            UploadSection::Unresolved {
+                batch_id: "b".into(),
+                reason: "タイムアウト".into(),
+            },
+            PreviousSection::Nothing,
+        );
+        let body = unresolved.render().body;
+        assert!(body.contains("タイムアウト"));
+        assert!(body.contains("アップロードキューを確認してから送信します"));
+    }
+
+    #[test]
+    fn order_section_is_left_out_when_the_import_is_off() {
+        let r = report(uploaded(Vec::new()), succeeded("1"));
+        let rendered = r.render();
+        assert!(!rendered.subject.contains("受注取込"));
+        assert!(!rendered.body.contains("受注取込"));
+
+        let mut r = r;
+        r.orders = Some(OrderSection::default());
+        let rendered = r.render();
+        assert!(rendered.subject.ends_with("受注取込:なし"));
+        assert!(rendered.body.contains("■ 受注取込\nなし"));
+    }
+
+    #[test]
+    fn order_section_lists_every_order() {
+        let mut r = quiet();
+        r.orders = Some(OrderSection {
+            imported: vec![ImportedOrder {
+                receive_order_id: "1001".into(),
+                shop_order_no: "A-1".into(),
+                shipment_id: "55".into(),
+                lines: 2,
+            }],
+            failed: vec![FailedOrder {
+                receive_order_id: "1002".into(),
+                shop_order_no: "A-2".into(),
+                reason: "商品が見つかりません".into(),
+                lines: vec![("ABC-001".into(), 2), ("ABC-009".into(), 1)],
+            }],
+            cancelled_after_import: vec![ImportedOrder {
+                receive_order_id: "990".into(),
+                shop_order_no: "A-0".into(),
+                shipment_id: "40".into(),
+                lines: 1,
+            }],
+            error: None,
+        });
+        let body = r.render().body;
+        for expected in [
+            "伝票番号:1001 受注番号:A-1 出荷ID:55",
+            "伝票番号:1002 受注番号:A-2 原因:商品が見つかりません",
+            "商品コード:ABC-001 数量:2",
+            "商品コード:ABC-009 数量:1",
+            "出荷登録",
+            "キャンセルされた受注 (1件)",
+            "伝票番号:990 受注番号:A-0 出荷ID:40",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
+    }
+
+    #[test]
+    fn notices_come_last() {
+        let mut r = report(uploaded(Vec::new()), PreviousSection::Nothing);
+        r.notices = vec!["店舗1 商品2: 初めて受信した在庫数のため基準値として記録しました".into()];
+        let body = r.render().body;
+        let notices_at = body.find("■ お知らせ").expect("notices heading");
+        assert!(body[notices_at..].contains("・店舗1 商品2"));
+        assert!(body.find("■ 前回の処理結果").unwrap() < notices_at);
+    }
+
+    #[test]
+    fn a_quiet_run_is_not_worth_an_email() {
+        let mut r = quiet();
+        assert!(!r.is_worth_sending());
+        r.orders = Some(OrderSection::default());
+        assert!(!r.is_worth_sending());
+        r.previous = results(Vec::new());
+        assert!(!r.is_worth_sending());
+    }
+
+    #[test]
+    fn anything_happening_is_worth_an_email() {
+        fn quiet_but(change: impl FnOnce(&mut RunReport)) -> RunReport {
+            let mut r = quiet();
+            change(&mut r);
+            r
+        }
+        let parked = vec![ParkedLine {
+            goods_code: "X".into(),
+            delta: 1,
+            reason: ParkReason::Unmapped,
+        }];
+        let cancelled = ImportedOrder {
+            receive_order_id: "1".into(),
+            shop_order_no: "2".into(),
+            shipment_id: "3".into(),
+            lines: 1,
+        };
+        let reports = [
+            quiet_but(|r| r.upload = uploaded(Vec::new())),
+            quiet_but(|r| r.upload = UploadSection::Nothing { parked }),
+            quiet_but(|r| {
+                r.upload = UploadSection::Failed {
+                    batch_id: None,
+                    reason: "x".into(),
+                }
+            }),
+            quiet_but(|r| r.previous = succeeded("1")),
+            quiet_but(|r| r.previous = PreviousSection::Error { reason: "x".into() }),
+            quiet_but(|r| r.notices.push("注意".into())),
+            quiet_but(|r| {
+                r.orders = Some(OrderSection {
+                    error: Some("x".into()),
+                    ..Default::default()
+                })
+            }),
+            quiet_but(|r| {
+                r.orders = Some(OrderSection {
+                    cancelled_after_import: vec![cancelled],
+                    ..Default::default()
+                })
+            }),
+        ];
+        for (index, report) in reports.iter().enumerate() {
+            assert!(report.is_worth_sending(), "case {index}");
+        }
     }
 }

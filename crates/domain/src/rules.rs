@@ -36,8 +36,8 @@ pub fn reported_delta(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use StockDivision as D;
+    use proptest::prelude::*;
 
     const SM: StockMaster = StockMaster::Smaregi;
 

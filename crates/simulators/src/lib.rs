@@ -1,0 +1,3 @@
+mod common;
+pub mod nextengine;
+pub mod smaregi;

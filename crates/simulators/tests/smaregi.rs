@@ -1,0 +1,541 @@
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+use sne_simulators::smaregi::{PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim};
+
+const K: &str = "c1";
+const TOKEN: &str = "tok";
+
+async fn ready() -> SmaregiSim {
+    let sim = SmaregiSim::start(SmaregiConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    sim.add_contract(K, TOKEN);
+    sim.add_store(K, "1", "本店");
+    sim.add_store(K, "2", "支店");
+    sim.add_product(K, "8000001", "ABC-001", "商品1");
+    sim.add_product(K, "8000002", "ABC-002", "商品2");
+    sim
+}
+
+async fn call(
+    sim: &SmaregiSim,
+    contract: &str,
+    token: &str,
+    proc_name: &str,
+    params: Value,
+) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(sim.access_url())
+        .header("X_contract_id", contract)
+        .header("X_access_token", token)
+        .form(&[("proc_name", proc_name), ("params", &params.to_string())])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn empty_contract_is_code_14() {
+    let sim = ready().await;
+    let (s, v) = call(&sim, "", TOKEN, "stock_ref", json!({"table_name":"Stock"})).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        v,
+        json!({"error_code":14,"error":"契約IDが無効です。","error_description":"パラメータ不正です。(contractId is empty)"})
+    );
+}
+
+#[tokio::test]
+async fn wrong_token_and_disabled_function() {
+    let sim = ready().await;
+    let (s, v) = call(&sim, K, "bad", "stock_ref", json!({"table_name":"Stock"})).await;
+    assert_eq!(s, 400);
+    assert!(v["error_code"].is_number() && v["error"].is_string());
+    let (s, _) = call(
+        &sim,
+        "nope",
+        TOKEN,
+        "stock_ref",
+        json!({"table_name":"Stock"}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    sim.set_functions(K, &["stock_ref"]);
+    let (s, v) = call(
+        &sim,
+        K,
+        TOKEN,
+        "shipment_ref",
+        json!({"table_name":"Shipment"}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("shipment_ref")
+    );
+    let (s, _) = call(&sim, K, TOKEN, "stock_ref", json!({"table_name":"Stock"})).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn stock_ref_conditions_paging_and_limit() {
+    let sim = ready().await;
+    for q in 1..=5 {
+        sim.receive(K, "1", "8000001", q).await.unwrap();
+    }
+    sim.sale(K, "2", "8000002", 1).await.unwrap();
+    let params = |page: u32| {
+        json!({"table_name":"StockHistory",
+            "conditions":[{"id >":"1","storeId":"1"}],
+            "order":["id desc"], "limit":2, "page":page})
+    };
+    let (s, v) = call(&sim, K, TOKEN, "stock_ref", params(1)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["total_count"], "4");
+    assert_eq!(v["result"][0]["id"], "5");
+    assert_eq!(v["result"][0]["stockDivision"], "03");
+    assert_eq!(v["result"][0]["stockAmount"], "15");
+    assert!(v["result"][0]["fromStoreId"].is_null());
+    let (_, v) = call(&sim, K, TOKEN, "stock_ref", params(2)).await;
+    assert_eq!(v["result"].as_array().unwrap().len(), 2);
+    assert_eq!(v["result"][1]["id"], "2");
+    // OR of objects + fields
+    let (_, v) = call(
+        &sim,
+        K,
+        TOKEN,
+        "stock_ref",
+        json!({"table_name":"Stock","fields":["storeId","stockAmount"],
+               "conditions":[{"storeId":"2"},{"productId":"8000001"}]}),
+    )
+    .await;
+    assert_eq!(v["total_count"], "2");
+    assert_eq!(v["result"][0].as_object().unwrap().len(), 2);
+    assert_eq!(v["result"][1]["stockAmount"], "-1");
+    let (s, v) = call(
+        &sim,
+        K,
+        TOKEN,
+        "stock_ref",
+        json!({"table_name":"Stock","limit":1001}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+}
+
+#[tokio::test]
+async fn stock_upd_absolute_and_relative() {
+    let sim = ready().await;
+    let upd = |div: &str, amount: &str| {
+        json!({"proc_info":{"proc_division":"U","proc_detail_division":div},
+               "data":[{"table_name":"Stock","rows":[{"storeId":"1","productId":"8000001","stockAmount":amount,"stockDivision":"15"}]}]})
+    };
+    let (s, v) = call(&sim, K, TOKEN, "stock_upd", upd("1", "10")).await;
+    assert_eq!((s, v), (200, json!({"result":{"Stock":1}})));
+    call(&sim, K, TOKEN, "stock_upd", upd("2", "-3")).await;
+    assert_eq!(sim.stock(K, "1", "8000001"), Some(7));
+    let h = sim.history(K);
+    assert_eq!(h[1].amount, -3);
+    assert_eq!(h[1].stock_division, "15");
+}
+
+fn shipment(header: Value, details: Value) -> Value {
+    json!({"proc_info":{"proc_division":"U"},"data":[
+        {"table_name":"Shipment","rows":[header]},
+        {"table_name":"ShipmentDetail","rows":details}]})
+}
+
+fn good_header(token: &str) -> Value {
+    json!({"shipmentStoreId":"1","recipientType":"3","recipientName":"ネット販売",
+           "shipmentDivision":"0","shipmentDate":"2024-05-01","status":"2",
+           "identificationNo":"NE-1","token":token})
+}
+
+#[tokio::test]
+async fn shipment_validation_rules() {
+    let sim = ready().await;
+    let det = json!([{"productId":"8000001","quantity":"2"}]);
+    let mut cases: Vec<(&str, Value, Value)> = Vec::new();
+    let with = |k: &str, v: Value| {
+        let mut h = good_header("t");
+        h[k] = v;
+        h
+    };
+    let without = |k: &str| {
+        let mut h = good_header("t");
+        h.as_object_mut().unwrap().remove(k);
+        h
+    };
+    cases.push(("store missing", without("shipmentStoreId"), det.clone()));
+    cases.push((
+        "unknown store",
+        with("shipmentStoreId", json!("99")),
+        det.clone(),
+    ));
+    cases.push(("bad type", with("recipientType", json!("2")), det.clone()));
+    cases.push((
+        "id with type 3",
+        with("recipientId", json!("5")),
+        det.clone(),
+    ));
+    cases.push(("no name type 3", without("recipientName"), det.clone()));
+    cases.push((
+        "name too long",
+        with("recipientName", json!("あ".repeat(86))),
+        det.clone(),
+    ));
+    let mut t1 = with("recipientType", json!("1"));
+    t1.as_object_mut().unwrap().remove("recipientName");
+    cases.push(("type 1 without id", t1.clone(), det.clone()));
+    let mut t1n = t1.clone();
+    t1n["recipientId"] = json!("7");
+    t1n["recipientName"] = json!("x");
+    cases.push(("name with type 1", t1n, det.clone()));
+    cases.push((
+        "bad division",
+        with("shipmentDivision", json!("3")),
+        det.clone(),
+    ));
+    cases.push((
+        "bad date",
+        with("shipmentDate", json!("2024/05/01")),
+        det.clone(),
+    ));
+    cases.push(("bad status", with("status", json!("1")), det.clone()));
+    cases.push(("no token", without("token"), det.clone()));
+    cases.push((
+        "unknown product",
+        good_header("t"),
+        json!([{"productId":"1","quantity":"1"}]),
+    ));
+    cases.push((
+        "duplicate product",
+        good_header("t"),
+        json!([{"productId":"8000001","quantity":"1"},{"productId":"8000001","quantity":"1"}]),
+    ));
+    cases.push((
+        "quantity missing",
+        good_header("t"),
+        json!([{"productId":"8000001"}]),
+    ));
+    cases.push((
+        "quantity 6 digits",
+        good_header("t"),
+        json!([{"productId":"8000001","quantity":"100000"}]),
+    ));
+    cases.push((
+        "memo too long",
+        good_header("t"),
+        json!([{"productId":"8000001","quantity":"1","memo":"x".repeat(1001)}]),
+    ));
+    for (name, h, d) in cases {
+        let (s, v) = call(&sim, K, TOKEN, "shipment_upd", shipment(h, d)).await;
+        assert_eq!(s, 400, "{name}: {v}");
+        assert!(v["error_description"].is_string(), "{name}");
+    }
+    assert!(sim.shipments().is_empty());
+    // a valid type-1 shipment
+    let mut ok1 = t1.clone();
+    ok1["recipientId"] = json!("7");
+    let (s, v) = call(&sim, K, TOKEN, "shipment_upd", shipment(ok1, det)).await;
+    assert_eq!(s, 200, "{v}");
+}
+
+#[tokio::test]
+async fn shipment_status2_writes_division_10_and_token_replay_skipped() {
+    let sim = ready().await;
+    sim.set_stock(K, "1", "8000001", 10).await.unwrap();
+    let body = shipment(
+        good_header("2024050112000001"),
+        json!([{"productId":"8000001","quantity":"3","memo":"NE-1"}]),
+    );
+    let (s, v) = call(&sim, K, TOKEN, "shipment_upd", body.clone()).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v,
+        json!({"result":{"Shipment":1,"ShipmentIds":["1"],"ShipmentDetail":1}})
+    );
+    assert_eq!(sim.stock(K, "1", "8000001"), Some(7));
+    let last = sim.history(K).last().unwrap().clone();
+    assert_eq!(
+        (last.stock_division.as_str(), last.amount, last.stock_amount),
+        ("10", -3, 7)
+    );
+    // replay: success, nothing written
+    let (s, v) = call(&sim, K, TOKEN, "shipment_upd", body).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"]["Shipment"], 0);
+    assert_eq!(sim.shipments().len(), 1);
+    assert_eq!(sim.stock(K, "1", "8000001"), Some(7));
+    // shipment_ref by identificationNo
+    let (_, v) = call(
+        &sim,
+        K,
+        TOKEN,
+        "shipment_ref",
+        json!({"table_name":"Shipment","conditions":[{"identificationNo":"NE-1"}]}),
+    )
+    .await;
+    assert_eq!(v["total_count"], "1");
+    assert_eq!(v["result"][0]["status"], "2");
+    let (_, v) = call(
+        &sim,
+        K,
+        TOKEN,
+        "shipment_ref",
+        json!({"table_name":"ShipmentDetail","conditions":[{"shipmentId":"1"}]}),
+    )
+    .await;
+    assert_eq!(v["result"][0]["productCode"], "ABC-001");
+    // status 0 does not touch stock; 返品 raises it
+    let mut h = good_header("t2");
+    h["status"] = json!("0");
+    call(
+        &sim,
+        K,
+        TOKEN,
+        "shipment_upd",
+        shipment(h, json!([{"productId":"8000001","quantity":"1"}])),
+    )
+    .await;
+    assert_eq!(sim.stock(K, "1", "8000001"), Some(7));
+    let mut h = good_header("t3");
+    h["shipmentDivision"] = json!("1");
+    call(
+        &sim,
+        K,
+        TOKEN,
+        "shipment_upd",
+        shipment(h, json!([{"productId":"8000001","quantity":"2"}])),
+    )
+    .await;
+    assert_eq!(sim.stock(K, "1", "8000001"), Some(9));
+}
+
+type Push = (HeaderMap, Vec<(String, String)>);
+
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<Push>>>);
+
+async fn receiver(status: StatusCode, body: &'static str) -> (String, Received) {
+    let rec = Received::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            post(
+                move |State(r): State<Received>, headers: HeaderMap, b: String| async move {
+                    let form: Vec<(String, String)> = serde_urlencoded::from_str(&b).unwrap();
+                    r.0.lock().unwrap().push((headers, form));
+                    (status, body)
+                },
+            ),
+        )
+        .with_state(rec.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, rec)
+}
+
+fn rows_of(form: &[(String, String)]) -> Value {
+    let params = &form.iter().find(|(k, _)| k == "params").unwrap().1;
+    serde_json::from_str(params).unwrap()
+}
+
+fn push(url: &str, shape: PushShape, pairs_as: PairsAs) -> Option<PushConfig> {
+    Some(PushConfig {
+        url: url.to_string(),
+        pairs: vec![
+            ("contract_id".into(), K.into()),
+            ("code".into(), "secret".into()),
+        ],
+        pairs_as,
+        shape,
+        push_api_changes: false,
+    })
+}
+
+#[tokio::test]
+async fn push_shapes_and_pairs() {
+    let sim = ready().await;
+    let (url, rec) = receiver(StatusCode::OK, "OK").await;
+
+    sim.configure_push(K, push(&url, PushShape::Full, PairsAs::Headers));
+    sim.set_stock(K, "1", "8000001", 5).await.unwrap();
+    sim.transfer(K, "1", "2", "8000001", 2).await.unwrap();
+    {
+        let got = rec.0.lock().unwrap();
+        assert_eq!(got.len(), 3);
+        let (h, f) = &got[0];
+        assert_eq!(h["contract_id"], K);
+        assert_eq!(h["code"], "secret");
+        assert!(f.iter().any(|(k, v)| k == "proc_name" && v == "stock_send"));
+        assert!(!f.iter().any(|(k, _)| k == "code"));
+        let p = rows_of(f);
+        let row = &p["data"][0]["rows"][0];
+        assert_eq!(p["data"][0]["table_name"], "Stock");
+        assert_eq!(row["id"], "1");
+        assert_eq!(row["amount"], "5");
+        assert_eq!(row["stockAmount"], "5");
+        assert_eq!(row["stockDivision"], "01");
+        let t = &rows_of(&got[1].1)["data"][0]["rows"][0];
+        assert_eq!(
+            (
+                t["stockDivision"].as_str(),
+                t["fromStoreId"].as_str(),
+                t["toStoreId"].as_str()
+            ),
+            (Some("04"), Some("1"), Some("2"))
+        );
+        assert_eq!(
+            rows_of(&got[2].1)["data"][0]["rows"][0]["stockDivision"],
+            "05"
+        );
+    }
+    assert!(sim.sends().iter().all(|s| s.status == "成功"));
+
+    sim.configure_push(K, push(&url, PushShape::Minimal, PairsAs::Form));
+    sim.sale(K, "1", "8000001", 1).await.unwrap();
+    sim.configure_push(K, push(&url, PushShape::Absolute, PairsAs::Form));
+    sim.loss(K, "1", "8000001", 1).await.unwrap();
+    sim.configure_push(K, push(&url, PushShape::Relative, PairsAs::Form));
+    sim.stocktake(K, "1", "8000001", 10).await.unwrap();
+    let got = rec.0.lock().unwrap();
+    let (h, f) = &got[3];
+    assert!(h.get("code").is_none());
+    assert!(f.iter().any(|(k, v)| k == "code" && v == "secret"));
+    let min = rows_of(f)["data"][0]["rows"][0].clone();
+    assert_eq!(
+        min,
+        json!({"storeId":"1","productId":"8000001","stockAmount":"2"})
+    );
+    let abs = rows_of(&got[4].1);
+    let abs_row = &abs["data"][0]["rows"][0];
+    assert_eq!(abs_row["stockAmount"], "1");
+    assert_eq!(abs_row["stockDivision"], "14");
+    assert!(abs_row.get("amount").is_none());
+    assert!(abs.get("proc_info").is_none());
+    let rel = rows_of(&got[5].1);
+    assert_eq!(rel["proc_info"]["proc_detail_division"], "2");
+    assert_eq!(rel["data"][0]["rows"][0]["stockAmount"], "9");
+    assert_eq!(rel["data"][0]["rows"][0]["stockDivision"], "08");
+}
+
+#[tokio::test]
+async fn api_changes_not_pushed_by_default() {
+    let sim = ready().await;
+    let (url, rec) = receiver(StatusCode::OK, "OK").await;
+    sim.configure_push(K, push(&url, PushShape::Full, PairsAs::Form));
+    call(
+        &sim,
+        K,
+        TOKEN,
+        "shipment_upd",
+        shipment(
+            good_header("x"),
+            json!([{"productId":"8000001","quantity":"1"}]),
+        ),
+    )
+    .await;
+    assert!(rec.0.lock().unwrap().is_empty());
+    let mut p = push(&url, PushShape::Full, PairsAs::Form).unwrap();
+    p.push_api_changes = true;
+    sim.configure_push(K, Some(p));
+    call(
+        &sim,
+        K,
+        TOKEN,
+        "shipment_upd",
+        shipment(
+            good_header("y"),
+            json!([{"productId":"8000001","quantity":"1"}]),
+        ),
+    )
+    .await;
+    let got = rec.0.lock().unwrap();
+    assert_eq!(
+        rows_of(&got[0].1)["data"][0]["rows"][0]["stockDivision"],
+        "10"
+    );
+}
+
+#[tokio::test]
+async fn failed_push_logged_and_resent() {
+    let sim = ready().await;
+    let (bad_url, _) = receiver(StatusCode::BAD_REQUEST, "code_mismatch").await;
+    sim.configure_push(K, push(&bad_url, PushShape::Full, PairsAs::Form));
+    sim.sale(K, "1", "8000001", 1).await.unwrap();
+    let s = sim.sends()[0].clone();
+    assert_eq!(s.status, "失敗");
+    assert_eq!(s.message, "response(code-400:body-code_mismatch)");
+    let r = sim.resend(s.id).await.unwrap();
+    assert_eq!(r.body, s.body);
+    assert_eq!(r.resend_of, Some(s.id));
+    assert_eq!(sim.sends().len(), 2);
+
+    // resend over HTTP control API after the receiver is fixed
+    let (ok_url, rec) = receiver(StatusCode::OK, "OK").await;
+    sim.configure_push(K, push(&ok_url, PushShape::Full, PairsAs::Form));
+    sim.sale(K, "1", "8000001", 1).await.unwrap();
+    let id = sim.sends().last().unwrap().id;
+    let v: Value = reqwest::Client::new()
+        .post(format!("{}/_sim/sends/{id}/resend", sim.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "成功");
+    assert_eq!(rec.0.lock().unwrap().len(), 2);
+
+    // connection error
+    sim.configure_push(
+        K,
+        push("http://127.0.0.1:1/hook", PushShape::Full, PairsAs::Form),
+    );
+    sim.sale(K, "1", "8000001", 1).await.unwrap();
+    let s = sim.sends().last().unwrap().clone();
+    assert_eq!(s.status, "失敗");
+    assert!(s.http_status.is_none());
+}
+
+#[tokio::test]
+async fn control_api_actions() {
+    let sim = ready().await;
+    let c = reqwest::Client::new();
+    let base = sim.base_url();
+    let r = c
+        .post(format!("{base}/_sim/receive"))
+        .json(&json!({"contract_id":K,"store_id":"1","product_id":"8000001","quantity":4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = c
+        .get(format!(
+            "{base}/_sim/stock?contract_id={K}&store_id=1&product_id=8000001"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["stock_amount"], 4);
+    let r = c
+        .post(format!("{base}/_sim/sale"))
+        .json(&json!({"contract_id":K,"store_id":"9","product_id":"8000001","quantity":1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
