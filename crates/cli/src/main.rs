@@ -1,1 +1,229 @@
-fn main() {}
+//! `smaregi-ne`: the whole service in one process on embedded storage (SPEC §8).
+
+mod demo;
+mod wiring;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use sne_domain::tenant::NeTokens;
+use sne_domain::time::parse_api_time;
+use sne_service::run::{Jobs, run_all};
+use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use wiring::Endpoints;
+
+#[derive(Parser)]
+#[command(
+    name = "smaregi-ne",
+    version,
+    about = "スマレジtoネクストエンジン在庫連携"
+)]
+struct Cli {
+    /// Where the database, CSV files and mails live.
+    #[arg(long, global = true, env = "SNE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    endpoints: Endpoints,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Webhook, admin screen and the schedules as timers.
+    Serve(ServeArgs),
+    /// Run the jobs once for every tenant, then exit.
+    Run {
+        #[arg(value_enum)]
+        jobs: RunJobs,
+    },
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// The whole service with simulated Smaregi and NextEngine and a demo tenant.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Minutes between scheduled runs (queue check, upload, report).
+    #[arg(long, default_value_t = 10)]
+    every_minutes: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RunJobs {
+    Upload,
+    CheckQueue,
+    All,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Register a shop; prints its tenant id and お客様専用コード as JSON.
+    Create {
+        #[arg(long)]
+        contract_id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long, env = "SNE_ADMIN_PASSWORD")]
+        admin_password: String,
+        #[arg(long, required = true)]
+        notify_email: Vec<String>,
+        /// Smaregi stores whose changes count (default: all).
+        #[arg(long)]
+        store_id: Vec<String>,
+    },
+    /// Store NextEngine tokens an operator already holds.
+    SetNextengineTokens {
+        #[arg(long)]
+        contract_id: String,
+        #[arg(long, env = "SNE_NE_ACCESS_TOKEN")]
+        access_token: String,
+        #[arg(long, env = "SNE_NE_REFRESH_TOKEN")]
+        refresh_token: String,
+        /// `YYYY-MM-DD HH:MM:SS`, Japan time, as NextEngine gives it.
+        #[arg(long)]
+        access_token_end: String,
+        #[arg(long)]
+        refresh_token_end: String,
+    },
+    /// List tenants as JSON (no secrets).
+    List,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,hyper=warn,reqwest=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(dispatch(cli))
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let ctx = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
+            wiring::serve(ctx, args.listen, args.every_minutes).await
+        }
+        Command::Run { jobs } => {
+            let ctx = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
+            let jobs = match jobs {
+                RunJobs::Upload => Jobs::Upload,
+                RunJobs::CheckQueue => Jobs::CheckQueue,
+                RunJobs::All => Jobs::All,
+            };
+            let runs = run_all(&ctx, jobs).await?;
+            let summary: Vec<_> = runs
+                .iter()
+                .map(|r| {
+                    let rendered = r.report.render();
+                    serde_json::json!({
+                        "tenant_id": r.tenant.id.as_str(),
+                        "subject": rendered.subject,
+                        "report_id": r.report_id,
+                        "mails_sent": r.mail.sent,
+                        "mails_failed": r.mail.failed,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+        Command::Tenant(command) => tenant(&cli.data_dir, &cli.endpoints, command).await,
+        Command::Demo(args) => demo::run(&cli.data_dir, args).await,
+    }
+}
+
+async fn tenant(
+    data_dir: &std::path::Path,
+    endpoints: &Endpoints,
+    command: TenantCommand,
+) -> anyhow::Result<()> {
+    let ctx = wiring::local_context(data_dir, endpoints)?;
+    match command {
+        TenantCommand::Create {
+            contract_id,
+            name,
+            admin_email,
+            admin_password,
+            notify_email,
+            store_id,
+        } => {
+            let tenant = create_tenant(
+                &ctx,
+                NewTenant {
+                    name,
+                    contract_id,
+                    admin_email,
+                    admin_password,
+                    notify_emails: notify_email,
+                    counted_stores: (!store_id.is_empty()).then_some(store_id),
+                },
+            )
+            .await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "tenant_id": tenant.id.as_str(),
+                    "contract_id": tenant.contract_id,
+                    "customer_code": tenant.customer_code,
+                }))?
+            );
+        }
+        TenantCommand::SetNextengineTokens {
+            contract_id,
+            access_token,
+            refresh_token,
+            access_token_end,
+            refresh_token_end,
+        } => {
+            let Some(tenant) = ctx.storage.tenant_by_contract(contract_id.trim()).await? else {
+                bail!("契約ID {contract_id} のテナントがありません");
+            };
+            let parse = |text: &str| {
+                parse_api_time(text).with_context(|| {
+                    format!("日時は YYYY-MM-DD HH:MM:SS で指定してください: {text:?}")
+                })
+            };
+            let tokens = NeTokens {
+                access_token: access_token.trim().to_string(),
+                refresh_token: refresh_token.trim().to_string(),
+                access_token_end: parse(&access_token_end)?,
+                refresh_token_end: parse(&refresh_token_end)?,
+            };
+            if tokens.access_token.is_empty() || tokens.refresh_token.is_empty() {
+                bail!("トークンが空です");
+            }
+            replace_ne_tokens(&ctx, &tenant.id, &tokens).await?;
+            println!("トークンを更新しました");
+        }
+        TenantCommand::List => {
+            let tenants = ctx.storage.list_tenants().await?;
+            let list: Vec<_> = tenants
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "tenant_id": t.id.as_str(),
+                        "name": t.name,
+                        "contract_id": t.contract_id,
+                        "notify_emails": t.notify_emails,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+    }
+    Ok(())
+}

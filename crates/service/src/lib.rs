@@ -1,1 +1,13 @@
+//! smaregi-ne's application layer: the jobs of SPEC §2 written against the ports,
+//! and the one axum router that both the local server and the Lambdas serve.
 
+pub mod checker;
+pub mod context;
+pub mod http;
+pub mod reporter;
+pub mod run;
+pub mod tenants;
+pub mod uploader;
+pub mod webhook;
+
+pub use context::{Context, ServiceConfig};

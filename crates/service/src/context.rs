@@ -1,0 +1,52 @@
+use sne_ports::nextengine::NextEngineApi;
+use sne_ports::smaregi::SmaregiApi;
+use sne_ports::{BlobStore, Clock, Mailer, Storage};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Sender of the run reports.
+    pub mail_from: String,
+    /// Base URL operators reach the admin screen at (links in reports).
+    pub public_url: String,
+    /// How long a run may hold a batch it is building.
+    pub build_lease: Duration,
+    /// How long after an upload call with unknown outcome we keep waiting for its
+    /// queue to appear before concluding NextEngine never received it.
+    pub unknown_outcome_grace: Duration,
+    /// A queue not finished after this long is reported as 遅延.
+    pub queue_overdue_after: Duration,
+    /// Whether NextEngine applies the good rows of a failing file (since 2025-02-13).
+    pub good_rows_applied_on_failure: bool,
+    pub max_changes_per_batch: usize,
+    /// Most history rows read from Smaregi per run.
+    pub max_history_rows: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            mail_from: "smaregi-ne@localhost".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            build_lease: Duration::from_secs(300),
+            unknown_outcome_grace: Duration::from_secs(600),
+            queue_overdue_after: Duration::from_secs(3600),
+            good_rows_applied_on_failure: true,
+            max_changes_per_batch: 200_000,
+            max_history_rows: 100_000,
+        }
+    }
+}
+
+/// Everything a job needs, wired once by each entry point (CLI, Lambda).
+#[derive(Clone)]
+pub struct Context {
+    pub storage: Arc<dyn Storage>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub nextengine: Arc<dyn NextEngineApi>,
+    pub smaregi: Arc<dyn SmaregiApi>,
+    pub config: ServiceConfig,
+}

@@ -1,0 +1,167 @@
+//! The reporter: every run's report goes into the outbox first and is sent from
+//! there, so a report that cannot be sent now goes out with a later run (SPEC §5).
+
+use crate::Context;
+use crate::uploader::csv_file_name;
+use sne_domain::report::{QueueOutcome, RunReport};
+use sne_domain::tenant::Tenant;
+use sne_domain::upload_csv::{UploadLine, render_upload_csv};
+use sne_ports::{Attachment, Mail, OutboxReport, StoreError, StoredAttachment, UploadBatch};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendOutcome {
+    pub sent: usize,
+    pub failed: usize,
+}
+
+/// Puts the run's report into the outbox (unless there is nothing to say).
+pub async fn enqueue_report(
+    ctx: &Context,
+    tenant: &Tenant,
+    run_id: &str,
+    report: &RunReport,
+    uploaded: Option<&UploadBatch>,
+    finished: &[UploadBatch],
+) -> Result<Option<String>, StoreError> {
+    if !report.is_worth_sending() {
+        return Ok(None);
+    }
+    let rendered = report.render();
+    let mut attachments = Vec::new();
+    if let Some(batch) = uploaded
+        && let Some(key) = &batch.csv_key
+    {
+        attachments.push(StoredAttachment {
+            file_name: csv_file_name(batch),
+            content_type: "text/csv".into(),
+            blob_key: key.clone(),
+        });
+    }
+    for batch in finished {
+        if let Some(attachment) = retry_file(ctx, batch).await? {
+            attachments.push(attachment);
+        }
+    }
+    let id = format!("{run_id}-{}", tenant.id);
+    ctx.storage
+        .enqueue_report(&OutboxReport {
+            id: id.clone(),
+            tenant_id: tenant.id.clone(),
+            created_at: ctx.clock.now(),
+            to: tenant.notify_emails.clone(),
+            subject: rendered.subject,
+            body: rendered.body,
+            attachments,
+            sent_at: None,
+            attempts: 0,
+            last_error: None,
+        })
+        .await?;
+    Ok(Some(id))
+}
+
+/// For a failed queue whose good rows NextEngine applied, a file with only the
+/// failed rows: re-uploading the whole file would count the good rows twice.
+async fn retry_file(
+    ctx: &Context,
+    batch: &UploadBatch,
+) -> Result<Option<StoredAttachment>, StoreError> {
+    let Some(QueueOutcome::Failed {
+        row_errors,
+        good_rows_applied: true,
+        ..
+    }) = &batch.outcome
+    else {
+        return Ok(None);
+    };
+    let failed_codes: Vec<&str> = row_errors
+        .iter()
+        .filter_map(|e| e.goods_code.as_deref())
+        .collect();
+    let lines: Vec<UploadLine> = batch
+        .lines
+        .iter()
+        .filter(|l| failed_codes.contains(&l.goods_code.as_str()))
+        .cloned()
+        .collect();
+    let (Some(key), false) = (&batch.csv_key, lines.is_empty()) else {
+        return Ok(None);
+    };
+    let retry_key = key.replace(".csv", "-failed-rows.csv");
+    ctx.blobs
+        .put_blob(&retry_key, &render_upload_csv(&lines), "text/csv")
+        .await?;
+    Ok(Some(StoredAttachment {
+        file_name: format!(
+            "failed_rows_{}.csv",
+            batch.que_id.as_deref().unwrap_or(&batch.batch_id)
+        ),
+        content_type: "text/csv".into(),
+        blob_key: retry_key,
+    }))
+}
+
+/// Sends every unsent report of the tenant, oldest first.
+pub async fn send_pending(ctx: &Context, tenant: &Tenant) -> SendOutcome {
+    let mut outcome = SendOutcome::default();
+    let pending = match ctx.storage.pending_reports(&tenant.id).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(tenant = %tenant.id, error = %e, "outbox unreadable");
+            return outcome;
+        }
+    };
+    for report in pending {
+        match send_one(ctx, &report).await {
+            Ok(()) => {
+                if let Err(e) = ctx
+                    .storage
+                    .mark_report_sent(&tenant.id, &report.id, ctx.clock.now())
+                    .await
+                {
+                    // The mail went out; at worst it is sent once more next run.
+                    tracing::error!(tenant = %tenant.id, error = %e, "sent report not marked");
+                }
+                outcome.sent += 1;
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %tenant.id, report = %report.id, error = %e, "report not sent");
+                let _ = ctx
+                    .storage
+                    .record_report_failure(&tenant.id, &report.id, &e)
+                    .await;
+                outcome.failed += 1;
+            }
+        }
+    }
+    outcome
+}
+
+async fn send_one(ctx: &Context, report: &OutboxReport) -> Result<(), String> {
+    let mut attachments = Vec::new();
+    for stored in &report.attachments {
+        let bytes = ctx
+            .blobs
+            .get_blob(&stored.blob_key)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("attachment {} missing", stored.blob_key))?;
+        attachments.push(Attachment {
+            file_name: stored.file_name.clone(),
+            content_type: stored.content_type.clone(),
+            bytes,
+        });
+    }
+    let mail = Mail {
+        from: ctx.config.mail_from.clone(),
+        to: report.to.clone(),
+        subject: report.subject.clone(),
+        body: report.body.clone(),
+        attachments,
+    };
+    ctx.mailer
+        .send(&mail)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,566 @@
+//! The CSV uploader job (SPEC §2, §7): claim pending changes, complete them, apply
+//! the rules, freeze the file, upload it exactly once.
+//!
+//! The order of steps is what makes retries safe:
+//! 1. an upload whose outcome is unknown is resolved from NextEngine's queue
+//!    before anything else is sent;
+//! 2. a batch's lines are frozen (with the stock mirror it used) in one atomic
+//!    step before the first upload attempt, so a retry sends the same bytes;
+//! 3. `Uploading` is recorded before the call, so a crash during the call is
+//!    recognised as "outcome unknown" by the next run.
+
+use crate::Context;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use sne_domain::batch::plan_batch;
+use sne_domain::batch_state::BatchState;
+use sne_domain::change::{ChangeKind, ChangeSource};
+use sne_domain::complete::complete;
+use sne_domain::mapping::ProductMap;
+use sne_domain::report::{ParkReason, ParkedLine, UploadSection};
+use sne_domain::tenant::{MappingMode, Tenant};
+use sne_domain::time::to_jst;
+use sne_domain::upload_csv::render_upload_csv;
+use sne_domain::{StockChange, TenantId};
+use sne_ports::nextengine::NeError;
+use sne_ports::{BuiltContent, ClaimRequest, PairSource, Transition, UploadBatch};
+use std::collections::HashSet;
+
+pub const HISTORY_CURSOR: &str = "smaregi_stock_history_id";
+
+/// What one upload run did, for the report.
+#[derive(Debug, Clone)]
+pub struct UploadRun {
+    pub section: UploadSection,
+    /// The batch whose CSV goes with the report, if one was uploaded.
+    pub uploaded_batch: Option<UploadBatch>,
+    pub notices: Vec<String>,
+}
+
+pub fn csv_key(tenant: &TenantId, batch_id: &str, at: DateTime<Utc>) -> String {
+    let local = to_jst(at);
+    format!(
+        "tenants/{}/uploads/{}/{batch_id}.csv",
+        tenant,
+        local.format("%Y/%m/%d")
+    )
+}
+
+pub fn csv_file_name(batch: &UploadBatch) -> String {
+    format!(
+        "zaiko_{}_{}.csv",
+        to_jst(batch.created_at).format("%Y%m%d%H%M%S"),
+        batch.batch_id
+    )
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn run_upload(ctx: &Context, tenant: &Tenant, run_id: &str) -> UploadRun {
+    let mut notices = Vec::new();
+    match upload_steps(ctx, tenant, run_id, &mut notices).await {
+        Ok((section, uploaded_batch)) => UploadRun {
+            section,
+            uploaded_batch,
+            notices,
+        },
+        Err(section) => UploadRun {
+            section,
+            uploaded_batch: None,
+            notices,
+        },
+    }
+}
+
+async fn upload_steps(
+    ctx: &Context,
+    tenant: &Tenant,
+    run_id: &str,
+    notices: &mut Vec<String>,
+) -> Result<(UploadSection, Option<UploadBatch>), UploadSection> {
+    let store = &ctx.storage;
+    let failed = |batch_id: Option<String>, e: &dyn std::fmt::Display| UploadSection::Failed {
+        batch_id,
+        reason: e.to_string(),
+    };
+
+    // 1. Uploads with unknown outcome come first: nothing new goes up until NextEngine's
+    //    queue tells us whether they arrived.
+    let uploading = store
+        .batches_in_state(&tenant.id, BatchState::Uploading)
+        .await
+        .map_err(|e| failed(None, &e))?;
+    for batch in uploading {
+        if let Some(section) = resolve_unknown_outcome(ctx, tenant, &batch).await? {
+            return Ok((section, None));
+        }
+    }
+    let needs_attention = store
+        .batches_in_state(&tenant.id, BatchState::NeedsAttention)
+        .await
+        .map_err(|e| failed(None, &e))?;
+    if let Some(batch) = needs_attention.first() {
+        return Ok((
+            UploadSection::Unresolved {
+                batch_id: batch.batch_id.clone(),
+                reason:
+                    "アップロード結果を特定できないファイルがあります。管理画面で確認してください"
+                        .into(),
+            },
+            None,
+        ));
+    }
+
+    // 2. A frozen file left over from an earlier run goes up before any new one.
+    let built = store
+        .batches_in_state(&tenant.id, BatchState::Built)
+        .await
+        .map_err(|e| failed(None, &e))?;
+    if let Some(batch) = built.into_iter().next() {
+        return upload_batch(ctx, tenant, batch).await;
+    }
+
+    // 3. New changes: read Smaregi's history when we may, then claim and build.
+    if let Some(creds) = &tenant.smaregi_api {
+        collect_history(ctx, tenant, creds, notices).await;
+    }
+    let now = ctx.clock.now();
+    let claim = ClaimRequest {
+        new_batch_id: new_id("b_"),
+        owner: run_id.to_string(),
+        now,
+        lease_until: now
+            + ChronoDuration::from_std(ctx.config.build_lease)
+                .unwrap_or(ChronoDuration::minutes(5)),
+        max_changes: ctx.config.max_changes_per_batch,
+    };
+    let Some(claimed) = store
+        .claim_batch(&tenant.id, &claim)
+        .await
+        .map_err(|e| failed(None, &e))?
+    else {
+        return Ok((UploadSection::Nothing { parked: vec![] }, None));
+    };
+    let batch_id = claimed.batch_id.clone();
+    let content = match build_content(ctx, tenant, &batch_id, &claimed.changes, notices).await {
+        Ok(content) => content,
+        Err(e) => {
+            // Hand the batch back at once (same owner, lease ending now) so the next
+            // run rebuilds it instead of waiting for the lease to run out.
+            let release = ClaimRequest {
+                lease_until: ctx.clock.now(),
+                ..claim.clone()
+            };
+            let _ = store.claim_batch(&tenant.id, &release).await;
+            return Err(section_for_ne_error(Some(batch_id), &e));
+        }
+    };
+    let batch = store
+        .finish_build(&tenant.id, &batch_id, run_id, &content)
+        .await
+        .map_err(|e| failed(Some(batch_id.clone()), &e))?;
+    if batch.state == BatchState::Empty {
+        return Ok((
+            UploadSection::Nothing {
+                parked: batch.parked.clone(),
+            },
+            None,
+        ));
+    }
+    upload_batch(ctx, tenant, batch).await
+}
+
+/// Completes, maps and checks the claimed changes; returns what gets frozen.
+async fn build_content(
+    ctx: &Context,
+    tenant: &Tenant,
+    batch_id: &str,
+    changes: &[StockChange],
+    notices: &mut Vec<String>,
+) -> Result<BuiltContent, NeError> {
+    let store_err = |e: sne_ports::StoreError| NeError::Store(e.to_string());
+    // With history access, push rows are only signals: the history rows already
+    // carry every change exactly once.
+    let history_mode = tenant.smaregi_api.is_some();
+    let rows: Vec<_> = changes
+        .iter()
+        .filter(|c| {
+            !history_mode || c.source == ChangeSource::History || c.row.kind == ChangeKind::History
+        })
+        .map(|c| c.row.clone())
+        .collect();
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.store_id.clone(), r.product_id.clone()))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mirror = ctx
+        .storage
+        .mirror(&tenant.id, &keys)
+        .await
+        .map_err(store_err)?;
+    let completion = complete(&rows, &mirror);
+    let map = product_map(ctx, tenant, &completion.changes).await?;
+    let mut plan = plan_batch(
+        tenant.stock_master,
+        tenant.counted_stores.as_deref(),
+        &map,
+        &completion.changes,
+    );
+    let codes: Vec<String> = plan.lines.iter().map(|l| l.goods_code.clone()).collect();
+    let known = if codes.is_empty() {
+        HashSet::new()
+    } else {
+        ctx.nextengine.existing_goods(&tenant.id, &codes).await?
+    };
+    let (lines, unknown): (Vec<_>, Vec<_>) = plan
+        .lines
+        .into_iter()
+        .partition(|l| known.contains(&l.goods_code));
+    plan.parked.extend(unknown.into_iter().map(|l| ParkedLine {
+        goods_code: l.goods_code,
+        delta: l.delta,
+        reason: ParkReason::NotRegistered,
+    }));
+    let mut notes: Vec<String> = completion.notes.iter().map(|n| n.describe()).collect();
+    if plan.changes_of_other_stores > 0 {
+        notes.push(format!(
+            "連携対象外の店舗の在庫変動 {} 件は通知していません",
+            plan.changes_of_other_stores
+        ));
+    }
+    notices.extend(notes.iter().cloned());
+    Ok(BuiltContent {
+        csv_key: (!lines.is_empty()).then(|| csv_key(&tenant.id, batch_id, ctx.clock.now())),
+        lines,
+        parked: plan.parked,
+        notes,
+        change_count: changes.len(),
+        mirror_updates: completion.mirror_updates,
+    })
+}
+
+async fn product_map(
+    ctx: &Context,
+    tenant: &Tenant,
+    changes: &[sne_domain::change::CompletedChange],
+) -> Result<ProductMap, NeError> {
+    let store_err = |e: sne_ports::StoreError| NeError::Store(e.to_string());
+    match tenant.mapping_mode {
+        MappingMode::ProductId => Ok(ProductMap::Identity),
+        MappingMode::Table => {
+            let pairs = ctx
+                .storage
+                .product_pairs(&tenant.id, PairSource::Table)
+                .await
+                .map_err(store_err)?;
+            Ok(ProductMap::for_mode(MappingMode::Table, pairs))
+        }
+        MappingMode::ProductCode => {
+            let mut pairs = ctx
+                .storage
+                .product_pairs(&tenant.id, PairSource::ProductCode)
+                .await
+                .map_err(store_err)?;
+            let cached: HashSet<&str> = pairs.iter().map(|(p, _)| p.as_str()).collect();
+            let missing: Vec<String> = changes
+                .iter()
+                .map(|c| c.product_id.clone())
+                .filter(|p| !cached.contains(p.as_str()))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            if let (false, Some(creds)) = (missing.is_empty(), &tenant.smaregi_api) {
+                match ctx.smaregi.product_codes(creds, &missing).await {
+                    Ok(found) => {
+                        ctx.storage
+                            .put_product_pairs(&tenant.id, PairSource::ProductCode, &found, false)
+                            .await
+                            .map_err(store_err)?;
+                        pairs.extend(found);
+                    }
+                    // Unmapped products are parked and reported; the rest still goes up.
+                    Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "product_ref failed"),
+                }
+            }
+            Ok(ProductMap::for_mode(MappingMode::ProductCode, pairs))
+        }
+    }
+}
+
+/// Appends Smaregi `StockHistory` rows newer than the cursor to the ledger. The
+/// dedupe key is the history id, so reading a row twice changes nothing and the
+/// cursor may lag safely behind the ledger.
+async fn collect_history(
+    ctx: &Context,
+    tenant: &Tenant,
+    creds: &sne_domain::tenant::SmaregiCredentials,
+    notices: &mut Vec<String>,
+) {
+    let cursor = match ctx.storage.cursor(&tenant.id, HISTORY_CURSOR).await {
+        Ok(cursor) => cursor,
+        Err(e) => {
+            notices.push(format!("在庫履歴の読み取り位置を取得できませんでした: {e}"));
+            return;
+        }
+    };
+    let Some(after_id) = cursor.as_deref().and_then(|c| c.parse::<u64>().ok()) else {
+        // First contact: start from Smaregi's newest row, never from its whole past.
+        match ctx.smaregi.latest_stock_history_id(creds).await {
+            Ok(latest) => {
+                let start = latest.unwrap_or(0).to_string();
+                let _ = ctx
+                    .storage
+                    .set_cursor(&tenant.id, HISTORY_CURSOR, cursor.as_deref(), &start)
+                    .await;
+                notices.push(format!(
+                    "スマレジの在庫変動履歴の読み取りを開始しました(履歴ID {start} より後の変動を通知します)"
+                ));
+            }
+            Err(e) => notices.push(format!(
+                "スマレジの在庫変動履歴を読めませんでした(次回再試行します): {e}"
+            )),
+        }
+        return;
+    };
+    let rows = match ctx
+        .smaregi
+        .stock_history_after(creds, after_id, ctx.config.max_history_rows)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            notices.push(format!(
+                "スマレジの在庫変動履歴を読めませんでした(次回再試行します): {e}"
+            ));
+            return;
+        }
+    };
+    let Some(max_id) = rows.iter().filter_map(|r| r.history_id).max() else {
+        return;
+    };
+    let received_at = ctx.clock.now();
+    let changes: Vec<StockChange> = rows
+        .into_iter()
+        .map(|row| StockChange {
+            dedupe_key: format!("h:{}", row.history_id.unwrap_or_default()),
+            source: ChangeSource::History,
+            row,
+            received_at,
+        })
+        .collect();
+    if let Err(e) = ctx.storage.append_changes(&tenant.id, &changes).await {
+        notices.push(format!(
+            "在庫変動履歴を保存できませんでした(次回再試行します): {e}"
+        ));
+        return;
+    }
+    let _ = ctx
+        .storage
+        .set_cursor(
+            &tenant.id,
+            HISTORY_CURSOR,
+            cursor.as_deref(),
+            &max_id.to_string(),
+        )
+        .await;
+}
+
+async fn upload_batch(
+    ctx: &Context,
+    tenant: &Tenant,
+    batch: UploadBatch,
+) -> Result<(UploadSection, Option<UploadBatch>), UploadSection> {
+    let store = &ctx.storage;
+    let batch_id = batch.batch_id.clone();
+    let failed = |e: &dyn std::fmt::Display| UploadSection::Failed {
+        batch_id: Some(batch_id.clone()),
+        reason: e.to_string(),
+    };
+    let csv = render_upload_csv(&batch.lines);
+    // The blob is derived from the frozen lines, so writing it again is harmless.
+    if let Some(key) = &batch.csv_key {
+        store_blob(ctx, key, &csv).await.map_err(|e| failed(&e))?;
+    }
+    let uploading = store
+        .transition(
+            &tenant.id,
+            &batch_id,
+            &Transition::new(BatchState::Built, BatchState::Uploading, ctx.clock.now()),
+        )
+        .await
+        .map_err(|e| failed(&e))?;
+    match ctx.nextengine.upload_stock_csv(&tenant.id, &csv).await {
+        Ok(que_id) => {
+            let uploaded = record_que_id(ctx, tenant, &uploading, BatchState::Uploading, &que_id)
+                .await
+                .map_err(|e| failed(&e))?;
+            Ok((uploaded_section(ctx, &uploaded).await, Some(uploaded)))
+        }
+        Err(e) if e.outcome_unknown() => Ok((
+            UploadSection::Unresolved {
+                batch_id,
+                reason: format!(
+                    "ネクストエンジンからの応答がありませんでした({e})。次回の実行でキューを確認してから再送します"
+                ),
+            },
+            None,
+        )),
+        Err(e) => {
+            // An error envelope proves nothing was queued: the frozen file waits for
+            // the next run.
+            let mut back =
+                Transition::new(BatchState::Uploading, BatchState::Built, ctx.clock.now());
+            back.error = Some(e.to_string());
+            store
+                .transition(&tenant.id, &batch_id, &back)
+                .await
+                .map_err(|se| failed(&se))?;
+            Err(section_for_ne_error(Some(batch_id), &e))
+        }
+    }
+}
+
+async fn record_que_id(
+    ctx: &Context,
+    tenant: &Tenant,
+    batch: &UploadBatch,
+    from: BatchState,
+    que_id: &str,
+) -> Result<UploadBatch, sne_ports::StoreError> {
+    let mut t = Transition::new(from, BatchState::Uploaded, ctx.clock.now());
+    t.que_id = Some(que_id.to_string());
+    ctx.storage
+        .transition(&tenant.id, &batch.batch_id, &t)
+        .await
+}
+
+async fn store_blob(ctx: &Context, key: &str, csv: &[u8]) -> Result<(), sne_ports::StoreError> {
+    if ctx.blobs.get_blob(key).await?.as_deref() == Some(csv) {
+        return Ok(());
+    }
+    ctx.blobs.put_blob(key, csv, "text/csv").await
+}
+
+async fn uploaded_section(ctx: &Context, batch: &UploadBatch) -> UploadSection {
+    let download_url = match &batch.csv_key {
+        Some(key) => ctx
+            .blobs
+            .download_url(key, std::time::Duration::from_secs(7 * 24 * 3600))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    UploadSection::Uploaded {
+        batch_id: batch.batch_id.clone(),
+        que_id: batch.que_id.clone().unwrap_or_default(),
+        products: batch.lines.len(),
+        changes: batch.change_count,
+        csv_file_name: csv_file_name(batch),
+        download_url,
+        parked: batch.parked.clone(),
+    }
+}
+
+/// An upload call whose answer never arrived: find it in NextEngine's queue.
+/// Returns a section when this run must not upload anything else.
+async fn resolve_unknown_outcome(
+    ctx: &Context,
+    tenant: &Tenant,
+    batch: &UploadBatch,
+) -> Result<Option<UploadSection>, UploadSection> {
+    let store = &ctx.storage;
+    let started = batch.upload_started_at.unwrap_or(batch.updated_at);
+    // Queue dates have second precision and NextEngine's clock is not ours.
+    let since = to_jst(started - ChronoDuration::minutes(2));
+    let queues = ctx
+        .nextengine
+        .goods_upload_queues_since(&tenant.id, since)
+        .await
+        .map_err(|e| section_for_ne_error(Some(batch.batch_id.clone()), &e))?;
+    let known: HashSet<String> = store
+        .known_que_ids(&tenant.id)
+        .await
+        .map_err(|e| UploadSection::Failed {
+            batch_id: Some(batch.batch_id.clone()),
+            reason: e.to_string(),
+        })?
+        .into_iter()
+        .collect();
+    let candidates: Vec<_> = queues
+        .into_iter()
+        .filter(|q| !known.contains(&q.que_id))
+        .collect();
+    let store_failed = |e: sne_ports::StoreError| UploadSection::Failed {
+        batch_id: Some(batch.batch_id.clone()),
+        reason: e.to_string(),
+    };
+    match candidates.as_slice() {
+        [only] => {
+            let adopted = record_que_id(ctx, tenant, batch, BatchState::Uploading, &only.que_id)
+                .await
+                .map_err(store_failed)?;
+            tracing::info!(tenant = %tenant.id, batch = %batch.batch_id, que_id = %only.que_id,
+                "adopted the queue of an upload whose answer was lost");
+            Ok(Some(uploaded_section(ctx, &adopted).await))
+        }
+        [] => {
+            let waited = ctx.clock.now() - started;
+            if waited.to_std().unwrap_or_default() < ctx.config.unknown_outcome_grace {
+                return Ok(Some(UploadSection::Unresolved {
+                    batch_id: batch.batch_id.clone(),
+                    reason: "前回のアップロードの結果をネクストエンジンのキューで確認中です".into(),
+                }));
+            }
+            // Long enough that a request in flight would have been queued by now.
+            let mut back =
+                Transition::new(BatchState::Uploading, BatchState::Built, ctx.clock.now());
+            back.error = Some("ネクストエンジンのキューに見つからないため再送します".into());
+            store
+                .transition(&tenant.id, &batch.batch_id, &back)
+                .await
+                .map_err(store_failed)?;
+            Ok(None)
+        }
+        _ => {
+            let mut t = Transition::new(
+                BatchState::Uploading,
+                BatchState::NeedsAttention,
+                ctx.clock.now(),
+            );
+            let ids: Vec<_> = candidates.iter().map(|q| q.que_id.as_str()).collect();
+            t.error = Some(format!("候補のキューが複数あります: {}", ids.join(",")));
+            store
+                .transition(&tenant.id, &batch.batch_id, &t)
+                .await
+                .map_err(store_failed)?;
+            Ok(Some(UploadSection::Unresolved {
+                batch_id: batch.batch_id.clone(),
+                reason: format!(
+                    "アップロード結果を特定できません(候補のキューID: {})。二重計上を避けるため自動では再送しません。管理画面で確認してください",
+                    ids.join(",")
+                ),
+            }))
+        }
+    }
+}
+
+pub fn section_for_ne_error(batch_id: Option<String>, e: &NeError) -> UploadSection {
+    match (e, batch_id) {
+        (NeError::Token { .. }, Some(batch_id)) => UploadSection::TokenError {
+            batch_id,
+            detail: e.to_string(),
+        },
+        (NeError::Token { .. }, None) => UploadSection::TokenError {
+            batch_id: String::new(),
+            detail: e.to_string(),
+        },
+        (_, batch_id) => UploadSection::Failed {
+            batch_id,
+            reason: e.to_string(),
+        },
+    }
+}
