@@ -67,7 +67,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         public_url: service_url.clone(),
         mail_from: "smaregi-ne@demo.example".into(),
     };
-    let ctx = wiring::local_context(data_dir, &endpoints)?;
+    let (ctx, requests) = wiring::local_context(data_dir, &endpoints)?;
     let customer_code = seed(&ctx, &ne, &smaregi, &service_url).await?;
     let app = sne_service::http::router(ctx.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
@@ -85,7 +85,11 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         server.abort();
         return outcome;
     }
-    let scheduler = wiring::spawn_scheduler(ctx, Duration::from_secs(args.every_seconds.max(1)));
+    let scheduler = wiring::spawn_scheduler(
+        ctx,
+        requests,
+        Duration::from_secs(args.every_seconds.max(1)),
+    );
     let _ = tokio::signal::ctrl_c().await;
     scheduler.abort();
     server.abort();

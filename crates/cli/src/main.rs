@@ -114,11 +114,11 @@ fn main() -> anyhow::Result<()> {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let ctx = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
-            wiring::serve(ctx, args.listen, args.every_minutes).await
+            let (ctx, requests) = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
+            wiring::serve(ctx, requests, args.listen, args.every_minutes).await
         }
         Command::Run { jobs } => {
-            let ctx = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
+            let (ctx, _) = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
             let jobs = match jobs {
                 RunJobs::Upload => Jobs::Upload,
                 RunJobs::CheckQueue => Jobs::CheckQueue,
@@ -151,7 +151,7 @@ async fn tenant(
     endpoints: &Endpoints,
     command: TenantCommand,
 ) -> anyhow::Result<()> {
-    let ctx = wiring::local_context(data_dir, endpoints)?;
+    let (ctx, _) = wiring::local_context(data_dir, endpoints)?;
     match command {
         TenantCommand::Create {
             contract_id,

@@ -2,16 +2,19 @@
 
 use anyhow::Context as _;
 use clap::Args;
+use sne_domain::TenantId;
 use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::SystemClock;
-use sne_service::run::{Jobs, run_all};
+use sne_service::run::{Jobs, new_run_id, run_all, run_tenant};
+use sne_service::trigger::queued_trigger;
 use sne_service::{Context, ServiceConfig};
 use sne_smaregi::SmaregiClient;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// External endpoints; the real services are the defaults.
 #[derive(Args, Clone, Debug)]
@@ -54,7 +57,11 @@ pub struct Endpoints {
     pub mail_from: String,
 }
 
-pub fn local_context(data_dir: &Path, endpoints: &Endpoints) -> anyhow::Result<Context> {
+/// The local context and the receiving end of its 「今すぐ実行」 requests.
+pub fn local_context(
+    data_dir: &Path,
+    endpoints: &Endpoints,
+) -> anyhow::Result<(Context, mpsc::UnboundedReceiver<TenantId>)> {
     let store = Arc::new(
         SqliteStore::open(data_dir)
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?,
@@ -73,28 +80,40 @@ pub fn local_context(data_dir: &Path, endpoints: &Endpoints) -> anyhow::Result<C
         sne_smaregi::RetryPolicy::default(),
         Duration::from_secs(60),
     );
-    Ok(Context {
+    let (trigger, requests) = queued_trigger();
+    let ctx = Context {
         storage: store,
         blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"))),
         mailer: Arc::new(EmlMailer::new(data_dir.join("outbox"))),
         clock: Arc::new(SystemClock),
         nextengine: Arc::new(nextengine),
         smaregi: Arc::new(smaregi),
+        trigger: Arc::new(trigger),
         config: ServiceConfig {
             mail_from: endpoints.mail_from.clone(),
             public_url,
             ..ServiceConfig::default()
         },
-    })
+    };
+    Ok((ctx, requests))
 }
 
 /// Serves the router and runs every job on a timer until Ctrl-C.
-pub async fn serve(ctx: Context, listen: SocketAddr, every_minutes: u64) -> anyhow::Result<()> {
+pub async fn serve(
+    ctx: Context,
+    requests: mpsc::UnboundedReceiver<TenantId>,
+    listen: SocketAddr,
+    every_minutes: u64,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
-    let scheduler = spawn_scheduler(ctx.clone(), Duration::from_secs(every_minutes.max(1) * 60));
+    let scheduler = spawn_scheduler(
+        ctx.clone(),
+        requests,
+        Duration::from_secs(every_minutes.max(1) * 60),
+    );
     let app = sne_service::http::router(ctx);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -105,16 +124,33 @@ pub async fn serve(ctx: Context, listen: SocketAddr, every_minutes: u64) -> anyh
     served.context("server failed")
 }
 
-pub fn spawn_scheduler(ctx: Context, every: Duration) -> tokio::task::JoinHandle<()> {
+/// Runs every tenant on the schedule, and one tenant whenever 「今すぐ実行」 asks.
+pub fn spawn_scheduler(
+    ctx: Context,
+    mut requests: mpsc::UnboundedReceiver<TenantId>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
-            tick.tick().await;
-            match run_all(&ctx, Jobs::All).await {
-                Ok(runs) => tracing::info!(tenants = runs.len(), "scheduled run finished"),
-                Err(e) => tracing::error!(error = %e, "scheduled run failed"),
+            tokio::select! {
+                _ = tick.tick() => match run_all(&ctx, Jobs::All).await {
+                    Ok(runs) => tracing::info!(tenants = runs.len(), "scheduled run finished"),
+                    Err(e) => tracing::error!(error = %e, "scheduled run failed"),
+                },
+                Some(tenant_id) = requests.recv() => {
+                    match ctx.storage.tenant(&tenant_id).await {
+                        Ok(Some(tenant)) => {
+                            let run_id = new_run_id(&ctx);
+                            run_tenant(&ctx, &tenant, Jobs::All, &run_id).await;
+                            tracing::info!(tenant = %tenant_id, "requested run finished");
+                        }
+                        Ok(None) => tracing::warn!(tenant = %tenant_id, "run requested for unknown tenant"),
+                        Err(e) => tracing::error!(error = %e, "requested run failed"),
+                    }
+                }
             }
         }
     })

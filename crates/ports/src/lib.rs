@@ -10,9 +10,14 @@ pub mod mail;
 pub mod nextengine;
 pub mod smaregi;
 pub mod storage;
+pub mod trigger;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{StoreError, StoreResult};
 pub use mail::{Attachment, Mail, Mailer};
 pub use sne_domain::TenantId;
 pub use storage::*;
+pub use trigger::RunTrigger;

@@ -1,6 +1,6 @@
 use sne_ports::nextengine::NextEngineApi;
 use sne_ports::smaregi::SmaregiApi;
-use sne_ports::{BlobStore, Clock, Mailer, Storage};
+use sne_ports::{BlobStore, Clock, Mailer, RunTrigger, Storage};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,5 +48,6 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     pub nextengine: Arc<dyn NextEngineApi>,
     pub smaregi: Arc<dyn SmaregiApi>,
+    pub trigger: Arc<dyn RunTrigger>,
     pub config: ServiceConfig,
 }

@@ -7,6 +7,7 @@ pub mod http;
 pub mod reporter;
 pub mod run;
 pub mod tenants;
+pub mod trigger;
 pub mod uploader;
 pub mod webhook;
 
