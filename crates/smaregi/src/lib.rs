@@ -1,1 +1,14 @@
+//! Client of the old スマレジAPI (`POST …/access/`, headers `X_contract_id` and
+//! `X_access_token`, form fields `proc_name` + `params`): the HTTP
+//! implementation of [`sne_ports::smaregi::SmaregiApi`].
+//!
+//! Reference calls are retried after transport failures; `shipment_upd` is
+//! not, because an unanswered insert may have happened (the caller resolves
+//! it by `identificationNo`, and the shipment `token` makes a deliberate
+//! resend harmless).
 
+mod client;
+mod retry;
+
+pub use client::{DEFAULT_API_URL, DEFAULT_AUTH_ERROR_CODES, SmaregiClient};
+pub use retry::RetryPolicy;

@@ -1,0 +1,590 @@
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value, json};
+use sne_domain::tenant::SmaregiCredentials;
+use sne_domain::time::parse_api_time;
+use sne_domain::{ChangeKind, PushRow, StockDivision};
+use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
+use tracing::{debug, info, warn};
+
+use crate::retry::RetryPolicy;
+
+pub const DEFAULT_API_URL: &str = "https://webapi.smaregi.jp/access/";
+
+/// Error codes meaning "contract, token or function not usable". Only 14
+/// (契約IDが無効です) is public; 21 (bad token) and 31 (function disabled)
+/// are the simulator's choices until the real codes are known. HTTP 401/403
+/// count as such errors too, whatever the code.
+pub const DEFAULT_AUTH_ERROR_CODES: &[&str] = &["14", "21", "31"];
+
+/// The old API's maximum `limit`.
+const PAGE_LIMIT: usize = 1000;
+/// Product ids per `product_ref` call, ORed as separate condition objects.
+const PRODUCT_CHUNK: usize = 100;
+
+const HISTORY_FIELDS: &[&str] = &[
+    "id",
+    "updDateTime",
+    "productId",
+    "storeId",
+    "amount",
+    "stockAmount",
+    "stockDivision",
+    "fromStoreId",
+    "toStoreId",
+];
+
+#[derive(Clone)]
+pub struct SmaregiClient {
+    api_url: String,
+    retry: RetryPolicy,
+    http: reqwest::Client,
+    auth_codes: Vec<String>,
+}
+
+impl fmt::Debug for SmaregiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmaregiClient")
+            .field("api_url", &self.api_url)
+            .field("retry", &self.retry)
+            .field("auth_codes", &self.auth_codes)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Failure {
+    /// No complete, readable answer: the call may or may not have run.
+    Transport(String),
+    /// Smaregi answered with an error.
+    Refused(SmaregiError),
+}
+
+impl SmaregiClient {
+    pub fn new(api_url: impl Into<String>, retry: RetryPolicy, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(15)))
+            // Sends `X_contract_id` as spelled in the manual; the header
+            // name is case-insensitive, but some gateways are not.
+            .http1_title_case_headers()
+            .build()
+            .expect("the HTTP client builds with the bundled TLS roots");
+        SmaregiClient {
+            api_url: api_url.into(),
+            retry,
+            http,
+            auth_codes: DEFAULT_AUTH_ERROR_CODES
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+        }
+    }
+
+    /// Replaces the error codes read as [`SmaregiError::Auth`].
+    pub fn with_auth_error_codes<I, S>(mut self, codes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.auth_codes = codes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    fn headers(creds: &SmaregiCredentials) -> Result<HeaderMap, SmaregiError> {
+        let bad = |what: &str| SmaregiError::Auth {
+            code: "client".into(),
+            message: format!("the {what} contains characters not allowed in an HTTP header"),
+        };
+        let contract = HeaderValue::from_str(&creds.contract_id).map_err(|_| bad("contract id"))?;
+        let mut token =
+            HeaderValue::from_str(&creds.access_token).map_err(|_| bad("access token"))?;
+        token.set_sensitive(true);
+        let mut h = HeaderMap::new();
+        h.insert(HeaderName::from_static("x_contract_id"), contract);
+        h.insert(HeaderName::from_static("x_access_token"), token);
+        Ok(h)
+    }
+
+    async fn attempt(
+        &self,
+        headers: &HeaderMap,
+        proc_name: &str,
+        params: &str,
+    ) -> Result<Value, Failure> {
+        let resp = self
+            .http
+            .post(&self.api_url)
+            .headers(headers.clone())
+            .form(&[("proc_name", proc_name), ("params", params)])
+            .send()
+            .await
+            .map_err(|e| Failure::Transport(describe(e)))?;
+        let status = resp.status();
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(Failure::Transport(format!("HTTP {status}")));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Failure::Transport(describe(e)))?;
+        let parsed = serde_json::from_slice::<Value>(&body).ok();
+        if let Some(Value::Object(m)) = &parsed
+            && (m.contains_key("error_code") || m.contains_key("error"))
+        {
+            return Err(Failure::Refused(self.error_of(m, status.as_u16())));
+        }
+        if matches!(status.as_u16(), 401 | 403) {
+            return Err(Failure::Refused(SmaregiError::Auth {
+                code: format!("http_{}", status.as_u16()),
+                message: format!("HTTP {status}"),
+            }));
+        }
+        match parsed {
+            Some(v @ Value::Object(_)) if status.is_success() && v.get("result").is_some() => Ok(v),
+            _ if status.is_success() => Err(Failure::Transport(format!(
+                "HTTP {status}: unreadable response body"
+            ))),
+            _ => Err(Failure::Refused(SmaregiError::Api {
+                code: format!("http_{}", status.as_u16()),
+                message: snippet(&String::from_utf8_lossy(&body)),
+            })),
+        }
+    }
+
+    fn error_of(&self, m: &Map<String, Value>, status: u16) -> SmaregiError {
+        let code = text(m, "error_code").unwrap_or_else(|| format!("http_{status}"));
+        let message = [text(m, "error"), text(m, "error_description")]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if self.auth_codes.contains(&code) || matches!(status, 401 | 403) {
+            SmaregiError::Auth { code, message }
+        } else {
+            SmaregiError::Api { code, message }
+        }
+    }
+
+    /// One API call; `retry` only for calls that change nothing.
+    async fn call(
+        &self,
+        creds: &SmaregiCredentials,
+        proc_name: &str,
+        params: &Value,
+        retry: bool,
+    ) -> Result<Value, SmaregiError> {
+        let headers = Self::headers(creds)?;
+        let params = params.to_string();
+        let max = if retry { self.retry.attempts() } else { 1 };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(&headers, proc_name, &params).await {
+                Ok(v) => {
+                    debug!(proc_name, contract = %creds.contract_id, attempt, "Smaregi call succeeded");
+                    return Ok(v);
+                }
+                Err(Failure::Refused(e)) => {
+                    warn!(proc_name, contract = %creds.contract_id, error = %e, "Smaregi refused the call");
+                    return Err(e);
+                }
+                Err(Failure::Transport(msg)) if attempt < max => {
+                    let delay = self.retry.delay(attempt);
+                    warn!(proc_name, attempt, ?delay, error = %msg, "Smaregi call will be retried");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(Failure::Transport(msg)) => {
+                    warn!(proc_name, contract = %creds.contract_id, error = %msg, "Smaregi unreachable");
+                    return Err(SmaregiError::Transport(msg));
+                }
+            }
+        }
+    }
+
+    /// A `*_ref` call paged from 1 until `limit * page >= total_count`.
+    async fn reference(
+        &self,
+        creds: &SmaregiCredentials,
+        proc_name: &str,
+        mut params: Map<String, Value>,
+        max_rows: usize,
+    ) -> Result<Vec<Map<String, Value>>, SmaregiError> {
+        let limit = PAGE_LIMIT.min(max_rows.max(1));
+        params.insert("limit".into(), json!(limit));
+        let mut out = Vec::new();
+        let mut page = 1usize;
+        loop {
+            params.insert("page".into(), json!(page));
+            let v = self
+                .call(creds, proc_name, &Value::Object(params.clone()), true)
+                .await?;
+            let total = match v.get("total_count") {
+                Some(Value::String(s)) => s.trim().parse::<usize>().ok(),
+                Some(Value::Number(n)) => n.as_u64().map(|n| n as usize),
+                _ => None,
+            }
+            .ok_or_else(|| invalid(format!("{proc_name} answer without total_count")))?;
+            let rows = match v.get("result") {
+                Some(Value::Array(a)) => a,
+                _ => return Err(invalid(format!("{proc_name} answer without result rows"))),
+            };
+            let n = rows.len();
+            for r in rows {
+                match r {
+                    Value::Object(o) => out.push(o.clone()),
+                    _ => return Err(invalid(format!("{proc_name} row is not an object"))),
+                }
+            }
+            if n == 0 || limit * page >= total || out.len() >= max_rows {
+                out.truncate(max_rows);
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    async fn shipment_id_by_token(
+        &self,
+        creds: &SmaregiCredentials,
+        token: &str,
+    ) -> Result<Option<String>, SmaregiError> {
+        let params = json!({
+            "table_name": "Shipment",
+            "fields": ["shipmentId"],
+            "conditions": [{"token": token}],
+            "order": ["shipmentId"],
+        });
+        let Value::Object(params) = params else {
+            unreachable!("a JSON object literal")
+        };
+        let rows = self.reference(creds, "shipment_ref", params, 1).await?;
+        Ok(rows.first().and_then(|r| text(r, "shipmentId")))
+    }
+}
+
+#[async_trait]
+impl SmaregiApi for SmaregiClient {
+    async fn stock_history_after(
+        &self,
+        creds: &SmaregiCredentials,
+        after_id: u64,
+        max_rows: usize,
+    ) -> Result<Vec<PushRow>, SmaregiError> {
+        if max_rows == 0 {
+            return Ok(Vec::new());
+        }
+        let params = obj(json!({
+            "table_name": "StockHistory",
+            "fields": HISTORY_FIELDS,
+            "conditions": [{"id >": after_id.to_string()}],
+            "order": ["id"],
+        }));
+        let rows = self.reference(creds, "stock_ref", params, max_rows).await?;
+        let mut out = rows
+            .iter()
+            .map(history_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by_key(|r| r.history_id);
+        Ok(out)
+    }
+
+    async fn latest_stock_history_id(
+        &self,
+        creds: &SmaregiCredentials,
+    ) -> Result<Option<u64>, SmaregiError> {
+        let params = obj(json!({
+            "table_name": "StockHistory",
+            "fields": ["id"],
+            "order": ["id desc"],
+        }));
+        let rows = self.reference(creds, "stock_ref", params, 1).await?;
+        match rows.first() {
+            None => Ok(None),
+            Some(r) => parse_id(r).map(Some),
+        }
+    }
+
+    async fn product_codes(
+        &self,
+        creds: &SmaregiCredentials,
+        product_ids: &[String],
+    ) -> Result<Vec<(String, String)>, SmaregiError> {
+        let wanted: BTreeSet<&str> = product_ids
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let ids: Vec<&str> = wanted.iter().copied().collect();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(PRODUCT_CHUNK) {
+            let conditions: Vec<Value> = chunk.iter().map(|id| json!({"productId": id})).collect();
+            let params = obj(json!({
+                "table_name": "Product",
+                "fields": ["productId", "productCode"],
+                "conditions": conditions,
+                "order": ["productId"],
+            }));
+            let rows = self
+                .reference(creds, "product_ref", params, usize::MAX)
+                .await?;
+            for r in rows {
+                // Smaregi may compare ids numerically ("01" = "1"): keep only
+                // the ids asked for. A product without a code maps to nothing.
+                if let (Some(id), Some(code)) = (text(&r, "productId"), text(&r, "productCode"))
+                    && wanted.contains(id.as_str())
+                    && !code.is_empty()
+                {
+                    out.push((id, code));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stores(&self, creds: &SmaregiCredentials) -> Result<Vec<SmaregiStore>, SmaregiError> {
+        let params = obj(json!({
+            "table_name": "Store",
+            "fields": ["storeId", "storeName"],
+            "order": ["storeId"],
+        }));
+        let rows = self
+            .reference(creds, "store_ref", params, usize::MAX)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SmaregiStore {
+                    store_id: text(r, "storeId").ok_or_else(|| invalid("store without storeId"))?,
+                    name: text(r, "storeName").unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn shipments_by_identification(
+        &self,
+        creds: &SmaregiCredentials,
+        identification_no: &str,
+    ) -> Result<Vec<ShipmentSummary>, SmaregiError> {
+        let params = obj(json!({
+            "table_name": "Shipment",
+            "fields": ["shipmentId", "identificationNo", "shipmentDivision", "status"],
+            "conditions": [{"identificationNo": identification_no}],
+            "order": ["shipmentId"],
+        }));
+        let rows = self
+            .reference(creds, "shipment_ref", params, usize::MAX)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let ident = text(r, "identificationNo").unwrap_or_default();
+                // Guard against loose matching on Smaregi's side.
+                (ident == identification_no).then(|| ShipmentSummary {
+                    shipment_id: text(r, "shipmentId").unwrap_or_default(),
+                    identification_no: ident,
+                    division: text(r, "shipmentDivision").unwrap_or_default(),
+                    status: text(r, "status").unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn create_shipment(
+        &self,
+        creds: &SmaregiCredentials,
+        shipment: &NewShipment,
+    ) -> Result<Option<String>, SmaregiError> {
+        let header = json!({
+            "shipmentStoreId": shipment.store_id,
+            "recipientType": "3",
+            "recipientName": shipment.recipient_name,
+            "shipmentDivision": if shipment.is_return { "1" } else { "0" },
+            "shipmentDate": shipment.shipment_date.format("%Y-%m-%d").to_string(),
+            "status": "2",
+            "identificationNo": shipment.identification_no,
+            "token": shipment.token,
+        });
+        let details: Vec<Value> = shipment
+            .lines
+            .iter()
+            .map(|(product_id, qty)| {
+                json!({
+                    "productId": product_id,
+                    "quantity": qty.to_string(),
+                    "memo": shipment.memo,
+                })
+            })
+            .collect();
+        let params = json!({
+            "proc_info": {"proc_division": "U"},
+            "data": [
+                {"table_name": "Shipment", "rows": [header]},
+                {"table_name": "ShipmentDetail", "rows": details},
+            ],
+        });
+        let v = self.call(creds, "shipment_upd", &params, false).await?;
+        let result = v.get("result").and_then(Value::as_object);
+        let first_id = result
+            .and_then(|r| r.get("ShipmentIds"))
+            .and_then(Value::as_array)
+            .and_then(|ids| ids.first())
+            .and_then(|id| match id {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+        if let Some(id) = first_id {
+            info!(contract = %creds.contract_id, shipment_id = %id, identification_no = %shipment.identification_no, "shipment created");
+            return Ok(Some(id));
+        }
+        let count = result
+            .and_then(|r| text(r, "Shipment"))
+            .and_then(|c| c.trim().parse::<u64>().ok());
+        if count == Some(0) {
+            info!(contract = %creds.contract_id, identification_no = %shipment.identification_no, "shipment token already used; Smaregi skipped it");
+            return Ok(None);
+        }
+        // Written but no id in the answer (its shape is inferred): find it by
+        // the token, which identifies this request.
+        let found = self.shipment_id_by_token(creds, &shipment.token).await?;
+        if found.is_none() && count.is_some() {
+            return Err(invalid(
+                "shipment_upd reported a row but it cannot be found",
+            ));
+        }
+        Ok(found)
+    }
+}
+
+// ---------------------------------------------------------------- parsing
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut out = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn snippet(body: &str) -> String {
+    let body = body.trim();
+    if body.chars().count() > 200 {
+        body.chars().take(200).collect::<String>() + "…"
+    } else {
+        body.to_string()
+    }
+}
+
+fn invalid(what: impl Into<String>) -> SmaregiError {
+    SmaregiError::Api {
+        code: "invalid_response".into(),
+        message: what.into(),
+    }
+}
+
+/// Values arrive as strings or null; tolerate numbers too.
+fn text(m: &Map<String, Value>, key: &str) -> Option<String> {
+    match m.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn non_empty(m: &Map<String, Value>, key: &str) -> Option<String> {
+    text(m, key)
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Integers as Smaregi prints them, including a decimal form like `"3.000"`.
+fn int(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, SmaregiError> {
+    let Some(s) = non_empty(m, key) else {
+        return Ok(None);
+    };
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(Some(n));
+    }
+    match s.parse::<f64>() {
+        Ok(f) if f.fract() == 0.0 && f.abs() < 9e15 => Ok(Some(f as i64)),
+        _ => Err(invalid(format!("{key} is not an integer: {s:?}"))),
+    }
+}
+
+fn parse_id(r: &Map<String, Value>) -> Result<u64, SmaregiError> {
+    non_empty(r, "id")
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| invalid("StockHistory row without a numeric id"))
+}
+
+fn history_row(r: &Map<String, Value>) -> Result<PushRow, SmaregiError> {
+    Ok(PushRow {
+        store_id: non_empty(r, "storeId").ok_or_else(|| invalid("StockHistory without storeId"))?,
+        product_id: non_empty(r, "productId")
+            .ok_or_else(|| invalid("StockHistory without productId"))?,
+        kind: ChangeKind::History,
+        division: non_empty(r, "stockDivision").map(|d| StockDivision::from_code(&d)),
+        amount: int(r, "amount")?,
+        after: int(r, "stockAmount")?,
+        changed_at: non_empty(r, "updDateTime").and_then(|t| parse_api_time(&t)),
+        history_id: Some(parse_id(r)?),
+        from_store_id: non_empty(r, "fromStoreId"),
+        to_store_id: non_empty(r, "toStoreId"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_rows_parse_strings_and_nulls() {
+        let r = obj(
+            json!({"id":"42","updDateTime":"2026-11-27 10:00:00","productId":"8000001",
+            "storeId":"1","amount":"-2","stockAmount":"3.000","stockDivision":"2",
+            "fromStoreId":null,"toStoreId":""}),
+        );
+        let row = history_row(&r).unwrap();
+        assert_eq!(row.history_id, Some(42));
+        assert_eq!(row.amount, Some(-2));
+        assert_eq!(row.after, Some(3));
+        assert_eq!(row.division, Some(StockDivision::Sale));
+        assert_eq!(row.from_store_id, None);
+        assert_eq!(row.to_store_id, None);
+        assert!(row.changed_at.is_some());
+        assert!(history_row(&obj(json!({"id":"x","storeId":"1","productId":"2"}))).is_err());
+    }
+
+    #[test]
+    fn debug_output_has_no_credentials() {
+        let c = SmaregiClient::new(
+            DEFAULT_API_URL,
+            RetryPolicy::default(),
+            Duration::from_secs(5),
+        );
+        assert!(format!("{c:?}").contains("webapi.smaregi.jp"));
+    }
+}
