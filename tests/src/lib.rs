@@ -1,1 +1,287 @@
+//! A whole smaregi-ne (router on a real socket, embedded storage in a temp dir)
+//! between a Smaregi simulator and a NextEngine simulator, for end-to-end tests.
 
+use mail_parser::MimeHeaders;
+use sne_domain::tenant::{SmaregiCredentials, Tenant};
+use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
+use sne_nextengine::{NeClient, NeClientConfig};
+use sne_ports::SystemClock;
+use sne_service::run::{Jobs, TenantRun, run_all};
+use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
+use sne_service::trigger::queued_trigger;
+use sne_service::{Context, ServiceConfig};
+use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
+use sne_simulators::smaregi::{PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim};
+use sne_smaregi::SmaregiClient;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const CONTRACT: &str = "c-e2e";
+pub const SMAREGI_TOKEN: &str = "smaregi-secret-token";
+pub const COMPANY: &str = "shop";
+pub const CLIENT_ID: &str = "e2e-client";
+pub const CLIENT_SECRET: &str = "e2e-secret";
+
+pub struct Options {
+    pub shape: PushShape,
+    pub pairs_as: PairsAs,
+    pub push_api_changes: bool,
+    /// Smaregi products (id) with their opening stock in store 1.
+    pub smaregi_stock: Vec<(&'static str, i64)>,
+    /// NextEngine goods with (stock, allocated).
+    pub ne_goods: Vec<(&'static str, i64, i64)>,
+    pub config: ServiceConfig,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            shape: PushShape::Full,
+            pairs_as: PairsAs::Form,
+            push_api_changes: false,
+            smaregi_stock: vec![("8000001", 10), ("8000002", 10), ("8000003", 10)],
+            ne_goods: vec![("8000001", 10, 0), ("8000002", 10, 0), ("8000003", 10, 0)],
+            config: ServiceConfig::default(),
+        }
+    }
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub ne: NeSim,
+    pub smaregi: SmaregiSim,
+    pub ctx: Context,
+    pub service_url: String,
+    pub tenant: Tenant,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn local() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().expect("loopback address")
+}
+
+impl Harness {
+    pub async fn start(options: Options) -> Harness {
+        let ne = NeSim::start(
+            NeConfig {
+                client_id: CLIENT_ID.into(),
+                client_secret: CLIENT_SECRET.into(),
+                auto_login_company: COMPANY.into(),
+                ..NeConfig::default()
+            },
+            local(),
+        )
+        .await
+        .expect("NextEngine simulator");
+        ne.add_company(COMPANY, "テスト商店");
+        ne.seed_goods(
+            COMPANY,
+            options
+                .ne_goods
+                .iter()
+                .map(|(code, stock, allocated)| SeedGoods {
+                    goods_id: code.to_string(),
+                    goods_name: format!("商品{code}"),
+                    stock_quantity: *stock,
+                    allocation_quantity: *allocated,
+                })
+                .collect(),
+        );
+        let smaregi = SmaregiSim::start(SmaregiConfig::default(), local())
+            .await
+            .expect("Smaregi simulator");
+        smaregi.add_contract(CONTRACT, SMAREGI_TOKEN);
+        smaregi.add_store(CONTRACT, "1", "本店");
+        smaregi.add_store(CONTRACT, "2", "二号店");
+        for (product, stock) in &options.smaregi_stock {
+            smaregi.add_product(CONTRACT, product, &format!("CODE-{product}"), "商品");
+            smaregi
+                .set_stock(CONTRACT, "1", product, *stock)
+                .await
+                .expect("opening stock");
+        }
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind(local()).await.expect("bind");
+        let service_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let ctx = context(dir.path(), &ne, &smaregi, &service_url, options.config.clone());
+        let app = sne_service::http::router(ctx.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let tenant = create_tenant(
+            &ctx,
+            NewTenant {
+                name: "テスト商店".into(),
+                contract_id: CONTRACT.into(),
+                admin_email: "admin@shop.example".into(),
+                admin_password: "admin-password".into(),
+                notify_emails: vec!["notify@shop.example".into()],
+                counted_stores: None,
+            },
+        )
+        .await
+        .expect("tenant");
+        let pair = ne.issue_tokens(COMPANY);
+        replace_ne_tokens(
+            &ctx,
+            &tenant.id,
+            &sne_domain::tenant::NeTokens {
+                access_token: pair.access_token,
+                refresh_token: pair.refresh_token,
+                access_token_end: pair.access_token_end_date,
+                refresh_token_end: pair.refresh_token_end_date,
+            },
+        )
+        .await
+        .expect("tokens");
+        smaregi.configure_push(
+            CONTRACT,
+            Some(PushConfig {
+                url: format!("{service_url}/smaregi/webhook"),
+                pairs: vec![
+                    ("contract_id".into(), CONTRACT.into()),
+                    ("code".into(), tenant.customer_code.clone()),
+                ],
+                pairs_as: options.pairs_as,
+                shape: options.shape,
+                push_api_changes: options.push_api_changes,
+            }),
+        );
+        Harness {
+            dir,
+            ne,
+            smaregi,
+            ctx,
+            service_url,
+            tenant,
+            server,
+        }
+    }
+
+    /// A second, independent wiring on the same data directory: what a second
+    /// `smaregi-ne run` process would have.
+    pub fn second_process(&self) -> Context {
+        context(
+            self.dir.path(),
+            &self.ne,
+            &self.smaregi,
+            &self.service_url,
+            self.ctx.config.clone(),
+        )
+    }
+
+    pub async fn run(&self, jobs: Jobs) -> TenantRun {
+        let mut runs = run_all(&self.ctx, jobs).await.expect("run");
+        assert_eq!(runs.len(), 1, "one tenant");
+        runs.remove(0)
+    }
+
+    /// Gives this tenant read access to Smaregi's stock history.
+    pub async fn enable_history_access(&mut self) {
+        let mut tenant = self.tenant.clone();
+        tenant.smaregi_api = Some(SmaregiCredentials {
+            contract_id: CONTRACT.into(),
+            access_token: SMAREGI_TOKEN.into(),
+        });
+        self.tenant = self.ctx.storage.update_tenant(&tenant).await.expect("update");
+    }
+
+    pub fn ne_stock(&self, code: &str) -> i64 {
+        self.ne.stock(COMPANY, code).expect("goods exists in NextEngine")
+    }
+
+    /// Every mail in the outbox, oldest first, parsed.
+    pub fn mails(&self) -> Vec<SentMail> {
+        let outbox = self.dir.path().join("outbox");
+        let mut paths: Vec<_> = std::fs::read_dir(&outbox)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|path| {
+                let raw = std::fs::read(&path).expect("eml");
+                assert!(raw.is_ascii(), "mails are 7-bit");
+                let message = mail_parser::MessageParser::default()
+                    .parse(&raw)
+                    .expect("parsable MIME");
+                SentMail {
+                    subject: message.subject().unwrap_or_default().to_string(),
+                    body: message.body_text(0).unwrap_or_default().to_string(),
+                    attachments: message
+                        .attachments()
+                        .map(|a| {
+                            (
+                                a.attachment_name().unwrap_or_default().to_string(),
+                                a.contents().to_vec(),
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SentMail {
+    pub subject: String,
+    pub body: String,
+    pub attachments: Vec<(String, Vec<u8>)>,
+}
+
+pub fn context(
+    data_dir: &Path,
+    ne: &NeSim,
+    smaregi: &SmaregiSim,
+    service_url: &str,
+    config: ServiceConfig,
+) -> Context {
+    let store = Arc::new(SqliteStore::open(data_dir).expect("database"));
+    let mut ne_config = NeClientConfig::new(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        format!("{service_url}/nextengine/callback"),
+    );
+    ne_config.api_base_url = ne.base_url();
+    ne_config.sign_in_base_url = ne.base_url();
+    ne_config.retry = sne_nextengine::RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+    };
+    ne_config.request_timeout = Duration::from_secs(10);
+    let smaregi_client = SmaregiClient::new(
+        smaregi.access_url(),
+        sne_smaregi::RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        },
+        Duration::from_secs(10),
+    );
+    let (trigger, _requests) = queued_trigger();
+    Context {
+        storage: store.clone(),
+        blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"))),
+        mailer: Arc::new(EmlMailer::new(data_dir.join("outbox"))),
+        clock: Arc::new(SystemClock),
+        nextengine: Arc::new(NeClient::new(ne_config, store)),
+        smaregi: Arc::new(smaregi_client),
+        trigger: Arc::new(trigger),
+        config: ServiceConfig {
+            mail_from: "noreply@smaregi-ne.example".into(),
+            public_url: service_url.to_string(),
+            ..config
+        },
+    }
+}

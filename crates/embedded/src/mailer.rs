@@ -27,13 +27,13 @@ impl EmlMailer {
 
 #[async_trait]
 impl Mailer for EmlMailer {
-    /// Writes `<outbox>/<YYYYMMDD-HHMMSS>-<uuid>.eml` (UTC, so names sort by time
+    /// Writes `<outbox>/<YYYYMMDD-HHMMSS.ffffff>-<uuid>.eml` (UTC, so names sort by time
     /// whatever the machine's zone) and returns the file name as the message id.
     async fn send(&self, mail: &Mail) -> Result<String, MailError> {
         let bytes = to_mime(mail)?;
         let name = format!(
             "{}-{}.eml",
-            chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+            chrono::Utc::now().format("%Y%m%d-%H%M%S%.6f"),
             uuid::Uuid::new_v4()
         );
         let path = self.outbox.join(&name);

@@ -723,9 +723,11 @@ fn evaluate_upload(
     let headers = rdr.headers().cloned().unwrap_or_default();
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
     let (code_col, qty_col) = (col("syohin_code"), col("zaiko_su"));
-    for rec in rdr.records() {
+    // File line numbers, header = line 1. Counted here rather than taken from the
+    // csv reader, whose positions drift on CRLF files.
+    for (index, rec) in rdr.records().enumerate() {
         let Ok(rec) = rec else { continue };
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let line = index + 2;
         let code = code_col
             .and_then(|i| rec.get(i))
             .unwrap_or("")

@@ -352,7 +352,8 @@ async fn gzip_upload_and_bad_data_type() {
 #[tokio::test]
 async fn unknown_goods_row_error() {
     let (sim, at, _) = ready(NeConfig::default()).await;
-    let v = upload(&sim, &at, "syohin_code,zaiko_su\nA,-1\nNOPE,3\n").await;
+    // CRLF, as the service writes it: line numbers must not drift.
+    let v = upload(&sim, &at, "syohin_code,zaiko_su\r\nA,-1\r\nNOPE,3\r\n").await;
     let id = v["que_id"].as_str().unwrap().to_string();
     sim.run_queues();
     let q = que(&sim, &at, &id).await;
