@@ -1,0 +1,177 @@
+//! `POST /smaregi/webhook` through the router, on the embedded store.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
+use sne_ports::SystemClock;
+use sne_service::tenants::{NewTenant, create_tenant};
+use sne_service::trigger::queued_trigger;
+use sne_service::{Context, ServiceConfig};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    ctx: Context,
+    code: String,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let (trigger, _) = queued_trigger();
+    // The webhook never calls out: the clients point nowhere.
+    let ne = sne_nextengine::NeClient::new(
+        sne_nextengine::NeClientConfig::new("id", "secret", "http://127.0.0.1:9/cb"),
+        store.clone(),
+    );
+    let ctx = Context {
+        storage: store,
+        blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
+        mailer: Arc::new(EmlMailer::new(dir.path().join("outbox"))),
+        clock: Arc::new(SystemClock),
+        nextengine: Arc::new(ne),
+        smaregi: Arc::new(sne_smaregi::SmaregiClient::new(
+            "http://127.0.0.1:9/access/",
+            sne_smaregi::RetryPolicy::default(),
+            Duration::from_secs(1),
+        )),
+        trigger: Arc::new(trigger),
+        config: ServiceConfig::default(),
+    };
+    let tenant = create_tenant(
+        &ctx,
+        NewTenant {
+            name: "店".into(),
+            contract_id: "c1".into(),
+            admin_email: "a@shop.example".into(),
+            admin_password: "password1".into(),
+            notify_emails: vec!["n@shop.example".into()],
+            counted_stores: None,
+        },
+    )
+    .await
+    .unwrap();
+    let code = tenant.customer_code.clone();
+    Fixture { dir, ctx, code }
+}
+
+const PARAMS: &str = r#"{"data":[{"table_name":"Stock","rows":[{"id":"17","storeId":"1","productId":"8000001","amount":"-1","stockAmount":"4","stockDivision":"02","updDateTime":"2026-11-27 10:00:00"}]}]}"#;
+
+fn form(fields: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(fields).unwrap()
+}
+
+async fn post(ctx: &Context, body: String, headers: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut request = Request::post("/smaregi/webhook")
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = sne_service::http::router(ctx.clone())
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn pending(f: &Fixture) -> usize {
+    let tenant = f.ctx.storage.tenant_by_contract("c1").await.unwrap().unwrap();
+    f.ctx.storage.pending_changes(&tenant.id).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_push_with_the_right_code_is_stored_and_a_resend_changes_nothing() {
+    let f = fixture().await;
+    let body = form(&[
+        ("proc_name", "stock_send"),
+        ("params", PARAMS),
+        ("contract_id", "c1"),
+        ("code", &f.code),
+    ]);
+    assert_eq!(post(&f.ctx, body.clone(), &[]).await, (StatusCode::OK, "OK".into()));
+    assert_eq!(pending(&f).await, 1);
+    assert_eq!(post(&f.ctx, body, &[]).await.0, StatusCode::OK);
+    assert_eq!(pending(&f).await, 1, "a resend lands on the same key");
+}
+
+#[tokio::test]
+async fn the_pairs_may_arrive_as_headers() {
+    let f = fixture().await;
+    let body = form(&[("proc_name", "stock_send"), ("params", PARAMS)]);
+    let (status, _) = post(&f.ctx, body, &[("contract_id", "c1"), ("code", &f.code)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pending(&f).await, 1);
+}
+
+#[tokio::test]
+async fn a_wrong_code_or_unknown_contract_is_code_mismatch_and_stores_nothing() {
+    let f = fixture().await;
+    for (contract, code) in [("c1", "wrong"), ("c1", ""), ("nobody", f.code.as_str()), ("", "")] {
+        let body = form(&[
+            ("proc_name", "stock_send"),
+            ("params", PARAMS),
+            ("contract_id", contract),
+            ("code", code),
+        ]);
+        assert_eq!(
+            post(&f.ctx, body, &[]).await,
+            (StatusCode::BAD_REQUEST, "code_mismatch".into()),
+            "contract {contract:?} code {code:?}"
+        );
+    }
+    assert_eq!(pending(&f).await, 0);
+}
+
+#[tokio::test]
+async fn a_malformed_push_is_refused_with_a_reason_and_changes_nothing() {
+    let f = fixture().await;
+    for (proc_name, params) in [
+        ("stock_send", "{not json"),
+        ("product_send", PARAMS),
+        (
+            "stock_send",
+            r#"{"data":[{"table_name":"Stock","rows":[{"storeId":"1","productId":"1","stockAmount":"1.5"}]}]}"#,
+        ),
+    ] {
+        let body = form(&[
+            ("proc_name", proc_name),
+            ("params", params),
+            ("contract_id", "c1"),
+            ("code", &f.code),
+        ]);
+        let (status, reason) = post(&f.ctx, body, &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(!reason.is_empty() && reason != "code_mismatch", "{reason}");
+    }
+    assert_eq!(pending(&f).await, 0);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused() {
+    let f = fixture().await;
+    let huge = "x".repeat(sne_service::webhook::MAX_BODY_BYTES + 1);
+    let (status, _) = post(&f.ctx, huge, &[]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_storage_failure_is_a_500_so_smaregi_marks_the_send_failed() {
+    let f = fixture().await;
+    // Break the ledger table behind the store's back.
+    let db = rusqlite::Connection::open(f.dir.path().join(sne_embedded::DB_FILE_NAME)).unwrap();
+    db.execute_batch("ALTER TABLE changes RENAME TO changes_gone").unwrap();
+    let body = form(&[
+        ("proc_name", "stock_send"),
+        ("params", PARAMS),
+        ("contract_id", "c1"),
+        ("code", &f.code),
+    ]);
+    let (status, body) = post(&f.ctx, body, &[]).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!body.contains(&f.code), "no secret in the answer");
+}
