@@ -111,7 +111,13 @@ impl Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = tokio::net::TcpListener::bind(local()).await.expect("bind");
         let service_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let ctx = context(dir.path(), &ne, &smaregi, &service_url, options.config.clone());
+        let ctx = context(
+            dir.path(),
+            &ne,
+            &smaregi,
+            &service_url,
+            options.config.clone(),
+        );
         let app = sne_service::http::router(ctx.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -192,11 +198,18 @@ impl Harness {
             contract_id: CONTRACT.into(),
             access_token: SMAREGI_TOKEN.into(),
         });
-        self.tenant = self.ctx.storage.update_tenant(&tenant).await.expect("update");
+        self.tenant = self
+            .ctx
+            .storage
+            .update_tenant(&tenant)
+            .await
+            .expect("update");
     }
 
     pub fn ne_stock(&self, code: &str) -> i64 {
-        self.ne.stock(COMPANY, code).expect("goods exists in NextEngine")
+        self.ne
+            .stock(COMPANY, code)
+            .expect("goods exists in NextEngine")
     }
 
     /// Every mail in the outbox, oldest first, parsed.

@@ -21,9 +21,18 @@ async fn the_manuals_three_examples_reach_nextengine_as_the_right_deltas() {
     })
     .await;
     // before 2, +3 → +3; before −5, +3 → 0; before −3, +5 → +2
-    h.smaregi.receive(CONTRACT, "1", "8000001", 3).await.unwrap();
-    h.smaregi.receive(CONTRACT, "1", "8000002", 3).await.unwrap();
-    h.smaregi.receive(CONTRACT, "1", "8000003", 5).await.unwrap();
+    h.smaregi
+        .receive(CONTRACT, "1", "8000001", 3)
+        .await
+        .unwrap();
+    h.smaregi
+        .receive(CONTRACT, "1", "8000002", 3)
+        .await
+        .unwrap();
+    h.smaregi
+        .receive(CONTRACT, "1", "8000003", 5)
+        .await
+        .unwrap();
     assert!(h.smaregi.sends().iter().all(|s| s.status == "成功"));
 
     let run = h.run(Jobs::All).await;
@@ -43,7 +52,11 @@ async fn the_manuals_three_examples_reach_nextengine_as_the_right_deltas() {
     assert!(subject.contains("処理結果:成功"), "{subject}");
     let mails = h.mails();
     assert_eq!(mails.len(), 2);
-    assert_eq!(mails[0].attachments.len(), 1, "the CSV goes with the upload mail");
+    assert_eq!(
+        mails[0].attachments.len(),
+        1,
+        "the CSV goes with the upload mail"
+    );
     assert_eq!(
         mails[0].attachments[0].1,
         b"syohin_code,zaiko_su\r\n8000001,3\r\n8000003,2\r\n"
@@ -80,12 +93,20 @@ async fn shipments_are_never_uploaded() {
         .await
         .unwrap();
     assert!(id.is_some());
-    let last = h.smaregi.sends().last().cloned().expect("the shipment was pushed");
+    let last = h
+        .smaregi
+        .sends()
+        .last()
+        .cloned()
+        .expect("the shipment was pushed");
     assert!(last.body.contains("stockDivision"), "{}", last.body);
     assert_eq!(last.status, "成功");
 
     let run = h.run(Jobs::All).await;
-    assert!(h.ne.uploads().is_empty(), "出荷 must never reach NextEngine");
+    assert!(
+        h.ne.uploads().is_empty(),
+        "出荷 must never reach NextEngine"
+    );
     assert!(run.report.render().subject.contains("アップロード:なし"));
     assert_eq!(h.ne_stock("8000001"), 10);
 }
@@ -102,7 +123,10 @@ async fn a_resend_changes_nothing() {
     h.smaregi.resend(first).await.unwrap();
     h.run(Jobs::All).await;
     h.ne.run_queues();
-    assert_eq!(uploaded_csvs(&h), vec!["syohin_code,zaiko_su\r\n8000001,-1\r\n"]);
+    assert_eq!(
+        uploaded_csvs(&h),
+        vec!["syohin_code,zaiko_su\r\n8000001,-1\r\n"]
+    );
     assert_eq!(h.ne_stock("8000001"), 9);
 }
 
@@ -117,7 +141,10 @@ async fn an_unknown_goods_code_is_reported_not_a_failed_file() {
     h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
     h.smaregi.sale(CONTRACT, "1", "8000009", 4).await.unwrap();
     h.run(Jobs::All).await;
-    assert_eq!(uploaded_csvs(&h), vec!["syohin_code,zaiko_su\r\n8000001,-1\r\n"]);
+    assert_eq!(
+        uploaded_csvs(&h),
+        vec!["syohin_code,zaiko_su\r\n8000001,-1\r\n"]
+    );
     h.ne.run_queues();
     let second = h.run(Jobs::All).await;
     assert!(second.report.render().subject.contains("処理結果:成功"));
@@ -134,7 +161,10 @@ async fn a_failed_queue_is_reported_with_its_row_errors() {
         ..Options::default()
     })
     .await;
-    h.smaregi.stocktake(CONTRACT, "1", "8000001", 5).await.unwrap(); // 棚卸 −5
+    h.smaregi
+        .stocktake(CONTRACT, "1", "8000001", 5)
+        .await
+        .unwrap(); // 棚卸 −5
     h.smaregi.sale(CONTRACT, "1", "8000002", 1).await.unwrap();
     let first = h.run(Jobs::All).await;
     let que_id = match &first.report.upload {
@@ -173,9 +203,17 @@ async fn an_expired_token_is_reported_and_the_same_changes_go_up_after_reacquisi
     h.ne.advance_clock(4 * 24 * 3600); // refresh token (3 days) is dead
     let failed = h.run(Jobs::All).await;
     let rendered = failed.report.render();
-    assert!(rendered.subject.contains("アップロード:失敗"), "{}", rendered.subject);
+    assert!(
+        rendered.subject.contains("アップロード:失敗"),
+        "{}",
+        rendered.subject
+    );
     let mails = h.mails();
-    assert!(mails[0].body.contains(TOKEN_ERROR_TEXT), "{}", mails[0].body);
+    assert!(
+        mails[0].body.contains(TOKEN_ERROR_TEXT),
+        "{}",
+        mails[0].body
+    );
     assert!(mails[0].body.contains("再取得"));
     assert!(h.ne.uploads().is_empty());
 
@@ -184,17 +222,36 @@ async fn an_expired_token_is_reported_and_the_same_changes_go_up_after_reacquisi
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let response = http.get(h.ctx.nextengine.sign_in_url()).send().await.unwrap();
+    let response = http
+        .get(h.ctx.nextengine.sign_in_url())
+        .send()
+        .await
+        .unwrap();
     let location = response.headers()["location"].to_str().unwrap().to_string();
     let url = reqwest::Url::parse(&location).unwrap();
-    let get = |k: &str| url.query_pairs().find(|(n, _)| n == k).unwrap().1.into_owned();
+    let get = |k: &str| {
+        url.query_pairs()
+            .find(|(n, _)| n == k)
+            .unwrap()
+            .1
+            .into_owned()
+    };
     sne_service::tenants::connect_nextengine(&h.ctx, &h.tenant.id, &get("uid"), &get("state"))
         .await
         .unwrap();
 
     let retried = h.run(Jobs::All).await;
-    assert!(retried.report.render().subject.contains("アップロード:成功"));
-    assert_eq!(uploaded_csvs(&h), vec!["syohin_code,zaiko_su\r\n8000001,-2\r\n"]);
+    assert!(
+        retried
+            .report
+            .render()
+            .subject
+            .contains("アップロード:成功")
+    );
+    assert_eq!(
+        uploaded_csvs(&h),
+        vec!["syohin_code,zaiko_su\r\n8000001,-2\r\n"]
+    );
     h.ne.run_queues();
     assert_eq!(h.ne_stock("8000001"), 8);
 }
@@ -212,7 +269,11 @@ async fn a_lost_upload_answer_leads_to_exactly_one_upload() {
     );
     let first = h.run(Jobs::All).await;
     assert!(
-        first.report.render().subject.contains("アップロード:確認中"),
+        first
+            .report
+            .render()
+            .subject
+            .contains("アップロード:確認中"),
         "{}",
         first.report.render().subject
     );
@@ -221,7 +282,9 @@ async fn a_lost_upload_answer_leads_to_exactly_one_upload() {
     let second = h.run(Jobs::All).await;
     let que_id = h.ne.uploads()[0].que_id.clone();
     match &second.report.upload {
-        sne_domain::report::UploadSection::Uploaded { que_id: adopted, .. } => {
+        sne_domain::report::UploadSection::Uploaded {
+            que_id: adopted, ..
+        } => {
             assert_eq!(adopted, &que_id, "the queue of the lost answer is adopted")
         }
         other => panic!("expected the adopted upload, got {other:?}"),
@@ -251,7 +314,10 @@ async fn an_upload_nextengine_never_received_is_sent_once_after_the_grace_period
     h.run(Jobs::All).await;
     assert!(h.ne.uploads().is_empty());
     h.run(Jobs::All).await;
-    assert_eq!(uploaded_csvs(&h), vec!["syohin_code,zaiko_su\r\n8000001,-1\r\n"]);
+    assert_eq!(
+        uploaded_csvs(&h),
+        vec!["syohin_code,zaiko_su\r\n8000001,-1\r\n"]
+    );
     h.run(Jobs::All).await;
     assert_eq!(h.ne.uploads().len(), 1);
 }
@@ -294,15 +360,28 @@ async fn minimal_pushes_are_completed_from_stock_history() {
     h.enable_history_access().await;
     let first = h.run(Jobs::All).await;
     assert!(
-        first.report.notices.iter().any(|n| n.contains("読み取りを開始")),
+        first
+            .report
+            .notices
+            .iter()
+            .any(|n| n.contains("読み取りを開始")),
         "{:?}",
         first.report.notices
     );
     h.smaregi.sale(CONTRACT, "1", "8000001", 2).await.unwrap();
-    h.smaregi.stocktake(CONTRACT, "1", "8000002", 4).await.unwrap();
-    h.smaregi.transfer(CONTRACT, "1", "2", "8000003", 3).await.unwrap();
+    h.smaregi
+        .stocktake(CONTRACT, "1", "8000002", 4)
+        .await
+        .unwrap();
+    h.smaregi
+        .transfer(CONTRACT, "1", "2", "8000003", 3)
+        .await
+        .unwrap();
     let sends = h.smaregi.sends();
-    assert!(sends.iter().all(|s| !s.body.contains("stockDivision")), "minimal shape");
+    assert!(
+        sends.iter().all(|s| !s.body.contains("stockDivision")),
+        "minimal shape"
+    );
     h.run(Jobs::All).await;
     assert_eq!(
         uploaded_csvs(&h),
@@ -311,7 +390,11 @@ async fn minimal_pushes_are_completed_from_stock_history() {
     h.ne.run_queues();
     assert_eq!(h.ne_stock("8000001"), 8);
     assert_eq!(h.ne_stock("8000002"), 4);
-    assert_eq!(h.ne_stock("8000003"), 10, "a transfer between counted stores nets to zero");
+    assert_eq!(
+        h.ne_stock("8000003"),
+        10,
+        "a transfer between counted stores nets to zero"
+    );
 }
 
 #[tokio::test]
@@ -323,10 +406,16 @@ async fn minimal_pushes_without_history_access_set_the_mirror_first() {
     .await;
     h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
     let first = h.run(Jobs::All).await;
-    assert!(h.ne.uploads().is_empty(), "the first absolute value only sets the mirror");
+    assert!(
+        h.ne.uploads().is_empty(),
+        "the first absolute value only sets the mirror"
+    );
     assert!(first.report.notices.iter().any(|n| n.contains("基準値")));
     h.smaregi.sale(CONTRACT, "1", "8000001", 2).await.unwrap();
     h.run(Jobs::All).await;
-    assert_eq!(uploaded_csvs(&h), vec!["syohin_code,zaiko_su\r\n8000001,-2\r\n"]);
+    assert_eq!(
+        uploaded_csvs(&h),
+        vec!["syohin_code,zaiko_su\r\n8000001,-2\r\n"]
+    );
     let _ = COMPANY;
 }
