@@ -5,7 +5,7 @@ use mail_parser::MimeHeaders;
 use sne_domain::tenant::{SmaregiCredentials, Tenant};
 use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
 use sne_nextengine::{NeClient, NeClientConfig};
-use sne_ports::SystemClock;
+use sne_ports::FixedClock;
 use sne_service::run::{Jobs, TenantRun, run_all};
 use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
 use sne_service::trigger::queued_trigger;
@@ -54,6 +54,8 @@ pub struct Harness {
     pub ctx: Context,
     pub service_url: String,
     pub tenant: Tenant,
+    /// The service's clock; [`Harness::advance`] moves it with the simulators'.
+    pub clock: Arc<FixedClock>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -111,12 +113,14 @@ impl Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = tokio::net::TcpListener::bind(local()).await.expect("bind");
         let service_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let clock = Arc::new(FixedClock::new(sne_domain::time::from_jst(ne.now_jst())));
         let ctx = context(
             dir.path(),
             &ne,
             &smaregi,
             &service_url,
             options.config.clone(),
+            clock.clone(),
         );
         let app = sne_service::http::router(ctx.clone());
         let server = tokio::spawn(async move {
@@ -169,8 +173,16 @@ impl Harness {
             ctx,
             service_url,
             tenant,
+            clock,
             server,
         }
+    }
+
+    /// Moves time forward for the service and both simulators.
+    pub fn advance(&self, secs: i64) {
+        self.clock.advance(chrono::Duration::seconds(secs));
+        self.ne.advance_clock(secs);
+        self.smaregi.advance_clock(secs);
     }
 
     /// A second, independent wiring on the same data directory: what a second
@@ -182,6 +194,7 @@ impl Harness {
             &self.smaregi,
             &self.service_url,
             self.ctx.config.clone(),
+            self.clock.clone(),
         )
     }
 
@@ -258,6 +271,7 @@ pub fn context(
     smaregi: &SmaregiSim,
     service_url: &str,
     config: ServiceConfig,
+    clock: Arc<FixedClock>,
 ) -> Context {
     let store = Arc::new(SqliteStore::open(data_dir).expect("database"));
     let mut ne_config = NeClientConfig::new(
@@ -287,7 +301,7 @@ pub fn context(
         storage: store.clone(),
         blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"))),
         mailer: Arc::new(EmlMailer::new(data_dir.join("outbox"))),
-        clock: Arc::new(SystemClock),
+        clock,
         nextengine: Arc::new(NeClient::new(ne_config, store)),
         smaregi: Arc::new(smaregi_client),
         trigger: Arc::new(trigger),

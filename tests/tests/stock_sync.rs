@@ -419,3 +419,22 @@ async fn minimal_pushes_without_history_access_set_the_mirror_first() {
     );
     let _ = COMPANY;
 }
+
+#[tokio::test]
+async fn a_quiet_shop_keeps_its_nextengine_connection() {
+    let h = Harness::start(Options::default()).await;
+    // A week without a single stock change, runs every few hours: the refresh
+    // token (3 days) would die unless the runs renew it.
+    for _ in 0..(7 * 24 / 6) {
+        h.advance(6 * 3600);
+        h.run(Jobs::All).await;
+    }
+    h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+    let run = h.run(Jobs::All).await;
+    assert!(
+        run.report.render().subject.contains("アップロード:成功"),
+        "{}",
+        run.report.render().subject
+    );
+    assert!(h.mails().iter().all(|m| !m.body.contains(TOKEN_ERROR_TEXT)));
+}

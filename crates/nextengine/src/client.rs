@@ -509,6 +509,17 @@ impl NextEngineApi for NeClient {
         Ok(out)
     }
 
+    async fn keep_tokens_alive(&self, tenant: &TenantId) -> Result<(), NeError> {
+        self.token_call(
+            tenant,
+            PATH_QUE_SEARCH,
+            &[("fields", "que_id".to_string()), ("limit", "1".to_string())],
+            CallKind::Read,
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn goods_upload_queues_since(
         &self,
         tenant: &TenantId,

@@ -594,3 +594,16 @@ async fn order_rows_page_and_filter() {
     assert!(changed.iter().all(|r| r.receive_order_id == "3"));
     assert!(changed.iter().any(|r| r.row_no == "2" && r.row_cancelled));
 }
+
+#[tokio::test]
+async fn keep_alive_rotates_expired_access_tokens_of_a_quiet_tenant() {
+    let (sim, store, client) = setup().await;
+    let before = store.get(&tenant()).unwrap();
+    // Two quiet days: without a call the refresh token would die on the third.
+    sim.advance_clock(2 * DAY);
+    client.keep_tokens_alive(&tenant()).await.unwrap();
+    let after = store.get(&tenant()).unwrap();
+    assert_ne!(after.refresh_token, before.refresh_token);
+    assert!(after.refresh_token_end > before.refresh_token_end);
+    assert_eq!(after, to_tokens(sim.token_pair_of(C).unwrap()));
+}

@@ -133,4 +133,8 @@ pub trait NextEngineApi: Send + Sync {
         tenant: &TenantId,
         query: &OrderRowQuery,
     ) -> Result<Vec<NeOrderRow>, NeError>;
+    /// One cheap authenticated call. NextEngine rotates tokens only when they are
+    /// used, so a tenant without stock changes would otherwise lose its refresh
+    /// token after three quiet days.
+    async fn keep_tokens_alive(&self, tenant: &TenantId) -> Result<(), NeError>;
 }
