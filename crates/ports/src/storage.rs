@@ -225,8 +225,11 @@ pub trait BatchStore: Send + Sync {
     ) -> StoreResult<Vec<UploadBatch>>;
 
     /// Newest first.
-    async fn recent_batches(&self, tenant: &TenantId, limit: usize)
-    -> StoreResult<Vec<UploadBatch>>;
+    async fn recent_batches(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> StoreResult<Vec<UploadBatch>>;
 
     /// All queue ids already recorded for the tenant (to recognise our own uploads).
     async fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
@@ -254,9 +257,15 @@ pub trait CursorStore: Send + Sync {
 pub enum OrderImportState {
     /// A shipment call may have been made; look it up before calling again.
     Started,
-    Imported { shipment_id: String },
-    Failed { reason: String },
-    CancelledAfterImport { shipment_id: String },
+    Imported {
+        shipment_id: String,
+    },
+    Failed {
+        reason: String,
+    },
+    CancelledAfterImport {
+        shipment_id: String,
+    },
 }
 
 impl OrderImportState {
@@ -350,8 +359,11 @@ pub trait ReportOutbox: Send + Sync {
         error: &str,
     ) -> StoreResult<()>;
     /// Newest first, sent or not.
-    async fn recent_reports(&self, tenant: &TenantId, limit: usize)
-    -> StoreResult<Vec<OutboxReport>>;
+    async fn recent_reports(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxReport>>;
 }
 
 // ---------------------------------------------------------------- blobs

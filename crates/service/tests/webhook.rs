@@ -80,7 +80,13 @@ async fn post(ctx: &Context, body: String, headers: &[(&str, &str)]) -> (StatusC
 }
 
 async fn pending(f: &Fixture) -> usize {
-    let tenant = f.ctx.storage.tenant_by_contract("c1").await.unwrap().unwrap();
+    let tenant = f
+        .ctx
+        .storage
+        .tenant_by_contract("c1")
+        .await
+        .unwrap()
+        .unwrap();
     f.ctx.storage.pending_changes(&tenant.id).await.unwrap()
 }
 
@@ -93,7 +99,10 @@ async fn a_push_with_the_right_code_is_stored_and_a_resend_changes_nothing() {
         ("contract_id", "c1"),
         ("code", &f.code),
     ]);
-    assert_eq!(post(&f.ctx, body.clone(), &[]).await, (StatusCode::OK, "OK".into()));
+    assert_eq!(
+        post(&f.ctx, body.clone(), &[]).await,
+        (StatusCode::OK, "OK".into())
+    );
     assert_eq!(pending(&f).await, 1);
     assert_eq!(post(&f.ctx, body, &[]).await.0, StatusCode::OK);
     assert_eq!(pending(&f).await, 1, "a resend lands on the same key");
@@ -111,7 +120,12 @@ async fn the_pairs_may_arrive_as_headers() {
 #[tokio::test]
 async fn a_wrong_code_or_unknown_contract_is_code_mismatch_and_stores_nothing() {
     let f = fixture().await;
-    for (contract, code) in [("c1", "wrong"), ("c1", ""), ("nobody", f.code.as_str()), ("", "")] {
+    for (contract, code) in [
+        ("c1", "wrong"),
+        ("c1", ""),
+        ("nobody", f.code.as_str()),
+        ("", ""),
+    ] {
         let body = form(&[
             ("proc_name", "stock_send"),
             ("params", PARAMS),
@@ -164,7 +178,8 @@ async fn a_storage_failure_is_a_500_so_smaregi_marks_the_send_failed() {
     let f = fixture().await;
     // Break the ledger table behind the store's back.
     let db = rusqlite::Connection::open(f.dir.path().join(sne_embedded::DB_FILE_NAME)).unwrap();
-    db.execute_batch("ALTER TABLE changes RENAME TO changes_gone").unwrap();
+    db.execute_batch("ALTER TABLE changes RENAME TO changes_gone")
+        .unwrap();
     let body = form(&[
         ("proc_name", "stock_send"),
         ("params", PARAMS),
