@@ -3,7 +3,7 @@
 
 use sne_domain::report::TOKEN_ERROR_TEXT;
 use sne_e2e::{COMPANY, CONTRACT, Harness, Options, SMAREGI_TOKEN};
-use sne_ports::smaregi::{NewShipment, SmaregiApi};
+use sne_ports::smaregi::NewShipment;
 use sne_service::run::Jobs;
 use sne_simulators::nextengine::{Fault, FaultKind};
 use sne_simulators::smaregi::PushShape;

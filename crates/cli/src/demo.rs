@@ -4,9 +4,10 @@ use crate::wiring::{self, Endpoints};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use sne_service::Context;
+use sne_service::orders::{OrderImportForm, configure_order_import};
 use sne_service::run::{Jobs, run_all};
 use sne_service::tenants::{NewTenant, connect_nextengine, create_tenant};
-use sne_simulators::nextengine::{NeConfig, NeSim, QueueMode, SeedGoods};
+use sne_simulators::nextengine::{NeConfig, NeSim, QueueMode, SeedGoods, SeedOrder, SeedOrderRow};
 use sne_simulators::smaregi::{PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -171,6 +172,20 @@ async fn seed(
     };
     connect_nextengine(ctx, &tenant.id, &uid, &state).await?;
 
+    // (β版)ネクストエンジン受注数取り込み into 本店, as the admin screen would save it.
+    let saved = configure_order_import(
+        ctx,
+        &tenant.id,
+        OrderImportForm {
+            enabled: true,
+            contract_id: CONTRACT.into(),
+            store_id: "1".into(),
+            access_token: SMAREGI_TOKEN.into(),
+        },
+    )
+    .await?;
+    println!("{}", saved.message);
+
     smaregi.configure_push(
         CONTRACT,
         Some(PushConfig {
@@ -233,7 +248,7 @@ async fn scenario(
     smaregi: &SmaregiSim,
     data_dir: &Path,
 ) -> anyhow::Result<()> {
-    println!("--- シナリオ: 販売 2 個, 棚卸, 未登録商品の入荷, 再送 ---");
+    println!("--- シナリオ: 販売 2 個, 棚卸, 未登録商品の入荷, 再送, ネット注文 ---");
     smaregi.sale(CONTRACT, "1", "8000001", 2).await?;
     smaregi.stocktake(CONTRACT, "1", "8000002", 7).await?;
     smaregi.receive(CONTRACT, "1", "8000004", 5).await?;
@@ -247,6 +262,31 @@ async fn scenario(
     for send in smaregi.sends() {
         println!("API送信 #{}: {} {}", send.id, send.status, send.message);
     }
+    // A web order NextEngine received: it becomes a 出荷 of 本店 in Smaregi. The
+    // 伝票番号 comes from the clock so a rerun on the same data dir is a new order.
+    let receive_order_id = chrono::Utc::now().timestamp() % 1_000_000;
+    ne.seed_orders(
+        NE_COMPANY,
+        vec![SeedOrder {
+            receive_order_id,
+            shop_id: 1,
+            shop_cut_form_id: format!("WEB-{receive_order_id}"),
+            order_date: None,
+            import_date: None,
+            cancel_type_id: "0".into(),
+            order_status_id: "2".into(),
+            send_date: None,
+            rows: vec![SeedOrderRow {
+                row_no: 1,
+                goods_id: "8000003".into(),
+                goods_name: "デモ商品3".into(),
+                quantity: 2,
+                cancel_flag: false,
+                deleted_flag: false,
+            }],
+        }],
+    );
+    println!("ネット注文: 伝票番号 {receive_order_id} 商品 8000003 × 2");
     let first_run = run_all(ctx, Jobs::All).await?;
     for run in &first_run {
         println!("1回目の実行: {}", run.report.render().subject);
@@ -257,6 +297,40 @@ async fn scenario(
     for run in &second_run {
         println!("2回目の実行: {}", run.report.render().subject);
     }
+    for shipment in smaregi.shipments() {
+        let field = |k: &str| {
+            shipment
+                .header
+                .get(k)
+                .cloned()
+                .flatten()
+                .unwrap_or_default()
+        };
+        println!(
+            "スマレジの出荷 #{}: 識別番号 {} 受取先 {} 明細 {}件",
+            shipment.shipment_id,
+            field("identificationNo"),
+            field("recipientName"),
+            shipment.details.len()
+        );
+    }
+    for run in &first_run {
+        if let Some(orders) = &run.report.orders {
+            for order in &orders.imported {
+                println!(
+                    "受注取込: 伝票番号 {} → 出荷ID {}",
+                    order.receive_order_id, order.shipment_id
+                );
+            }
+        }
+    }
+    println!(
+        "スマレジ在庫 8000003(本店): {}",
+        smaregi
+            .stock(CONTRACT, "1", "8000003")
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
     for code in ["8000001", "8000002", "8000003"] {
         println!(
             "ネクストエンジン在庫 {code}: {}",

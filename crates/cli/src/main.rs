@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use sne_domain::tenant::NeTokens;
 use sne_domain::time::parse_api_time;
+use sne_service::orders::{OrderImportForm, configure_order_import};
 use sne_service::run::{Jobs, run_all};
 use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ struct ServeArgs {
 enum RunJobs {
     Upload,
     CheckQueue,
+    /// NextEngine orders → Smaregi 出荷 (tenants with the import on).
+    ImportOrders,
     All,
 }
 
@@ -92,6 +95,32 @@ enum TenantCommand {
         #[arg(long)]
         refresh_token_end: String,
     },
+    /// (β版)ネクストエンジン受注数取り込み: switch it on (checked against Smaregi
+    /// first) or off.
+    OrderImport {
+        #[arg(long)]
+        contract_id: String,
+        /// 実行する
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        on: bool,
+        /// 実行しない
+        #[arg(long)]
+        off: bool,
+        /// スマレジ契約ID (default: the tenant's contract id).
+        #[arg(long)]
+        smaregi_contract_id: Option<String>,
+        /// 取り込み先スマレジ側店舗ID
+        #[arg(long, required_if_eq("on", "true"))]
+        store_id: Option<String>,
+        /// スマレジアクセストークン
+        #[arg(
+            long,
+            env = "SNE_SMAREGI_ACCESS_TOKEN",
+            hide_env_values = true,
+            required_if_eq("on", "true")
+        )]
+        smaregi_access_token: Option<String>,
+    },
     /// List tenants as JSON (no secrets).
     List,
 }
@@ -122,6 +151,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let jobs = match jobs {
                 RunJobs::Upload => Jobs::Upload,
                 RunJobs::CheckQueue => Jobs::CheckQueue,
+                RunJobs::ImportOrders => Jobs::ImportOrders,
                 RunJobs::All => Jobs::All,
             };
             let runs = run_all(&ctx, jobs).await?;
@@ -209,6 +239,33 @@ async fn tenant(
             replace_ne_tokens(&ctx, &tenant.id, &tokens).await?;
             println!("トークンを更新しました");
         }
+        TenantCommand::OrderImport {
+            contract_id,
+            on,
+            off: _,
+            smaregi_contract_id,
+            store_id,
+            smaregi_access_token,
+        } => {
+            let Some(tenant) = ctx.storage.tenant_by_contract(contract_id.trim()).await? else {
+                bail!("契約ID {contract_id} のテナントがありません");
+            };
+            let saved = configure_order_import(
+                &ctx,
+                &tenant.id,
+                OrderImportForm {
+                    enabled: on,
+                    contract_id: smaregi_contract_id.unwrap_or_else(|| tenant.contract_id.clone()),
+                    store_id: store_id.unwrap_or_default(),
+                    access_token: smaregi_access_token.unwrap_or_default(),
+                },
+            )
+            .await?;
+            for warning in &saved.warnings {
+                eprintln!("注意: {warning}");
+            }
+            println!("{}", saved.message);
+        }
         TenantCommand::List => {
             let tenants = ctx.storage.list_tenants().await?;
             let list: Vec<_> = tenants
@@ -219,6 +276,11 @@ async fn tenant(
                         "name": t.name,
                         "contract_id": t.contract_id,
                         "notify_emails": t.notify_emails,
+                        "order_import": {
+                            "enabled": t.order_import.enabled,
+                            "store_id": t.order_import.store_id,
+                            "enabled_at": t.order_import.enabled_at,
+                        },
                     })
                 })
                 .collect();

@@ -22,6 +22,39 @@ pub struct ServiceConfig {
     pub max_changes_per_batch: usize,
     /// Most history rows read from Smaregi per run.
     pub max_history_rows: usize,
+    /// Key of the admin screen's signed cookies. The default is random per process,
+    /// which is right for one local process but not for Lambda: every instance would
+    /// sign with its own key and sessions would break across instances, so the
+    /// admin function must configure it (32+ random bytes from a secret store).
+    pub session_secret: SessionSecret,
+    /// How long an admin login lasts.
+    pub admin_session_ttl: Duration,
+}
+
+/// Secret bytes whose `Debug` never shows them (the config may end up in logs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionSecret(pub Vec<u8>);
+
+impl SessionSecret {
+    pub fn random() -> Self {
+        SessionSecret(rand::random::<[u8; 32]>().to_vec())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for SessionSecret {
+    fn from(bytes: Vec<u8>) -> Self {
+        SessionSecret(bytes)
+    }
+}
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSecret(<redacted>)")
+    }
 }
 
 impl Default for ServiceConfig {
@@ -35,6 +68,8 @@ impl Default for ServiceConfig {
             good_rows_applied_on_failure: true,
             max_changes_per_batch: 200_000,
             max_history_rows: 100_000,
+            session_secret: SessionSecret::random(),
+            admin_session_ttl: Duration::from_secs(8 * 3600),
         }
     }
 }

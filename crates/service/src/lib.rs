@@ -4,6 +4,7 @@
 pub mod checker;
 pub mod context;
 pub mod http;
+pub mod orders;
 pub mod reporter;
 pub mod run;
 pub mod tenants;
@@ -11,4 +12,4 @@ pub mod trigger;
 pub mod uploader;
 pub mod webhook;
 
-pub use context::{Context, ServiceConfig};
+pub use context::{Context, ServiceConfig, SessionSecret};

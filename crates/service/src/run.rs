@@ -1,8 +1,9 @@
-//! One run for one tenant: check previous queues, upload, report — the order of the
-//! report's sections (SPEC §5).
+//! One run for one tenant: check previous queues, upload, import orders, report —
+//! the order of the report's sections (SPEC §5).
 
 use crate::Context;
 use crate::checker::run_check;
+use crate::orders::{mark_reported, run_order_import};
 use crate::reporter::{SendOutcome, enqueue_report, send_pending};
 use crate::uploader::run_upload;
 use chrono::Duration as ChronoDuration;
@@ -14,6 +15,8 @@ use sne_domain::time::to_jst;
 pub enum Jobs {
     Upload,
     CheckQueue,
+    /// NextEngine orders → Smaregi 出荷, for tenants with the import on.
+    ImportOrders,
     All,
 }
 
@@ -44,10 +47,16 @@ pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str
     } else {
         None
     };
+    let orders = if matches!(jobs, Jobs::ImportOrders | Jobs::All) {
+        run_order_import(ctx, tenant).await
+    } else {
+        None
+    };
     let mut notices = upload
         .as_ref()
         .map(|u| u.notices.clone())
         .unwrap_or_default();
+    keep_tokens_alive(ctx, tenant).await;
     notices.extend(token_notice(ctx, tenant).await);
     let report = RunReport {
         tenant_name: tenant.name.clone(),
@@ -60,14 +69,21 @@ pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str
             .as_ref()
             .map(|c| c.section.clone())
             .unwrap_or(PreviousSection::Nothing),
-        orders: None,
+        orders,
         notices,
     };
     let finished = check.map(|c| c.finished).unwrap_or_default();
     let uploaded = upload.and_then(|u| u.uploaded_batch);
     let report_id =
         match enqueue_report(ctx, tenant, run_id, &report, uploaded.as_ref(), &finished).await {
-            Ok(id) => id,
+            Ok(id) => {
+                // Only once the report is durably queued: a crash before this
+                // repeats the orders in the next report rather than losing them.
+                if let (Some(_), Some(section)) = (&id, &report.orders) {
+                    mark_reported(ctx, &tenant.id, section).await;
+                }
+                id
+            }
             Err(e) => {
                 tracing::error!(tenant = %tenant.id, error = %e, "report could not be stored");
                 None
@@ -79,6 +95,21 @@ pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str
         report,
         report_id,
         mail,
+    }
+}
+
+/// NextEngine rotates tokens only on use: once the access token has expired, one
+/// cheap call renews both, so a shop without stock changes keeps its connection.
+async fn keep_tokens_alive(ctx: &Context, tenant: &Tenant) {
+    let Ok(Some(tokens)) = ctx.storage.ne_tokens(&tenant.id).await else {
+        return;
+    };
+    let now = to_jst(ctx.clock.now());
+    if tokens.access_token_end <= now
+        && tokens.refresh_token_end > now
+        && let Err(e) = ctx.nextengine.keep_tokens_alive(&tenant.id).await
+    {
+        tracing::warn!(tenant = %tenant.id, error = %e, "token keep-alive failed");
     }
 }
 

@@ -1582,30 +1582,57 @@ const RESERVED: &[&str] = &[
     "sort",
 ];
 
-fn matches(value: Option<&str>, op: &str, arg: &str) -> bool {
-    use std::cmp::Ordering::*;
-    let list = || arg.split(',').map(str::trim);
-    match op {
-        "null" => value.is_none(),
-        "nnull" => value.is_some(),
-        "blank" => value.is_none_or(str::is_empty),
-        "nblank" => value.is_some_and(|v| !v.is_empty()),
-        _ => {
-            let Some(v) = value else {
-                return op == "neq" || op == "nin" || op == "nlike";
-            };
-            match op {
-                "eq" => compare_values(v, arg) == Equal,
-                "neq" => compare_values(v, arg) != Equal,
-                "gt" => compare_values(v, arg) == Greater,
-                "gte" => compare_values(v, arg) != Less,
-                "lt" => compare_values(v, arg) == Less,
-                "lte" => compare_values(v, arg) != Greater,
-                "in" => list().any(|a| compare_values(v, a) == Equal),
-                "nin" => !list().any(|a| compare_values(v, a) == Equal),
-                "like" => like_match(v, arg),
-                "nlike" => !like_match(v, arg),
-                _ => false,
+/// One `{field}-{op}` condition, prepared once per search: a `-in` list of a
+/// thousand goods codes is matched against every row.
+struct Condition {
+    field: String,
+    op: String,
+    arg: String,
+    list: std::collections::HashSet<String>,
+}
+
+impl Condition {
+    fn new(field: &str, op: &str, arg: String) -> Self {
+        let list = if op == "in" || op == "nin" {
+            arg.split(',').map(|a| a.trim().to_string()).collect()
+        } else {
+            Default::default()
+        };
+        Condition {
+            field: field.to_string(),
+            op: op.to_string(),
+            arg,
+            list,
+        }
+    }
+
+    /// Equality is exact, as a database matches a string column: goods code `01`
+    /// is not goods code `1`. Ranges compare numbers as numbers.
+    fn matches(&self, value: Option<&str>) -> bool {
+        use std::cmp::Ordering::*;
+        let (op, arg) = (self.op.as_str(), self.arg.as_str());
+        match op {
+            "null" => value.is_none(),
+            "nnull" => value.is_some(),
+            "blank" => value.is_none_or(str::is_empty),
+            "nblank" => value.is_some_and(|v| !v.is_empty()),
+            _ => {
+                let Some(v) = value else {
+                    return op == "neq" || op == "nin" || op == "nlike";
+                };
+                match op {
+                    "eq" => v == arg.trim(),
+                    "neq" => v != arg.trim(),
+                    "gt" => compare_values(v, arg) == Greater,
+                    "gte" => compare_values(v, arg) != Less,
+                    "lt" => compare_values(v, arg) == Less,
+                    "lte" => compare_values(v, arg) != Greater,
+                    "in" => self.list.contains(v),
+                    "nin" => !self.list.contains(v),
+                    "like" => like_match(v, arg),
+                    "nlike" => !like_match(v, arg),
+                    _ => false,
+                }
             }
         }
     }
@@ -1646,11 +1673,7 @@ fn search(
                 "検索条件に存在しないフィールドが指定されています。({field})"
             ));
         }
-        filters.push((
-            field.to_string(),
-            op.to_string(),
-            form.get(k).unwrap_or_default(),
-        ));
+        filters.push(Condition::new(field, op, form.get(k).unwrap_or_default()));
     }
     let parse_num = |k: &str, default: usize| -> Result<usize, String> {
         match form.get(k) {
@@ -1684,7 +1707,7 @@ fn search(
         .filter(|r| {
             filters
                 .iter()
-                .all(|(f, op, arg)| matches(r.get(f.as_str()).and_then(|v| v.as_deref()), op, arg))
+                .all(|c| c.matches(r.get(c.field.as_str()).and_then(|v| v.as_deref())))
         })
         .collect();
     let mut m = Map::new();
