@@ -217,6 +217,10 @@ impl Harness {
             .update_tenant(&tenant)
             .await
             .expect("update");
+        let message = sne_service::uploader::set_history_mode(&self.ctx, &self.tenant, true)
+            .await
+            .expect("history mode");
+        assert!(message.contains("開始"), "{message}");
     }
 
     pub fn ne_stock(&self, code: &str) -> i64 {

@@ -121,6 +121,18 @@ enum TenantCommand {
         )]
         smaregi_access_token: Option<String>,
     },
+    /// Read changes from Smaregi's StockHistory (preferred) or from the pushes alone.
+    StockHistory {
+        #[arg(long)]
+        contract_id: String,
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        on: bool,
+        #[arg(long)]
+        off: bool,
+        /// スマレジアクセストークン (API受信; 在庫情報参照 must be enabled). Kept if omitted.
+        #[arg(long, env = "SNE_SMAREGI_ACCESS_TOKEN", hide_env_values = true)]
+        smaregi_access_token: Option<String>,
+    },
     /// List tenants as JSON (no secrets).
     List,
 }
@@ -238,6 +250,26 @@ async fn tenant(
             }
             replace_ne_tokens(&ctx, &tenant.id, &tokens).await?;
             println!("トークンを更新しました");
+        }
+        TenantCommand::StockHistory {
+            contract_id,
+            on,
+            off: _,
+            smaregi_access_token,
+        } => {
+            let Some(mut tenant) = ctx.storage.tenant_by_contract(contract_id.trim()).await? else {
+                bail!("契約ID {contract_id} のテナントがありません");
+            };
+            if let Some(token) = smaregi_access_token {
+                let token: String = token.chars().filter(|c| !c.is_whitespace()).collect();
+                tenant.smaregi_api = Some(sne_domain::tenant::SmaregiCredentials {
+                    contract_id: tenant.contract_id.clone(),
+                    access_token: token,
+                });
+                tenant = ctx.storage.update_tenant(&tenant).await?;
+            }
+            let message = sne_service::uploader::set_history_mode(&ctx, &tenant, on).await?;
+            println!("{message}");
         }
         TenantCommand::OrderImport {
             contract_id,

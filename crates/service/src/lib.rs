@@ -1,6 +1,7 @@
 //! smaregi-ne's application layer: the jobs of SPEC §2 written against the ports,
 //! and the one axum router that both the local server and the Lambdas serve.
 
+pub mod admin;
 pub mod checker;
 pub mod context;
 pub mod http;

@@ -26,6 +26,91 @@ use sne_ports::{BuiltContent, ClaimRequest, PairSource, Transition, UploadBatch}
 use std::collections::HashSet;
 
 pub const HISTORY_CURSOR: &str = "smaregi_stock_history_id";
+/// `on:<RFC 3339 instant>` while stock history is read, `off` otherwise.
+pub const HISTORY_MODE: &str = "smaregi_stock_history_mode";
+
+/// Since when the tenant's changes come from Smaregi's `StockHistory` rather than
+/// from the pushes themselves; `None` when they do not.
+pub async fn history_mode_since(ctx: &Context, tenant: &Tenant) -> Option<DateTime<Utc>> {
+    tenant.smaregi_api.as_ref()?;
+    let mode = ctx.storage.cursor(&tenant.id, HISTORY_MODE).await.ok()??;
+    let since = mode.strip_prefix("on:")?;
+    DateTime::parse_from_rfc3339(since)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryModeError {
+    #[error("スマレジAPIの契約IDとアクセストークンが設定されていません")]
+    NoCredentials,
+    #[error(
+        "スマレジの在庫変動履歴を読めません。スマレジAPI設定で「在庫情報参照」を「利用する」にしてください: {0}"
+    )]
+    Smaregi(#[from] sne_ports::smaregi::SmaregiError),
+    #[error(transparent)]
+    Store(#[from] sne_ports::StoreError),
+}
+
+async fn put_cursor(
+    ctx: &Context,
+    tenant: &TenantId,
+    name: &str,
+    value: &str,
+) -> Result<(), sne_ports::StoreError> {
+    for _ in 0..5 {
+        let current = ctx.storage.cursor(tenant, name).await?;
+        if ctx
+            .storage
+            .set_cursor(tenant, name, current.as_deref(), value)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(sne_ports::StoreError::Conflict(format!(
+        "cursor {name} kept changing"
+    )))
+}
+
+/// Switches reading Smaregi's `StockHistory` on or off (SPEC §3's preferred path).
+///
+/// Switching on reads the newest history id first and counts every change after
+/// it from history; pushes received from this moment on are only signals, pushes
+/// received before it are still completed as pushes. A change made in the seconds
+/// around the switch whose push arrives late could fall between the two, which is
+/// why operators switch at a quiet moment (README).
+pub async fn set_history_mode(
+    ctx: &Context,
+    tenant: &Tenant,
+    on: bool,
+) -> Result<String, HistoryModeError> {
+    if !on {
+        put_cursor(ctx, &tenant.id, HISTORY_MODE, "off").await?;
+        return Ok("在庫変動履歴の読み取りを停止しました".into());
+    }
+    let creds = tenant
+        .smaregi_api
+        .as_ref()
+        .ok_or(HistoryModeError::NoCredentials)?;
+    let since = ctx.clock.now();
+    let latest = ctx
+        .smaregi
+        .latest_stock_history_id(creds)
+        .await?
+        .unwrap_or(0);
+    put_cursor(ctx, &tenant.id, HISTORY_CURSOR, &latest.to_string()).await?;
+    put_cursor(
+        ctx,
+        &tenant.id,
+        HISTORY_MODE,
+        &format!("on:{}", since.to_rfc3339()),
+    )
+    .await?;
+    Ok(format!(
+        "在庫変動履歴の読み取りを開始しました(履歴ID {latest} より後の変動を通知します)"
+    ))
+}
 
 /// What one upload run did, for the report.
 #[derive(Debug, Clone)]
@@ -121,8 +206,9 @@ async fn upload_steps(
         return upload_batch(ctx, tenant, batch).await;
     }
 
-    // 3. New changes: read Smaregi's history when we may, then claim and build.
-    if let Some(creds) = &tenant.smaregi_api {
+    // 3. New changes: read Smaregi's history when the tenant chose to, then claim and build.
+    let history_since = history_mode_since(ctx, tenant).await;
+    if let (Some(_), Some(creds)) = (history_since, &tenant.smaregi_api) {
         collect_history(ctx, tenant, creds, notices).await;
     }
     let now = ctx.clock.now();
@@ -143,7 +229,16 @@ async fn upload_steps(
         return Ok((UploadSection::Nothing { parked: vec![] }, None));
     };
     let batch_id = claimed.batch_id.clone();
-    let content = match build_content(ctx, tenant, &batch_id, &claimed.changes, notices).await {
+    let content = match build_content(
+        ctx,
+        tenant,
+        &batch_id,
+        &claimed.changes,
+        history_since,
+        notices,
+    )
+    .await
+    {
         Ok(content) => content,
         Err(e) => {
             // Hand the batch back at once (same owner, lease ending now) so the next
@@ -177,17 +272,22 @@ async fn build_content(
     tenant: &Tenant,
     batch_id: &str,
     changes: &[StockChange],
+    history_since: Option<DateTime<Utc>>,
     notices: &mut Vec<String>,
 ) -> Result<BuiltContent, NeError> {
     let store_err = |e: sne_ports::StoreError| NeError::Store(e.to_string());
-    // With history access, push rows are only signals: the history rows already
-    // carry every change exactly once.
-    let history_mode = tenant.smaregi_api.is_some();
+    // While history is read, pushes received since are only signals: the history
+    // rows carry every change exactly once.
+    let is_signal = |c: &StockChange| {
+        history_since.is_some_and(|since| {
+            c.source == ChangeSource::Push
+                && c.row.kind != ChangeKind::History
+                && c.received_at > since
+        })
+    };
     let rows: Vec<_> = changes
         .iter()
-        .filter(|c| {
-            !history_mode || c.source == ChangeSource::History || c.row.kind == ChangeKind::History
-        })
+        .filter(|c| !is_signal(c))
         .map(|c| c.row.clone())
         .collect();
     let keys: Vec<(String, String)> = rows
@@ -307,22 +407,8 @@ async fn collect_history(
         }
     };
     let Some(after_id) = cursor.as_deref().and_then(|c| c.parse::<u64>().ok()) else {
-        // First contact: start from Smaregi's newest row, never from its whole past.
-        match ctx.smaregi.latest_stock_history_id(creds).await {
-            Ok(latest) => {
-                let start = latest.unwrap_or(0).to_string();
-                let _ = ctx
-                    .storage
-                    .set_cursor(&tenant.id, HISTORY_CURSOR, cursor.as_deref(), &start)
-                    .await;
-                notices.push(format!(
-                    "スマレジの在庫変動履歴の読み取りを開始しました(履歴ID {start} より後の変動を通知します)"
-                ));
-            }
-            Err(e) => notices.push(format!(
-                "スマレジの在庫変動履歴を読めませんでした(次回再試行します): {e}"
-            )),
-        }
+        notices
+            .push("在庫変動履歴の読み取り位置がありません。読み取りを設定し直してください".into());
         return;
     };
     let rows = match ctx

@@ -1,0 +1,288 @@
+//! `/settings`: notification addresses, counted stores, stock master, mapping mode,
+//! and the お客様専用コード.
+
+use super::session::Session;
+use super::views::{Layout, SettingsPage};
+use super::{AdminError, AdminResult, Flash, page, redirect_with, take_flash};
+use crate::Context;
+use crate::tenants::new_customer_code;
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use sne_domain::tenant::{MappingMode, StockMaster, Tenant};
+use sne_ports::{PairSource, StoreError};
+
+pub fn mapping_mode_key(mode: MappingMode) -> &'static str {
+    match mode {
+        MappingMode::ProductId => "product_id",
+        MappingMode::ProductCode => "product_code",
+        MappingMode::Table => "table",
+    }
+}
+
+fn stock_master_key(master: StockMaster) -> &'static str {
+    match master {
+        StockMaster::Smaregi => "smaregi",
+        StockMaster::NextEngine => "nextengine",
+    }
+}
+
+async fn render(
+    ctx: &Context,
+    session: &Session,
+    headers: &HeaderMap,
+    draft: Option<(&SettingsForm, String)>,
+) -> AdminResult {
+    let tenant = &session.tenant;
+    let pair_count = ctx
+        .storage
+        .product_pairs(&tenant.id, PairSource::Table)
+        .await?
+        .len();
+    let (flash, clear) = take_flash(ctx, headers);
+    let mut view = SettingsPage {
+        layout: Layout {
+            title: "設定",
+            active: "settings",
+            logged_in: true,
+            tenant_name: tenant.name.clone(),
+            csrf: session.csrf.clone(),
+            flash,
+        },
+        notify_emails: tenant.notify_emails.join("\n"),
+        counted_stores: tenant
+            .counted_stores
+            .as_ref()
+            .map(|s| s.join(","))
+            .unwrap_or_default(),
+        stock_master: stock_master_key(tenant.stock_master),
+        mapping_mode: mapping_mode_key(tenant.mapping_mode),
+        contract_id: tenant.contract_id.clone(),
+        customer_code: tenant.customer_code.clone(),
+        pair_count,
+        error: None,
+    };
+    let mut status = StatusCode::OK;
+    // A refused form comes back as typed, with what is wrong.
+    if let Some((form, error)) = draft {
+        view.notify_emails = form.notify_emails.clone();
+        view.counted_stores = form.counted_stores.clone();
+        view.error = Some(error);
+        status = StatusCode::BAD_REQUEST;
+    }
+    let mut response = page(ctx, &view, clear)?;
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderMap) -> AdminResult {
+    render(&ctx, &session, &headers, None).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SettingsForm {
+    csrf: Option<String>,
+    notify_emails: String,
+    counted_stores: String,
+    stock_master: String,
+    mapping_mode: String,
+}
+
+fn looks_like_email(address: &str) -> bool {
+    let mut parts = address.split('@');
+    matches!((parts.next(), parts.next(), parts.next()),
+        (Some(local), Some(domain), None)
+            if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+                && address.chars().all(|c| c.is_ascii_graphic()))
+}
+
+struct Validated {
+    notify_emails: Vec<String>,
+    counted_stores: Option<Vec<String>>,
+    stock_master: StockMaster,
+    mapping_mode: MappingMode,
+}
+
+fn validate(form: &SettingsForm) -> Result<Validated, String> {
+    let separators = |c: char| c == ',' || c == '、' || c == ';' || c.is_whitespace();
+    let notify_emails: Vec<String> = form
+        .notify_emails
+        .split(separators)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if notify_emails.is_empty() {
+        return Err("通知先メールアドレスを1件以上入力してください。".into());
+    }
+    if let Some(bad) = notify_emails.iter().find(|e| !looks_like_email(e)) {
+        return Err(format!(
+            "通知先メールアドレス「{bad}」の形式が正しくありません。"
+        ));
+    }
+    if notify_emails.len() > 20 {
+        return Err("通知先メールアドレスは20件までです。".into());
+    }
+    let stores: Vec<String> = form
+        .counted_stores
+        .split(separators)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(bad) = stores
+        .iter()
+        .find(|s| !s.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(format!(
+            "店舗ID「{bad}」は半角数字で入力してください (スマレジ管理画面 店舗 > 店舗一覧 の店舗ID)。"
+        ));
+    }
+    let stock_master = match form.stock_master.as_str() {
+        "smaregi" => StockMaster::Smaregi,
+        "nextengine" => StockMaster::NextEngine,
+        _ => return Err("在庫のマスターを選んでください。".into()),
+    };
+    let mapping_mode = match form.mapping_mode.as_str() {
+        "product_id" => MappingMode::ProductId,
+        "product_code" => MappingMode::ProductCode,
+        "table" => MappingMode::Table,
+        _ => return Err("商品コードの対応方法を選んでください。".into()),
+    };
+    Ok(Validated {
+        notify_emails,
+        counted_stores: (!stores.is_empty()).then_some(stores),
+        stock_master,
+        mapping_mode,
+    })
+}
+
+/// Applies `change` to the freshest tenant, retrying when another writer (the order
+/// import form, a second browser tab) bumped the version in between.
+pub async fn update_tenant(
+    ctx: &Context,
+    session: &Session,
+    change: impl Fn(&mut Tenant),
+) -> Result<Tenant, AdminError> {
+    for _ in 0..5 {
+        let mut tenant = ctx
+            .storage
+            .tenant(&session.tenant.id)
+            .await?
+            .ok_or(AdminError::LoginRequired)?;
+        change(&mut tenant);
+        match ctx.storage.update_tenant(&tenant).await {
+            Ok(saved) => return Ok(saved),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AdminError::Internal(
+        "tenant kept changing while saving".into(),
+    ))
+}
+
+pub async fn save(
+    State(ctx): State<Context>,
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<SettingsForm>,
+) -> AdminResult {
+    session.check_csrf(form.csrf.as_deref())?;
+    let valid = match validate(&form) {
+        Ok(v) => v,
+        Err(error) => return render(&ctx, &session, &headers, Some((&form, error))).await,
+    };
+    let pairs = ctx
+        .storage
+        .product_pairs(&session.tenant.id, PairSource::Table)
+        .await?;
+    if valid.mapping_mode == MappingMode::Table && pairs.is_empty() {
+        return render(
+            &ctx,
+            &session,
+            &headers,
+            Some((
+                &form,
+                "対応表がまだ登録されていません。先に下の「商品コード対応表」からCSVをアップロードしてください。".into(),
+            )),
+        )
+        .await;
+    }
+    let saved = update_tenant(&ctx, &session, |t| {
+        t.notify_emails = valid.notify_emails.clone();
+        t.counted_stores = valid.counted_stores.clone();
+        t.stock_master = valid.stock_master;
+        t.mapping_mode = valid.mapping_mode;
+    })
+    .await?;
+    tracing::info!(tenant = %saved.id, "admin settings saved");
+    let mut flash = Flash::ok("設定を保存しました。");
+    if saved.mapping_mode == MappingMode::ProductCode && saved.smaregi_api.is_none() {
+        flash.lines.push(
+            "スマレジの商品コードを参照するには、スマレジAPIの契約ID・アクセストークンの登録が必要です (受注数取り込みの画面で登録できます)。".into(),
+        );
+    }
+    Ok(redirect_with(&ctx, "/settings", flash))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RegenerateForm {
+    csrf: Option<String>,
+    confirm: String,
+}
+
+/// The old code stops working with this write: the webhook compares against the
+/// stored tenant on every push.
+pub async fn regenerate_code(
+    State(ctx): State<Context>,
+    session: Session,
+    Form(form): Form<RegenerateForm>,
+) -> AdminResult {
+    session.check_csrf(form.csrf.as_deref())?;
+    if form.confirm != "1" {
+        return Ok(redirect_with(
+            &ctx,
+            "/settings",
+            Flash::error("お客様専用コードを再発行するには、確認のチェックを入れてください。"),
+        ));
+    }
+    let code = new_customer_code();
+    let saved = update_tenant(&ctx, &session, |t| t.customer_code = code.clone()).await?;
+    tracing::info!(tenant = %saved.id, "customer code regenerated");
+    let mut flash = Flash::ok("お客様専用コードを再発行しました。");
+    flash.lines.push(
+        "スマレジ管理画面 設定 > システム連携 > スマレジAPI設定 の個別設定 code を新しいコードに変更してください。変更するまで在庫の送信は code_mismatch で失敗します (変更後に「再送する」で送り直せます)。".into(),
+    );
+    Ok(redirect_with(&ctx, "/settings", flash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(emails: &str, stores: &str) -> SettingsForm {
+        SettingsForm {
+            csrf: None,
+            notify_emails: emails.into(),
+            counted_stores: stores.into(),
+            stock_master: "smaregi".into(),
+            mapping_mode: "product_id".into(),
+        }
+    }
+
+    #[test]
+    fn addresses_and_stores_are_split_and_checked() {
+        let v = validate(&form("a@x.jp\r\n b@y.jp ", "1, 2\n3")).unwrap();
+        assert_eq!(v.notify_emails, vec!["a@x.jp", "b@y.jp"]);
+        assert_eq!(
+            v.counted_stores,
+            Some(vec!["1".into(), "2".into(), "3".into()])
+        );
+        assert_eq!(validate(&form("a@x.jp", "")).unwrap().counted_stores, None);
+        assert!(validate(&form("", "")).is_err());
+        assert!(validate(&form("not-an-address", "")).is_err());
+        assert!(validate(&form("a@x.jp", "本店")).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! The pages' data. Templates live in `crates/service/templates/` and are
+//! checked at compile time; every value is HTML-escaped there.
+
+use super::Flash;
+use askama::Template;
+
+/// What the shared frame (header, navigation, message) needs.
+pub struct Layout {
+    pub title: &'static str,
+    /// Which navigation entry is current.
+    pub active: &'static str,
+    pub logged_in: bool,
+    pub tenant_name: String,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub layout: Layout,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+pub struct NeStatus {
+    pub connected: bool,
+    pub access_end: String,
+    pub refresh_end: String,
+    /// 有効 / 期限間近 / 期限切れ / 未接続.
+    pub label: &'static str,
+    /// CSS class of the label: ok / warn / bad.
+    pub class: &'static str,
+}
+
+pub struct ActionItem {
+    pub title: String,
+    pub detail: String,
+    /// (href, text) of the page that fixes it.
+    pub link: Option<(String, String)>,
+}
+
+pub struct RunRow {
+    pub at: String,
+    pub subject: String,
+    pub sent: String,
+    pub failed: bool,
+}
+
+pub struct ParkedRow {
+    pub goods_code: String,
+    pub delta: i64,
+    pub reason: &'static str,
+    pub at: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    pub layout: Layout,
+    pub ne: NeStatus,
+    pub actions: Vec<ActionItem>,
+    pub runs: Vec<RunRow>,
+    pub parked: Vec<ParkedRow>,
+    pub order_import_on: bool,
+    pub pending_changes: usize,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+pub struct SettingsPage {
+    pub layout: Layout,
+    pub notify_emails: String,
+    pub counted_stores: String,
+    pub stock_master: &'static str,
+    pub mapping_mode: &'static str,
+    pub contract_id: String,
+    pub customer_code: String,
+    pub pair_count: usize,
+    pub error: Option<String>,
+}
+
+pub struct PairRow {
+    pub product_id: String,
+    pub goods_code: String,
+    /// The code before the change (changed pairs only).
+    pub old_code: String,
+}
+
+#[derive(Template)]
+#[template(path = "mapping_preview.html")]
+pub struct MappingPreviewPage {
+    pub layout: Layout,
+    pub file_name: String,
+    pub encoding: &'static str,
+    pub staged_id: String,
+    pub total: usize,
+    pub added_count: usize,
+    pub changed_count: usize,
+    pub removed_count: usize,
+    pub unchanged_count: usize,
+    pub added: Vec<PairRow>,
+    pub changed: Vec<PairRow>,
+    pub removed: Vec<PairRow>,
+    pub shown_limit: usize,
+    pub mode_is_table: bool,
+}
+
+#[derive(Template)]
+#[template(path = "order_import.html")]
+pub struct OrderImportPage {
+    pub layout: Layout,
+    pub enabled: bool,
+    pub contract_id: String,
+    pub store_id: String,
+    pub token_saved: bool,
+    pub enabled_since: Option<String>,
+    pub error: Option<String>,
+}
+
+pub struct BatchRow {
+    pub id: String,
+    pub at: String,
+    pub state: &'static str,
+    pub state_class: &'static str,
+    pub que_id: String,
+    pub products: usize,
+    pub changes: usize,
+    pub result: String,
+    pub row_errors: Vec<String>,
+    pub error: Option<String>,
+    pub has_csv: bool,
+}
+
+pub struct ReportRow {
+    pub at: String,
+    pub subject: String,
+    pub sent: String,
+    pub failed: bool,
+}
+
+pub struct OrderRow {
+    pub at: String,
+    pub receive_order_id: String,
+    pub shop_order_no: String,
+    pub state: String,
+    pub state_class: &'static str,
+    pub lines: String,
+}
+
+#[derive(Template)]
+#[template(path = "history.html")]
+pub struct HistoryPage {
+    pub layout: Layout,
+    pub batches: Vec<BatchRow>,
+    pub reports: Vec<ReportRow>,
+    pub orders: Vec<OrderRow>,
+}

@@ -1,0 +1,901 @@
+//! The admin screen through the router: every route, and the security cases.
+
+mod admin_support;
+
+use admin_support::*;
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use sne_ports::{BlobStore, PairSource, StoreResult};
+use sne_service::admin::{EPOCH_CURSOR, SESSION_COOKIE};
+use std::sync::Arc;
+
+const LOCKED: &str = "ログイン試行回数が多すぎます。しばらくしてから再度お試しください。";
+const WRONG: &str = "メールアドレスまたはパスワードが正しくありません。";
+
+fn assert_login_redirect(reply: &Reply, what: &str) {
+    assert!(
+        reply.redirects_to("/login"),
+        "{what}: expected a redirect to /login, got {} {:?}",
+        reply.status,
+        reply.location
+    );
+}
+
+#[tokio::test]
+async fn every_page_needs_a_login() {
+    let env = Env::start(true).await;
+    let mut anon = Browser::new(&env);
+    for path in [
+        "/",
+        "/settings",
+        "/history",
+        "/order-import",
+        "/history/batches/b1/csv",
+        "/nextengine/callback?uid=u&state=s",
+    ] {
+        assert_login_redirect(&anon.get(path).await, path);
+    }
+    for path in [
+        "/logout",
+        "/run-now",
+        "/settings",
+        "/settings/customer-code",
+        "/settings/mapping/confirm",
+        "/order-import",
+        "/nextengine/reacquire",
+    ] {
+        assert_login_redirect(&anon.post(path, &[("csrf", "x")]).await, path);
+    }
+    let login = anon.get("/login").await;
+    assert_eq!(login.status, StatusCode::OK);
+    let html = login.text();
+    assert!(html.contains("ログイン") && html.contains("name=\"password\""));
+    assert!(html.contains("name=\"viewport\""), "usable on a phone");
+}
+
+#[tokio::test]
+async fn login_sets_a_hardened_cookie_and_pages_render() {
+    let env = Env::start(true).await;
+    let mut browser = Browser::new(&env);
+    let reply = browser.login(EMAIL_A, PASSWORD).await;
+    assert!(reply.redirects_to("/"));
+    let set_cookie = reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with(SESSION_COOKIE))
+        .unwrap();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=28800"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"), "plain http locally");
+    assert!(!set_cookie.contains(PASSWORD));
+
+    let dashboard = browser.get("/").await;
+    assert_eq!(dashboard.status, StatusCode::OK);
+    let html = dashboard.text();
+    assert!(html.contains("ダッシュボード") && html.contains("A商店"));
+    assert!(html.contains("未接続"), "no tokens yet");
+    assert!(html.contains("再取得"));
+    assert_eq!(dashboard.headers.get("cache-control").unwrap(), "no-store");
+    assert_eq!(dashboard.headers.get("x-frame-options").unwrap(), "DENY");
+
+    let settings = browser.get("/settings").await.text();
+    assert!(
+        settings.contains(&env.a.customer_code),
+        "the code to copy into Smaregi"
+    );
+    assert!(!settings.contains(&env.b.customer_code));
+    let history = browser.get("/history").await;
+    assert_eq!(history.status, StatusCode::OK);
+    let import = browser.get("/order-import").await.text();
+    for text in [
+        "実行する",
+        "実行しない",
+        "スマレジ契約ID",
+        "取り込み先スマレジ側店舗ID",
+        "スマレジアクセストークン",
+        ">設定</button>",
+    ] {
+        assert!(import.contains(text), "order import form lacks {text}");
+    }
+    // Logged in, the login page sends the operator home.
+    assert!(browser.get("/login").await.redirects_to("/"));
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_behind_https() {
+    let mut env = Env::start(true).await;
+    env.ctx.config.public_url = "https://admin.example.jp".into();
+    let mut browser = Browser::new(&env);
+    let reply = browser.login(EMAIL_A, PASSWORD).await;
+    let cookies: Vec<String> = reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(
+        cookies.iter().all(|c| c.contains("; Secure")),
+        "{cookies:?}"
+    );
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_login_until_the_window_passes() {
+    let env = Env::start(true).await;
+    let mut browser = Browser::new(&env);
+    let unknown = browser.login("nobody@shop.example", "whatever").await;
+    assert!(
+        unknown.text().contains(WRONG),
+        "unknown emails look like wrong passwords"
+    );
+    for attempt in 1..=4 {
+        let reply = browser.login(EMAIL_A, "wrong-password").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.text().contains(WRONG), "attempt {attempt}");
+        assert!(!browser.cookies.contains_key(SESSION_COOKIE));
+    }
+    let fifth = browser.login(EMAIL_A, "wrong-password").await;
+    assert!(fifth.text().contains(LOCKED));
+    let right = browser.login(EMAIL_A, PASSWORD).await;
+    assert!(
+        right.text().contains(LOCKED),
+        "even the right password is refused"
+    );
+    assert!(!browser.cookies.contains_key(SESSION_COOKIE));
+    // The other tenant is not affected.
+    assert!(browser.login(EMAIL_B, PASSWORD).await.redirects_to("/"));
+
+    env.advance(chrono::Duration::minutes(16));
+    let mut later = Browser::new(&env);
+    assert!(later.login(EMAIL_A, PASSWORD).await.redirects_to("/"));
+}
+
+#[tokio::test]
+async fn the_login_form_needs_its_csrf_token() {
+    let env = Env::start(true).await;
+    let mut browser = Browser::new(&env);
+    browser.get("/login").await;
+    let reply = browser
+        .post("/login", &[("email", EMAIL_A), ("password", PASSWORD)])
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(!browser.cookies.contains_key(SESSION_COOKIE));
+}
+
+#[tokio::test]
+async fn an_expired_session_goes_back_to_the_login() {
+    let env = Env::start(true).await;
+    let mut browser = Browser::logged_in(&env, EMAIL_A).await;
+    assert_eq!(browser.get("/").await.status, StatusCode::OK);
+    env.advance(chrono::Duration::hours(8) + chrono::Duration::seconds(1));
+    assert_login_redirect(&browser.get("/").await, "after 8 hours");
+    assert_login_redirect(&browser.get("/settings").await, "after 8 hours");
+}
+
+#[tokio::test]
+async fn a_tampered_or_foreign_cookie_is_not_a_session() {
+    let env = Env::start(true).await;
+    let mut browser = Browser::logged_in(&env, EMAIL_A).await;
+    let original = browser.cookies[SESSION_COOKIE].clone();
+    let (payload, tag) = original.split_once('.').unwrap();
+
+    // Claim tenant B with A's signature.
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let forged = claims.replace(&env.a.id.0, &env.b.id.0);
+    assert_ne!(forged, claims);
+    let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged));
+    // Extend the expiry.
+    let longer = claims.replace("\"x\":", "\"x\":9");
+    let longer = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(longer));
+    for bad in [
+        forged,
+        longer,
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode([0u8; 32])),
+        payload.to_string(),
+        "garbage".to_string(),
+    ] {
+        browser.cookies.insert(SESSION_COOKIE.into(), bad.clone());
+        assert_login_redirect(&browser.get("/").await, &bad);
+    }
+    // A cookie signed by another process's key (each default secret is random).
+    let fresh = Env::start(true).await;
+    let mut elsewhere = Browser::new(&fresh);
+    elsewhere.cookies.insert(SESSION_COOKIE.into(), original);
+    assert_login_redirect(&elsewhere.get("/").await, "another key");
+}
+
+#[tokio::test]
+async fn logout_revokes_the_old_cookie_and_every_other_session() {
+    let env = Env::start(true).await;
+    let mut first = Browser::logged_in(&env, EMAIL_A).await;
+    let mut second = Browser::logged_in(&env, EMAIL_A).await;
+    let mut other_tenant = Browser::logged_in(&env, EMAIL_B).await;
+    let old_cookie = first.cookies[SESSION_COOKIE].clone();
+    let csrf = first.csrf("/").await;
+    let reply = first.post("/logout", &[("csrf", &csrf)]).await;
+    assert!(reply.redirects_to("/login"));
+    assert!(
+        !first.cookies.contains_key(SESSION_COOKIE),
+        "cookie cleared"
+    );
+    let login_page = first.follow(reply).await;
+    assert!(login_page.text().contains("ログアウトしました"));
+
+    first.cookies.insert(SESSION_COOKIE.into(), old_cookie);
+    assert_login_redirect(&first.get("/").await, "old cookie after logout");
+    assert_login_redirect(&second.get("/").await, "other browser of the tenant");
+    assert_eq!(other_tenant.get("/").await.status, StatusCode::OK);
+    let epoch = env
+        .ctx
+        .storage
+        .cursor(&env.a.id, EPOCH_CURSOR)
+        .await
+        .unwrap();
+    assert_eq!(epoch.as_deref(), Some("1"));
+    // A new login works again.
+    assert!(first.login(EMAIL_A, PASSWORD).await.redirects_to("/"));
+    assert_eq!(first.get("/").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn posts_without_the_right_csrf_token_are_refused_and_change_nothing() {
+    let mut env = Env::start(true).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let mut b = Browser::logged_in(&env, EMAIL_B).await;
+    let b_token = b.csrf("/").await;
+    let before = env.tenant(&env.a.id).await;
+    let settings = [
+        ("notify_emails", "evil@attacker.example"),
+        ("counted_stores", ""),
+        ("stock_master", "nextengine"),
+        ("mapping_mode", "product_id"),
+    ];
+    for token in [None, Some("wrong"), Some(b_token.as_str())] {
+        let with = |fields: &[(&'static str, &'static str)]| {
+            let mut fields: Vec<(&str, &str)> = fields.to_vec();
+            if let Some(t) = token {
+                fields.push(("csrf", t));
+            }
+            fields
+        };
+        for (path, fields) in [
+            ("/settings", with(&settings)),
+            ("/settings/customer-code", with(&[("confirm", "1")])),
+            ("/run-now", with(&[])),
+            ("/logout", with(&[])),
+            ("/nextengine/reacquire", with(&[])),
+            (
+                "/order-import",
+                with(&[
+                    ("enabled", "1"),
+                    ("contract_id", CONTRACT_A),
+                    ("store_id", "1"),
+                    ("access_token", SMAREGI_TOKEN_A),
+                ]),
+            ),
+            (
+                "/settings/mapping/confirm",
+                with(&[("staged", "0123456789abcdef0123456789abcdef")]),
+            ),
+        ] {
+            let reply = a.post(path, &fields).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path} with {token:?}");
+            assert!(reply.text().contains("不正な送信"), "{path}");
+        }
+        let upload = a
+            .post_file(
+                "/settings/mapping",
+                token.unwrap_or(""),
+                "m.csv",
+                b"product_id,goods_code\n1,A\n",
+            )
+            .await;
+        assert_eq!(upload.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(env.tenant(&env.a.id).await, before, "nothing changed");
+    assert_eq!(a.get("/").await.status, StatusCode::OK, "still logged in");
+    assert!(env.runs_requested.try_recv().is_err(), "no run requested");
+    assert!(!a.cookies.contains_key("sne_ne_bind"));
+    assert!(
+        env.ctx
+            .storage
+            .product_pairs(&env.a.id, PairSource::Table)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn run_now_queues_a_run_for_the_tenant() {
+    let mut env = Env::start(true).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let csrf = a.csrf("/history").await;
+    let reply = a
+        .post("/run-now", &[("csrf", &csrf), ("back", "/history")])
+        .await;
+    assert!(reply.redirects_to("/history"));
+    let page = a.follow(reply).await.text();
+    assert!(page.contains("実行を受け付けました"));
+    assert_eq!(env.runs_requested.try_recv().unwrap(), env.a.id);
+    // `back` never leads off the site.
+    let reply = a
+        .post(
+            "/run-now",
+            &[("csrf", &csrf), ("back", "https://evil.example/")],
+        )
+        .await;
+    assert!(reply.redirects_to("/"));
+}
+
+#[tokio::test]
+async fn history_lists_uploads_and_serves_only_the_tenants_own_csv() {
+    let env = Env::start(true).await;
+    env.connect_a().await;
+    let batch_id = env.upload_batch_for_a(17).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let history = a.get("/history").await.text();
+    let batch = env
+        .ctx
+        .storage
+        .batch(&env.a.id, &batch_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let que_id = batch.que_id.clone().expect("uploaded");
+    assert!(history.contains(&que_id), "queue id shown");
+    assert!(history.contains(&format!("/history/batches/{batch_id}/csv")));
+
+    let csv = a.get(&format!("/history/batches/{batch_id}/csv")).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let disposition = csv
+        .headers
+        .get("content-disposition")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"zaiko_"),
+        "{disposition}"
+    );
+    let stored = env
+        .ctx
+        .blobs
+        .get_blob(batch.csv_key.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(csv.body, stored);
+    assert!(csv.text().starts_with("syohin_code,zaiko_su"));
+
+    let mut b = Browser::logged_in(&env, EMAIL_B).await;
+    let denied = b.get(&format!("/history/batches/{batch_id}/csv")).await;
+    assert_eq!(denied.status, StatusCode::NOT_FOUND);
+    assert!(!denied.text().contains("syohin_code"));
+    assert!(!b.get("/history").await.text().contains(&batch_id));
+    assert_eq!(
+        a.get("/history/batches/nope/csv").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The run's report shows on the dashboard with its three results.
+    let dashboard = a.get("/").await.text();
+    assert!(dashboard.contains("アップロード:成功"), "{dashboard}");
+}
+
+/// A blob store that hands out presigned links, as S3 does.
+struct Presigning(Arc<dyn BlobStore>);
+
+#[async_trait]
+impl BlobStore for Presigning {
+    async fn put_blob(&self, key: &str, bytes: &[u8], content_type: &str) -> StoreResult<()> {
+        self.0.put_blob(key, bytes, content_type).await
+    }
+    async fn get_blob(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.0.get_blob(key).await
+    }
+    async fn download_url(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> StoreResult<Option<String>> {
+        Ok(Some(format!(
+            "https://bucket.example/{key}?X-Amz-Expires={}",
+            expires_in.as_secs()
+        )))
+    }
+}
+
+#[tokio::test]
+async fn downloads_redirect_to_a_presigned_link_where_the_store_has_one() {
+    let mut env = Env::start(true).await;
+    env.connect_a().await;
+    let batch_id = env.upload_batch_for_a(18).await;
+    env.ctx.blobs = Arc::new(Presigning(env.ctx.blobs.clone()));
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let reply = a.get(&format!("/history/batches/{batch_id}/csv")).await;
+    assert!(reply.status.is_redirection());
+    let location = reply.location.unwrap();
+    assert!(
+        location.starts_with(&format!("https://bucket.example/tenants/{}/", env.a.id)),
+        "{location}"
+    );
+    let mut b = Browser::logged_in(&env, EMAIL_B).await;
+    assert_eq!(
+        b.get(&format!("/history/batches/{batch_id}/csv"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// Follows NextEngine's sign-in like a browser would and returns the callback
+/// path with `uid` and `state`.
+async fn sign_in_at_nextengine(url: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let reply = client.get(url).send().await.unwrap();
+    assert!(
+        reply.status().is_redirection(),
+        "sign-in: {}",
+        reply.status()
+    );
+    let location = reply.headers()["location"].to_str().unwrap().to_string();
+    let at = location.find("/nextengine/callback").expect("our callback");
+    location[at..].to_string()
+}
+
+#[tokio::test]
+async fn reacquiring_the_token_goes_through_nextengine_and_is_bound_to_the_session() {
+    let env = Env::start(true).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+
+    // Without pressing 再取得 first, a callback (e.g. a link someone sent) is refused.
+    let stray = sign_in_at_nextengine(&env.ctx.nextengine.sign_in_url()).await;
+    let refused = a.get(&stray).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.text().contains("再取得"));
+    assert!(
+        env.ctx
+            .storage
+            .ne_tokens(&env.a.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let csrf = a.csrf("/").await;
+    let reply = a.post("/nextengine/reacquire", &[("csrf", &csrf)]).await;
+    assert!(reply.status.is_redirection());
+    let sign_in = reply.location.clone().unwrap();
+    assert!(sign_in.starts_with(&env.ne.base_url()), "{sign_in}");
+    assert!(a.cookies.contains_key("sne_ne_bind"));
+
+    // Another session of the same tenant cannot use this browser's binding.
+    let mut other = Browser::logged_in(&env, EMAIL_A).await;
+    other
+        .cookies
+        .insert("sne_ne_bind".into(), a.cookies["sne_ne_bind"].clone());
+    let callback = sign_in_at_nextengine(&sign_in).await;
+    assert_eq!(other.get(&callback).await.status, StatusCode::FORBIDDEN);
+
+    let done = a.get(&callback).await;
+    assert!(done.redirects_to("/"));
+    assert!(
+        !a.cookies.contains_key("sne_ne_bind"),
+        "one sign-in per 再取得"
+    );
+    let dashboard = a.follow(done).await.text();
+    assert!(dashboard.contains("トークンを更新しました"), "{dashboard}");
+    assert!(dashboard.contains("有効"));
+    let tokens = env.ctx.storage.ne_tokens(&env.a.id).await.unwrap().unwrap();
+    assert!(
+        dashboard.contains(
+            &tokens
+                .refresh_token_end
+                .format("%Y/%m/%d %H:%M")
+                .to_string()
+        )
+    );
+    assert!(
+        !dashboard.contains(&tokens.access_token),
+        "tokens never on a page"
+    );
+    // The message is shown once.
+    assert!(!a.get("/").await.text().contains("トークンを更新しました"));
+
+    // The same state again (a reload, a replay): NextEngine refuses it, in Japanese.
+    let csrf = a.csrf("/").await;
+    a.post("/nextengine/reacquire", &[("csrf", &csrf)]).await;
+    let replay = a.get(&callback).await;
+    assert!(replay.redirects_to("/"));
+    let page = a.follow(replay).await.text();
+    assert!(
+        page.contains("ネクストエンジンのログインの有効期限が切れているか、すでに使用済みです"),
+        "{page}"
+    );
+    assert_eq!(
+        env.ctx.storage.ne_tokens(&env.a.id).await.unwrap().unwrap(),
+        tokens,
+        "a refused callback changes nothing"
+    );
+    // Tenant B never got tokens.
+    assert!(
+        env.ctx
+            .storage
+            .ne_tokens(&env.b.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_order_import_form_switches_on_and_off_with_the_manuals_messages() {
+    let env = Env::start(true).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let csrf = a.csrf("/order-import").await;
+
+    let bad = a
+        .post(
+            "/order-import",
+            &[
+                ("csrf", &csrf),
+                ("enabled", "1"),
+                ("contract_id", CONTRACT_A),
+                ("store_id", "1"),
+                ("access_token", "wrong-token"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let html = bad.text();
+    assert!(html.contains("スマレジアクセストークン"), "{html}");
+    assert!(
+        !html.contains("wrong-token"),
+        "the token is not written back"
+    );
+    assert!(!env.tenant(&env.a.id).await.order_import.enabled);
+
+    // Pasted with spaces and line breaks, as the manual warns.
+    let on = a
+        .post(
+            "/order-import",
+            &[
+                ("csrf", &csrf),
+                ("enabled", "1"),
+                ("contract_id", &format!(" {CONTRACT_A} ")),
+                ("store_id", "1\r\n"),
+                ("access_token", &format!("  {SMAREGI_TOKEN_A}\r\n")),
+            ],
+        )
+        .await;
+    assert!(on.redirects_to("/order-import"), "{}", on.text());
+    let page = a.follow(on).await.text();
+    assert!(page.contains("受注数取り込みを開始しました"), "{page}");
+    assert!(page.contains("実行中"));
+    assert!(!page.contains(SMAREGI_TOKEN_A), "secrets never on a page");
+    let tenant = env.tenant(&env.a.id).await;
+    assert!(tenant.order_import.enabled);
+    assert_eq!(tenant.smaregi_api.unwrap().access_token, SMAREGI_TOKEN_A);
+
+    let off = a
+        .post(
+            "/order-import",
+            &[
+                ("csrf", &csrf),
+                ("enabled", "0"),
+                ("contract_id", CONTRACT_A),
+                ("store_id", "1"),
+                ("access_token", ""),
+            ],
+        )
+        .await;
+    let page = a.follow(off).await.text();
+    assert!(page.contains("受注数取り込みを停止しました"), "{page}");
+    assert!(!env.tenant(&env.a.id).await.order_import.enabled);
+
+    // On again without re-typing the saved token.
+    let again = a
+        .post(
+            "/order-import",
+            &[
+                ("csrf", &csrf),
+                ("enabled", "1"),
+                ("contract_id", CONTRACT_A),
+                ("store_id", "1"),
+                ("access_token", ""),
+            ],
+        )
+        .await;
+    assert!(
+        a.follow(again)
+            .await
+            .text()
+            .contains("受注数取り込みを開始しました")
+    );
+}
+
+#[tokio::test]
+async fn settings_are_validated_and_saved() {
+    let env = Env::start(true).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let csrf = a.csrf("/settings").await;
+    let bad = a
+        .post(
+            "/settings",
+            &[
+                ("csrf", &csrf),
+                ("notify_emails", "shop@example.jp\nnot-an-address"),
+                ("counted_stores", ""),
+                ("stock_master", "smaregi"),
+                ("mapping_mode", "product_id"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text().contains("not-an-address"));
+    let table_without_pairs = a
+        .post(
+            "/settings",
+            &[
+                ("csrf", &csrf),
+                ("notify_emails", "shop@example.jp"),
+                ("stock_master", "smaregi"),
+                ("mapping_mode", "table"),
+            ],
+        )
+        .await;
+    assert_eq!(table_without_pairs.status, StatusCode::BAD_REQUEST);
+    assert!(
+        table_without_pairs
+            .text()
+            .contains("対応表がまだ登録されていません")
+    );
+    assert_eq!(
+        env.tenant(&env.a.id).await.notify_emails,
+        env.a.notify_emails
+    );
+
+    let ok = a
+        .post(
+            "/settings",
+            &[
+                ("csrf", &csrf),
+                ("notify_emails", "shop@example.jp\r\nowner@example.jp"),
+                ("counted_stores", "1, 3"),
+                ("stock_master", "nextengine"),
+                ("mapping_mode", "product_code"),
+            ],
+        )
+        .await;
+    assert!(ok.redirects_to("/settings"));
+    assert!(a.follow(ok).await.text().contains("設定を保存しました"));
+    let t = env.tenant(&env.a.id).await;
+    assert_eq!(t.notify_emails, vec!["shop@example.jp", "owner@example.jp"]);
+    assert_eq!(
+        t.counted_stores,
+        Some(vec!["1".to_string(), "3".to_string()])
+    );
+    assert_eq!(t.stock_master, sne_domain::tenant::StockMaster::NextEngine);
+    assert_eq!(t.mapping_mode, sne_domain::tenant::MappingMode::ProductCode);
+    assert_eq!(env.tenant(&env.b.id).await, env.b, "B untouched");
+}
+
+#[tokio::test]
+async fn a_regenerated_customer_code_retires_the_old_one_at_once() {
+    let env = Env::start(true).await;
+    let old = env.a.customer_code.clone();
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let csrf = a.csrf("/settings").await;
+
+    let unconfirmed = a.post("/settings/customer-code", &[("csrf", &csrf)]).await;
+    assert!(
+        a.follow(unconfirmed)
+            .await
+            .text()
+            .contains("確認のチェック")
+    );
+    assert_eq!(env.tenant(&env.a.id).await.customer_code, old);
+
+    let reply = a
+        .post(
+            "/settings/customer-code",
+            &[("csrf", &csrf), ("confirm", "1")],
+        )
+        .await;
+    let page = a.follow(reply).await.text();
+    assert!(page.contains("お客様専用コードを再発行しました"));
+    let new = env.tenant(&env.a.id).await.customer_code;
+    assert_ne!(new, old);
+    assert!(page.contains(&new), "the new code is shown for copying");
+
+    let router = env.router();
+    assert_eq!(
+        webhook(&router, push_body(CONTRACT_A, &old, 1)).await,
+        (StatusCode::BAD_REQUEST, "code_mismatch".to_string())
+    );
+    assert_eq!(
+        webhook(&router, push_body(CONTRACT_A, &new, 1)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        env.tenant(&env.b.id).await.customer_code,
+        env.b.customer_code
+    );
+}
+
+async fn pairs(env: &Env, tenant: &sne_domain::TenantId) -> Vec<(String, String)> {
+    let mut pairs = env
+        .ctx
+        .storage
+        .product_pairs(tenant, PairSource::Table)
+        .await
+        .unwrap();
+    pairs.sort();
+    pairs
+}
+
+fn staged_id(html: &str) -> String {
+    let marker = "name=\"staged\" value=\"";
+    let start = html.find(marker).unwrap() + marker.len();
+    html[start..start + 32].to_string()
+}
+
+#[tokio::test]
+async fn mapping_uploads_are_previewed_then_confirmed_in_utf8_and_shift_jis() {
+    let env = Env::start(true).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let csrf = a.csrf("/settings").await;
+
+    // UTF-8 with a BOM, Japanese header.
+    let utf8 =
+        "\u{feff}商品ID,商品コード\r\n8000001,ABC-001\r\n8000002,ABC-002\r\n8000003,ABC-003\r\n";
+    let preview = a
+        .post_file("/settings/mapping", &csrf, "対応表.csv", utf8.as_bytes())
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.text());
+    let html = preview.text();
+    assert!(html.contains("UTF-8"));
+    assert!(html.contains("id=\"added-count\">3 件"), "{html}");
+    assert!(html.contains("ABC-002"));
+    assert!(
+        pairs(&env, &env.a.id).await.is_empty(),
+        "nothing saved before confirming"
+    );
+    let staged = staged_id(&html);
+
+    // Tenant B cannot confirm A's staged upload.
+    let mut b = Browser::logged_in(&env, EMAIL_B).await;
+    let b_csrf = b.csrf("/settings").await;
+    let foreign = b
+        .post(
+            "/settings/mapping/confirm",
+            &[("csrf", &b_csrf), ("staged", &staged)],
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert!(pairs(&env, &env.b.id).await.is_empty());
+
+    let confirmed = a
+        .post(
+            "/settings/mapping/confirm",
+            &[("csrf", &csrf), ("staged", &staged)],
+        )
+        .await;
+    assert!(
+        a.follow(confirmed)
+            .await
+            .text()
+            .contains("商品コード対応表を保存しました (3 件)")
+    );
+    assert_eq!(pairs(&env, &env.a.id).await.len(), 3);
+
+    // Shift_JIS (as Excel saves it): one changed, one removed, one added.
+    let text = "商品ID,商品コード\r\n8000001,ABC-001\r\n8000002,XYZ-002\r\n8000004,ABC-004\r\n";
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(text);
+    assert!(std::str::from_utf8(&sjis).is_err(), "really Shift_JIS");
+    let html = a
+        .post_file("/settings/mapping", &csrf, "taiouhyou.csv", &sjis)
+        .await
+        .text();
+    assert!(html.contains("Shift_JIS"));
+    assert!(html.contains("id=\"added-count\">1 件"));
+    assert!(html.contains("id=\"changed-count\">1 件"));
+    assert!(html.contains("id=\"removed-count\">1 件"));
+    assert!(html.contains("XYZ-002") && html.contains("8000003"));
+    let staged = staged_id(&html);
+    a.post(
+        "/settings/mapping/confirm",
+        &[("csrf", &csrf), ("staged", &staged)],
+    )
+    .await;
+    assert_eq!(
+        pairs(&env, &env.a.id).await,
+        vec![
+            ("8000001".to_string(), "ABC-001".to_string()),
+            ("8000002".to_string(), "XYZ-002".to_string()),
+            ("8000004".to_string(), "ABC-004".to_string()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_bad_mapping_file_gets_a_clear_error_and_saves_nothing() {
+    let env = Env::start(true).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let csrf = a.csrf("/settings").await;
+    let cases: [(&[u8], &str); 4] = [
+        (
+            b"product_id,goods_code\n1,A\n1,B\n",
+            "3 行目: 商品ID 1 が重複しています",
+        ),
+        (b"product_id,goods_code\n1\n", "2 行目: 列が足りません"),
+        (b"product_id,goods_code\n", "対応表に商品の行がありません"),
+        (
+            &[0x82, 0xA0, 0xFF, 0xFF, 0x0A],
+            "文字コードを判別できませんでした",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        let reply = a
+            .post_file("/settings/mapping", &csrf, "m.csv", bytes)
+            .await;
+        assert!(reply.redirects_to("/settings#mapping"));
+        let page = a.follow(reply).await.text();
+        assert!(page.contains(expected), "{expected}: {page}");
+        assert!(page.contains("対応表は保存されていません"));
+    }
+    assert!(pairs(&env, &env.a.id).await.is_empty());
+    let bogus = a
+        .post(
+            "/settings/mapping/confirm",
+            &[("csrf", &csrf), ("staged", "../../etc")],
+        )
+        .await;
+    assert_eq!(bogus.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_dashboard_names_what_needs_doing() {
+    let env = Env::start(true).await;
+    env.connect_a().await;
+    // A product NextEngine does not know is parked as 未登録商品.
+    let a_tenant = env.tenant(&env.a.id).await;
+    let params = r#"{"data":[{"table_name":"Stock","rows":[{"id":"40","storeId":"1","productId":"9999999","amount":"-2","stockAmount":"3","stockDivision":"02","updDateTime":"2026-11-27 10:00:00"}]}]}"#;
+    let body = serde_urlencoded::to_string([
+        ("proc_name", "stock_send"),
+        ("params", params),
+        ("contract_id", CONTRACT_A),
+        ("code", a_tenant.customer_code.as_str()),
+    ])
+    .unwrap();
+    assert_eq!(webhook(&env.router(), body).await.0, StatusCode::OK);
+    sne_service::run::run_tenant(&env.ctx, &a_tenant, sne_service::run::Jobs::Upload, "r1").await;
+
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let html = a.get("/").await.text();
+    assert!(
+        html.contains("未登録商品") && html.contains("9999999"),
+        "{html}"
+    );
+    assert!(html.contains("ネクストエンジンに未登録"));
+    assert!(
+        html.contains("スマレジの在庫変動履歴を参照できません"),
+        "history access recommended"
+    );
+
+    // Tokens past their end: the dashboard says so and points at 再取得.
+    env.advance(chrono::Duration::days(4));
+    let mut again = Browser::logged_in(&env, EMAIL_A).await;
+    let html = again.get("/").await.text();
+    assert!(html.contains("トークンの有効期限が切れています"), "{html}");
+    assert!(html.contains("期限切れ"));
+}
