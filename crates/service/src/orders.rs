@@ -254,13 +254,13 @@ async fn check_with_smaregi(
             "取り込み先スマレジ側店舗ID {store_id} の店舗がスマレジにありません。スマレジ管理画面 店舗 > 店舗一覧 で店舗IDを確認してください"
         )));
     }
-    // With credentials saved, the uploader reads stock changes from Smaregi's
-    // history (SPEC §3), which needs 在庫情報取得 (stock_ref).
+    // The same credentials serve the recommended stock-history reading (SPEC §3,
+    // `tenant stock-history --on`), which also needs 在庫情報参照 (stock_ref).
     if let Err(SmaregiError::Auth { .. } | SmaregiError::Api { .. }) =
         ctx.smaregi.latest_stock_history_id(creds).await
     {
         warnings.push(
-            "スマレジの在庫変動履歴を読めません。在庫の増減を確実に通知するため、スマレジAPI設定の機能設定で在庫情報の取得(在庫情報参照)も「利用する」にしてください".into(),
+            "スマレジの在庫変動履歴を読めません。在庫の増減をより確実に通知する在庫変動履歴の読み取り(推奨)を使うには、スマレジAPI設定の機能設定で「在庫情報参照」も「利用する」にしてください".into(),
         );
     }
     Ok(())
