@@ -15,7 +15,7 @@ use sne_ports::nextengine::{
 };
 use tracing::{debug, error, info, warn};
 
-use crate::retry::RetryPolicy;
+use sne_ports::RetryPolicy;
 
 pub const DEFAULT_API_BASE_URL: &str = "https://api.next-engine.org";
 pub const DEFAULT_SIGN_IN_BASE_URL: &str = "https://base.next-engine.org";

@@ -14,7 +14,6 @@
 //! to wait.
 
 mod client;
-mod retry;
 
 pub use client::{DEFAULT_API_BASE_URL, DEFAULT_SIGN_IN_BASE_URL, NeClient, NeClientConfig};
-pub use retry::RetryPolicy;
+pub use sne_ports::RetryPolicy;

@@ -13,7 +13,7 @@ use sne_ports::smaregi::{
 };
 use tracing::{debug, info, warn};
 
-use crate::retry::RetryPolicy;
+use sne_ports::RetryPolicy;
 
 pub const DEFAULT_API_URL: &str = "https://webapi.smaregi.jp/access/";
 

@@ -8,7 +8,6 @@
 //! resend harmless).
 
 mod client;
-mod retry;
 
 pub use client::{DEFAULT_API_URL, DEFAULT_AUTH_ERROR_CODES, SmaregiClient};
-pub use retry::RetryPolicy;
+pub use sne_ports::RetryPolicy;

@@ -1,3 +1,5 @@
+//! Bounded exponential backoff with jitter, shared by the HTTP clients.
+
 use std::time::Duration;
 
 /// Bounded exponential backoff with jitter.
@@ -10,8 +12,9 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// Hamee's own code waits about 10 s between overload retries; five
-    /// attempts spread over roughly a minute stay inside one scheduled run.
+    /// Hamee's own NextEngine code waits about 10 s between overload retries;
+    /// five attempts spread over roughly a minute stay inside one scheduled run
+    /// and ride out a restarting proxy on either API.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 5,
@@ -22,13 +25,13 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub(crate) fn attempts(&self) -> u32 {
+    pub fn attempts(&self) -> u32 {
         self.max_attempts.max(1)
     }
 
     /// Delay before retry number `retry` (1-based). The upper half is jittered
     /// so that tenants throttled at the same moment do not return in lockstep.
-    pub(crate) fn delay(&self, retry: u32) -> Duration {
+    pub fn delay(&self, retry: u32) -> Duration {
         use rand::Rng;
         let factor = 2u32.saturating_pow(retry.saturating_sub(1).min(20));
         let full = self.base_delay.saturating_mul(factor).min(self.max_delay);
