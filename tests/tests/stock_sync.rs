@@ -443,3 +443,55 @@ async fn a_quiet_shop_keeps_its_nextengine_connection() {
     );
     assert!(h.mails().iter().all(|m| !m.body.contains(TOKEN_ERROR_TEXT)));
 }
+
+/// A mailer that is down for its first `failures` sends.
+struct FlakyMailer {
+    inner: std::sync::Arc<dyn sne_ports::Mailer>,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl sne_ports::Mailer for FlakyMailer {
+    async fn send(&self, mail: &sne_ports::Mail) -> Result<String, sne_ports::mail::MailError> {
+        let left = self.failures.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.failures
+                .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            return Err(sne_ports::mail::MailError::Unavailable(
+                "SMTP relay down".into(),
+            ));
+        }
+        self.inner.send(mail).await
+    }
+}
+
+#[tokio::test]
+async fn a_report_that_cannot_be_sent_goes_out_with_the_next_run() {
+    let mut h = Harness::start(Options::default()).await;
+    h.ctx.mailer = std::sync::Arc::new(FlakyMailer {
+        inner: h.ctx.mailer.clone(),
+        failures: std::sync::atomic::AtomicUsize::new(1),
+    });
+    h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+    let first = h.run(Jobs::All).await;
+    assert_eq!((first.mail.sent, first.mail.failed), (0, 1));
+    assert!(h.mails().is_empty());
+
+    // Nothing new happens, but the pending report (with its CSV) still goes out.
+    let second = h.run(Jobs::All).await;
+    assert_eq!((second.mail.sent, second.mail.failed), (1, 0));
+    let mails = h.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].subject.contains("アップロード:成功"),
+        "{}",
+        mails[0].subject
+    );
+    assert_eq!(
+        mails[0].attachments[0].1,
+        b"syohin_code,zaiko_su\r\n8000001,-1\r\n"
+    );
+    // Sent once, never again.
+    h.run(Jobs::All).await;
+    assert_eq!(h.mails().len(), 1);
+}
