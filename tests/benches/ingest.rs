@@ -152,7 +152,12 @@ async fn main() {
     // The goods check alone, to tell our share of the run from the simulator's.
     let codes: Vec<String> = (0..20_000).map(|i| (8_000_000 + i).to_string()).collect();
     let started = Instant::now();
-    let known = h.ctx.nextengine.existing_goods(&h.tenant.id, &codes).await.unwrap();
+    let known = h
+        .ctx
+        .nextengine
+        .existing_goods(&h.tenant.id, &codes)
+        .await
+        .unwrap();
     println!(
         "goods check of {} codes against the simulator: {:.2} s",
         known.len(),
