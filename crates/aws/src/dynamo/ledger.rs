@@ -1,0 +1,370 @@
+//! The stock-change ledger: idempotent appends (a DEDUPE item per key, written
+//! with the change in one transaction), a per-tenant sequence for append order,
+//! and claims that move PEND items into a batch under the BUILDING lock.
+
+use super::batches::{LOCK_SK, PHASE_APPLYING, PHASE_BUILDING, mirror_sk};
+use super::*;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::ReturnValue;
+use sne_domain::StockChange;
+use sne_domain::batch_state::BatchState;
+use sne_domain::complete::{Mirror, MirrorEntry};
+use sne_ports::{
+    AppendOutcome, ClaimRequest, ClaimedBatch, StockLedger, StockMirrorStore, UploadBatch,
+};
+use std::collections::HashSet;
+
+fn seq_key(seq: i64) -> String {
+    format!("{seq:020}")
+}
+
+fn batch_change_prefix(batch_id: &str) -> String {
+    format!("BCHG#{}#", esc(batch_id))
+}
+
+struct Lock {
+    batch_id: String,
+    owner: String,
+    lease: i64,
+    phase: String,
+}
+
+impl Lock {
+    fn from_item(item: &Item) -> StoreResult<Lock> {
+        Ok(Lock {
+            batch_id: attr_s(item, "batch_id")?.to_string(),
+            owner: attr_s(item, "owner")?.to_string(),
+            lease: opt_n(item, "lease")?.unwrap_or(0),
+            phase: opt_s(item, "phase").unwrap_or(PHASE_BUILDING).to_string(),
+        })
+    }
+}
+
+fn lock_item(pk: &str, batch_id: &str, owner: &str, lease: DateTime<Utc>) -> Item {
+    let mut item = key(pk, LOCK_SK);
+    item.insert("batch_id".into(), s(batch_id));
+    item.insert("owner".into(), s(owner));
+    item.insert("lease".into(), n(lease.timestamp_micros()));
+    item.insert("phase".into(), s(PHASE_BUILDING));
+    item
+}
+
+fn held_by(batch_id: &str, owner: &str) -> Cond {
+    Cond::new("#b = :b AND #o = :o")
+        .name("#b", "batch_id")
+        .name("#o", "owner")
+        .value(":b", s(batch_id))
+        .value(":o", s(owner))
+}
+
+impl DynamoStore {
+    /// Reserves `count` sequence numbers and returns the first. Numbers of a
+    /// transaction that then fails are skipped: only their order matters.
+    async fn reserve_seq(&self, tenant: &TenantId, count: usize) -> StoreResult<i64> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(tenant_pk(tenant)))
+            .key("SK", s("SEQ"))
+            .update_expression("ADD #n :c")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":c", n(count as i64))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let top = out
+            .attributes
+            .as_ref()
+            .map(|a| attr_n(a, "n"))
+            .transpose()?
+            .ok_or_else(|| corrupt("SEQ", "no value returned"))?;
+        Ok(top - count as i64 + 1)
+    }
+
+    /// Moves up to `max` pending changes, oldest first, into `batch_id`. Every
+    /// transaction re-checks that `owner` still holds the lock, so after a
+    /// takeover nothing more lands in a batch whose new owner already read it.
+    /// `None` when the lock was lost.
+    async fn move_pending(
+        &self,
+        tenant: &TenantId,
+        batch_id: &str,
+        owner: &str,
+        max: usize,
+    ) -> StoreResult<Option<Vec<StockChange>>> {
+        let pk = tenant_pk(tenant);
+        let per_tx = (self.tx_limit - 1) / 2;
+        let guard = self.check(&pk, LOCK_SK, held_by(batch_id, owner));
+        let mut moved = Vec::new();
+        let mut round = 0;
+        'page: while moved.len() < max {
+            // One query feeds many transactions; only a lost race re-queries.
+            let want = (max - moved.len()).min(1000);
+            let page = self.query(&pk, "PEND#", true, Some(want)).await?;
+            if page.is_empty() {
+                break;
+            }
+            for chunk in page.chunks(per_tx) {
+                let mut tx = vec![self.check_item(guard.clone())];
+                let mut changes = Vec::with_capacity(chunk.len());
+                for item in chunk {
+                    let sk = attr_s(item, "SK")?;
+                    let seq = sk.trim_start_matches("PEND#");
+                    let change: StockChange = body(item)?;
+                    tx.push(self.delete(&pk, sk, Some(Cond::new("attribute_exists(PK)"))));
+                    let mut member = key(&pk, &format!("{}{seq}", batch_change_prefix(batch_id)));
+                    member.insert("body".into(), s(attr_s(item, "body")?));
+                    tx.push(self.put(member, None));
+                    changes.push(change);
+                }
+                if let Tx::Cancelled(_) = self.transact(tx).await? {
+                    let lock = self.get(&pk, LOCK_SK).await?;
+                    let still_ours = lock
+                        .as_ref()
+                        .map(Lock::from_item)
+                        .transpose()?
+                        .is_some_and(|l| l.batch_id == batch_id && l.owner == owner);
+                    if !still_ours {
+                        return Ok(None);
+                    }
+                    round += 1;
+                    cas_backoff(round).await?;
+                    continue 'page;
+                }
+                moved.extend(changes);
+            }
+        }
+        Ok(Some(moved))
+    }
+}
+
+#[async_trait]
+impl StockLedger for DynamoStore {
+    async fn append_changes(
+        &self,
+        tenant: &TenantId,
+        changes: &[StockChange],
+    ) -> StoreResult<AppendOutcome> {
+        let pk = tenant_pk(tenant);
+        let mut outcome = AppendOutcome::default();
+        let mut seen = HashSet::new();
+        let mut unique = Vec::with_capacity(changes.len());
+        for change in changes {
+            if seen.insert(change.dedupe_key.as_str()) {
+                unique.push(change);
+            } else {
+                outcome.duplicates += 1;
+            }
+        }
+        // Two items per change; each transaction is all or nothing, the call as
+        // a whole is not (see README): a retried push appends what is missing.
+        for chunk in unique.chunks(self.tx_limit / 2) {
+            let mut todo: Vec<&StockChange> = chunk.to_vec();
+            let mut round = 0;
+            while !todo.is_empty() {
+                let first = self.reserve_seq(tenant, todo.len()).await?;
+                let mut tx = Vec::with_capacity(todo.len() * 2);
+                for (i, change) in todo.iter().enumerate() {
+                    let seq = first + i as i64;
+                    let mut dedupe = key(&pk, &format!("DEDUPE#{}", esc(&change.dedupe_key)));
+                    dedupe.insert("seq".into(), n(seq));
+                    let mut pending = key(&pk, &format!("PEND#{}", seq_key(seq)));
+                    pending.insert("body".into(), s(to_json(change)?));
+                    pending.insert("dedupe_key".into(), s(&change.dedupe_key));
+                    tx.push(self.put(dedupe, Some(Cond::absent())));
+                    tx.push(self.put(pending, None));
+                }
+                let codes = match self.transact(tx).await? {
+                    Tx::Committed => {
+                        outcome.appended += todo.len();
+                        break;
+                    }
+                    Tx::Cancelled(codes) => codes,
+                };
+                let known: Vec<bool> = if codes.len() == todo.len() * 2 {
+                    (0..todo.len())
+                        .map(|i| codes[2 * i] == CONDITION_FAILED)
+                        .collect()
+                } else {
+                    // The backend did not say which item failed: ask.
+                    let keys: Vec<(String, String)> = todo
+                        .iter()
+                        .map(|c| (pk.clone(), format!("DEDUPE#{}", esc(&c.dedupe_key))))
+                        .collect();
+                    let found = self.batch_get(&keys).await?;
+                    keys.iter().map(|k| found.contains_key(k)).collect()
+                };
+                let before = todo.len();
+                let mut flags = known.into_iter();
+                todo.retain(|_| !flags.next().unwrap_or(false));
+                outcome.duplicates += before - todo.len();
+                if before == todo.len() {
+                    round += 1;
+                    cas_backoff(round).await?;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn claim_batch(
+        &self,
+        tenant: &TenantId,
+        claim: &ClaimRequest,
+    ) -> StoreResult<Option<ClaimedBatch>> {
+        let pk = tenant_pk(tenant);
+        let mut round = 0;
+        loop {
+            if round > 0 {
+                cas_backoff(round).await?;
+            }
+            round += 1;
+            if let Some(item) = self.get(&pk, LOCK_SK).await? {
+                let lock = Lock::from_item(&item)?;
+                if lock.phase == PHASE_APPLYING {
+                    // A finisher stopped between its batch and its mirror writes.
+                    self.apply_staged_mirror(tenant, &lock.batch_id).await?;
+                    continue;
+                }
+                let held_by_other =
+                    lock.owner != claim.owner && lock.lease > claim.now.timestamp_micros();
+                if held_by_other {
+                    return Ok(None);
+                }
+                let Some(stored) = self.load_batch(tenant, &lock.batch_id).await? else {
+                    return Err(corrupt("BUILDING", "lock names a missing batch"));
+                };
+                if stored.batch.state != BatchState::Building {
+                    return Err(corrupt(
+                        "BUILDING",
+                        "lock names a batch that is not building",
+                    ));
+                }
+                let mut batch = stored.batch.clone();
+                batch.owner = Some(claim.owner.clone());
+                batch.lease_until = Some(claim.lease_until);
+                batch.updated_at = claim.now;
+                let taken = Cond::new("#b = :b AND #o = :o AND #l = :l")
+                    .name("#b", "batch_id")
+                    .name("#o", "owner")
+                    .name("#l", "lease")
+                    .value(":b", s(&lock.batch_id))
+                    .value(":o", s(&lock.owner))
+                    .value(":l", n(lock.lease));
+                let tx = vec![
+                    self.put(
+                        lock_item(&pk, &lock.batch_id, &claim.owner, claim.lease_until),
+                        Some(taken),
+                    ),
+                    self.put(
+                        self.batch_item(Some(&stored.item), &batch, stored.rev + 1)?,
+                        Some(Cond::rev(stored.rev)),
+                    ),
+                ];
+                if let Tx::Cancelled(_) = self.transact(tx).await? {
+                    continue;
+                }
+                let changes = self.changes_of_batch(tenant, &lock.batch_id).await?;
+                return Ok(Some(ClaimedBatch {
+                    batch_id: lock.batch_id,
+                    changes,
+                    resumed: true,
+                }));
+            }
+
+            if self.query(&pk, "PEND#", true, Some(1)).await?.is_empty() {
+                return Ok(None);
+            }
+            let batch = UploadBatch {
+                tenant_id: tenant.clone(),
+                batch_id: claim.new_batch_id.clone(),
+                state: BatchState::Building,
+                created_at: claim.now,
+                updated_at: claim.now,
+                owner: Some(claim.owner.clone()),
+                lease_until: Some(claim.lease_until),
+                lines: vec![],
+                parked: vec![],
+                notes: vec![],
+                change_count: 0,
+                csv_key: None,
+                que_id: None,
+                upload_started_at: None,
+                upload_attempts: 0,
+                outcome: None,
+                last_error: None,
+            };
+            let mut tx = vec![self.put(
+                lock_item(&pk, &batch.batch_id, &claim.owner, claim.lease_until),
+                Some(Cond::absent()),
+            )];
+            tx.extend(self.new_batch_writes(&batch)?);
+            if let Tx::Cancelled(codes) = self.transact(tx).await? {
+                let lock_taken = codes.first().is_none_or(|c| c == CONDITION_FAILED);
+                if !lock_taken {
+                    return Err(StoreError::Conflict(format!(
+                        "batch id {} is already used",
+                        batch.batch_id
+                    )));
+                }
+                // Another claimer was faster; look at its lock again.
+                continue;
+            }
+            // A batch of zero changes would be built for nothing, so 0 still takes one.
+            let max = claim.max_changes.max(1);
+            return Ok(self
+                .move_pending(tenant, &batch.batch_id, &claim.owner, max)
+                .await?
+                .map(|changes| ClaimedBatch {
+                    batch_id: batch.batch_id,
+                    changes,
+                    resumed: false,
+                }));
+        }
+    }
+
+    async fn pending_changes(&self, tenant: &TenantId) -> StoreResult<usize> {
+        self.count(&tenant_pk(tenant), "PEND#").await
+    }
+
+    async fn changes_of_batch(
+        &self,
+        tenant: &TenantId,
+        batch_id: &str,
+    ) -> StoreResult<Vec<StockChange>> {
+        self.query(
+            &tenant_pk(tenant),
+            &batch_change_prefix(batch_id),
+            true,
+            None,
+        )
+        .await?
+        .iter()
+        .map(body)
+        .collect()
+    }
+}
+
+#[async_trait]
+impl StockMirrorStore for DynamoStore {
+    async fn mirror(&self, tenant: &TenantId, keys: &[(String, String)]) -> StoreResult<Mirror> {
+        let pk = tenant_pk(tenant);
+        let wanted: Vec<(String, String)> = keys
+            .iter()
+            .map(|(store, product)| (pk.clone(), mirror_sk(store, product)))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let found = self.batch_get(&wanted).await?;
+        let mut mirror = Mirror::new();
+        for (store, product) in keys {
+            if let Some(item) = found.get(&(pk.clone(), mirror_sk(store, product))) {
+                let entry: MirrorEntry = body(item)?;
+                mirror.insert((store.clone(), product.clone()), entry);
+            }
+        }
+        Ok(mirror)
+    }
+}

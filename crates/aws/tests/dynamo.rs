@@ -1,0 +1,213 @@
+//! What the conformance suite cannot see: the DynamoDB layout's own promises
+//! (large files in part items, recovery of an interrupted finish, key escaping).
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{TimeZone, Utc};
+use sne_aws::DynamoStore;
+use sne_aws::testing::{MotoServer, unique_name};
+use sne_domain::batch_state::BatchState;
+use sne_domain::change::{ChangeKind, ChangeSource, PushRow};
+use sne_domain::complete::{Mirror, MirrorEntry};
+use sne_domain::upload_csv::UploadLine;
+use sne_domain::{StockChange, StockDivision, TenantId};
+use sne_ports::{
+    BatchStore, BuiltContent, ClaimRequest, CursorStore, StockLedger, StockMirrorStore,
+};
+
+async fn store() -> (DynamoStore, aws_sdk_dynamodb::Client, String) {
+    let moto = MotoServer::shared().await;
+    let table = unique_name("dynamo");
+    let store = moto.dynamo_store(&table).await;
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    (store, client, table)
+}
+
+fn change(key: &str, product: &str) -> StockChange {
+    StockChange {
+        dedupe_key: key.into(),
+        source: ChangeSource::Push,
+        row: PushRow {
+            store_id: "1".into(),
+            product_id: product.into(),
+            kind: ChangeKind::History,
+            division: Some(StockDivision::Sale),
+            amount: Some(-1),
+            after: Some(4),
+            changed_at: None,
+            history_id: None,
+            from_store_id: None,
+            to_store_id: None,
+        },
+        received_at: Utc.with_ymd_and_hms(2026, 11, 27, 1, 0, 0).unwrap(),
+    }
+}
+
+fn claim(batch_id: &str, owner: &str) -> ClaimRequest {
+    let now = Utc.with_ymd_and_hms(2026, 11, 27, 1, 0, 0).unwrap();
+    ClaimRequest {
+        new_batch_id: batch_id.into(),
+        owner: owner.into(),
+        now,
+        lease_until: now + chrono::Duration::minutes(5),
+        max_changes: 100_000,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_larger_than_an_item_is_kept_whole() {
+    let (store, _, _) = store().await;
+    let t = TenantId("big".into());
+    store
+        .append_changes(&t, &[change("k1", "P1")])
+        .await
+        .unwrap();
+    store
+        .claim_batch(&t, &claim("b1", "run"))
+        .await
+        .unwrap()
+        .unwrap();
+    // ~1.5 MB of lines: several part items, far over DynamoDB's 400 KB.
+    let lines: Vec<UploadLine> = (0..40_000)
+        .map(|i| UploadLine {
+            goods_code: format!("GOODS-{i:08}-商品コード"),
+            delta: i - 20_000,
+        })
+        .collect();
+    let mut mirror = Mirror::new();
+    for i in 0..250 {
+        mirror.insert(
+            ("1".into(), format!("P{i}")),
+            MirrorEntry {
+                stock: i,
+                as_of: None,
+            },
+        );
+    }
+    let content = BuiltContent {
+        lines: lines.clone(),
+        change_count: 1,
+        mirror_updates: mirror.clone(),
+        ..Default::default()
+    };
+    let built = store.finish_build(&t, "b1", "run", &content).await.unwrap();
+    assert_eq!(built.state, BatchState::Built);
+    let stored = store.batch(&t, "b1").await.unwrap().unwrap();
+    assert_eq!(stored.lines, lines);
+    assert_eq!(stored, built);
+    let keys: Vec<(String, String)> = mirror.keys().cloned().collect();
+    assert_eq!(store.mirror(&t, &keys).await.unwrap(), mirror);
+    assert_eq!(
+        store.recent_batches(&t, 1).await.unwrap()[0].lines.len(),
+        40_000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_mirror_write_is_finished_by_the_next_claim() {
+    let (store, client, table) = store().await;
+    let t = TenantId("crash".into());
+    store
+        .append_changes(&t, &[change("k1", "P1")])
+        .await
+        .unwrap();
+    store
+        .claim_batch(&t, &claim("b1", "run-a"))
+        .await
+        .unwrap()
+        .unwrap();
+    let key = ("1".to_string(), "P1".to_string());
+    let entry = MirrorEntry {
+        stock: 7,
+        as_of: None,
+    };
+    let content = BuiltContent {
+        lines: vec![UploadLine {
+            goods_code: "A".into(),
+            delta: 1,
+        }],
+        change_count: 1,
+        mirror_updates: Mirror::from([(key.clone(), entry.clone())]),
+        ..Default::default()
+    };
+    store
+        .finish_build(&t, "b1", "run-a", &content)
+        .await
+        .unwrap();
+
+    // Rewind to the instant after the batch's state change: the lock says
+    // `applying` and the mirror item was never written.
+    let put = |sk: &str| {
+        client
+            .put_item()
+            .table_name(&table)
+            .item("PK", AttributeValue::S("T#crash".into()))
+            .item("SK", AttributeValue::S(sk.into()))
+    };
+    put("BUILDING")
+        .item("batch_id", AttributeValue::S("b1".into()))
+        .item("owner", AttributeValue::S("run-a".into()))
+        .item("phase", AttributeValue::S("applying".into()))
+        .send()
+        .await
+        .unwrap();
+    client
+        .delete_item()
+        .table_name(&table)
+        .key("PK", AttributeValue::S("T#crash".into()))
+        .key("SK", AttributeValue::S("MIRROR#1#P1".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        store
+            .mirror(&t, std::slice::from_ref(&key))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    store
+        .append_changes(&t, &[change("k2", "P1")])
+        .await
+        .unwrap();
+    let next = store
+        .claim_batch(&t, &claim("b2", "run-b"))
+        .await
+        .unwrap()
+        .expect("the claim recovers, then claims");
+    assert_eq!((next.batch_id.as_str(), next.resumed), ("b2", false));
+    assert_eq!(
+        store
+            .mirror(&t, std::slice::from_ref(&key))
+            .await
+            .unwrap()
+            .get(&key),
+        Some(&entry),
+        "the staged mirror was applied before the new batch could read it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separators_in_ids_do_not_alias() {
+    let (store, _, _) = store().await;
+    let t = TenantId("a#b".into());
+    let other = TenantId("a".into());
+    store.set_cursor(&t, "x#y", None, "1").await.unwrap();
+    assert_eq!(store.cursor(&t, "x#y").await.unwrap().as_deref(), Some("1"));
+    assert_eq!(store.cursor(&other, "b#CURSOR#x#y").await.unwrap(), None);
+    assert_eq!(store.cursor(&t, "x").await.unwrap(), None);
+
+    store
+        .append_changes(&t, &[change("k#1", "P#1"), change("k%231", "P%231")])
+        .await
+        .map(|o| assert_eq!(o.appended, 2, "escaped keys stay distinct"))
+        .unwrap();
+    let claimed = store
+        .claim_batch(&t, &claim("b#1", "run"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.changes.len(), 2);
+    assert!(store.changes_of_batch(&t, "b").await.unwrap().is_empty());
+    assert_eq!(store.changes_of_batch(&t, "b#1").await.unwrap().len(), 2);
+}

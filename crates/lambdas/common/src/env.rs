@@ -1,0 +1,132 @@
+//! Configuration the template passes as environment variables.
+
+use anyhow::bail;
+
+/// Which Lambda is starting: decides what it must load at cold start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionKind {
+    Webhook,
+    Admin,
+    Uploader,
+    QueueChecker,
+    OrderImporter,
+}
+
+impl FunctionKind {
+    /// Only `/api_neauth` (the admin screen's NextEngine callback) sends the client
+    /// secret; API calls authenticate with the tenant's tokens. Every other function
+    /// therefore never reads the secret, and its IAM role cannot.
+    pub fn needs_client_secret(self) -> bool {
+        matches!(self, FunctionKind::Admin)
+    }
+
+    /// Only the admin screen signs session cookies; every instance must use the
+    /// same key or a login would not survive the next request on another instance.
+    pub fn needs_session_secret(self) -> bool {
+        matches!(self, FunctionKind::Admin)
+    }
+}
+
+pub const NEXTENGINE_API_URL: &str = "SNE_NEXTENGINE_API_URL";
+pub const NEXTENGINE_SIGNIN_URL: &str = "SNE_NEXTENGINE_SIGNIN_URL";
+pub const NEXTENGINE_CLIENT_ID: &str = "SNE_NEXTENGINE_CLIENT_ID";
+pub const NEXTENGINE_CLIENT_SECRET_PARAM: &str = "SNE_NEXTENGINE_CLIENT_SECRET_PARAM";
+/// Local and test override only: the template never sets it, so on AWS the secret
+/// lives in SSM Parameter Store and nowhere in the function configuration.
+pub const NEXTENGINE_CLIENT_SECRET: &str = "SNE_NEXTENGINE_CLIENT_SECRET";
+pub const SESSION_SECRET_PARAM: &str = "SNE_SESSION_SECRET_PARAM";
+/// Local and test override of the session key, like the client secret's.
+pub const SESSION_SECRET: &str = "SNE_SESSION_SECRET";
+pub const SMAREGI_API_URL: &str = "SNE_SMAREGI_API_URL";
+pub const PUBLIC_URL: &str = "SNE_PUBLIC_URL";
+pub const MAIL_FROM: &str = "SNE_MAIL_FROM";
+
+/// External endpoints and identities; the real services are the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub nextengine_api_url: String,
+    pub nextengine_signin_url: String,
+    pub nextengine_client_id: String,
+    pub smaregi_api_url: String,
+    /// Base URL browsers reach the admin screen at, without a trailing `/`.
+    pub public_url: String,
+    pub mail_from: String,
+}
+
+impl Endpoints {
+    pub fn from_env() -> anyhow::Result<Endpoints> {
+        Endpoints::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Empty values count as unset: CloudFormation cannot omit a variable whose
+    /// parameter was left blank, it passes `""`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Endpoints> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let or = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_string());
+        let mail_from = or(MAIL_FROM, "");
+        if mail_from.is_empty() {
+            bail!("{MAIL_FROM} is not set: reports need a verified SES sender");
+        }
+        Ok(Endpoints {
+            nextengine_api_url: or(NEXTENGINE_API_URL, sne_nextengine::DEFAULT_API_BASE_URL),
+            nextengine_signin_url: or(
+                NEXTENGINE_SIGNIN_URL,
+                sne_nextengine::DEFAULT_SIGN_IN_BASE_URL,
+            ),
+            nextengine_client_id: or(NEXTENGINE_CLIENT_ID, ""),
+            smaregi_api_url: or(SMAREGI_API_URL, sne_smaregi::DEFAULT_API_URL),
+            public_url: or(PUBLIC_URL, "").trim_end_matches('/').to_string(),
+            mail_from,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn blank_values_fall_back_to_the_real_services() {
+        let e = Endpoints::from_lookup(lookup(&[
+            (MAIL_FROM, "noreply@shop.example"),
+            (NEXTENGINE_API_URL, "  "),
+            (PUBLIC_URL, "https://abc.lambda-url.ap-northeast-1.on.aws/"),
+        ]))
+        .unwrap();
+        assert_eq!(e.nextengine_api_url, sne_nextengine::DEFAULT_API_BASE_URL);
+        assert_eq!(e.smaregi_api_url, sne_smaregi::DEFAULT_API_URL);
+        assert_eq!(e.public_url, "https://abc.lambda-url.ap-northeast-1.on.aws");
+    }
+
+    #[test]
+    fn a_missing_sender_stops_the_cold_start() {
+        let err = Endpoints::from_lookup(lookup(&[])).unwrap_err();
+        assert!(err.to_string().contains(MAIL_FROM));
+    }
+
+    #[test]
+    fn only_the_admin_function_reads_the_client_secret() {
+        assert!(FunctionKind::Admin.needs_client_secret());
+        for kind in [
+            FunctionKind::Webhook,
+            FunctionKind::Uploader,
+            FunctionKind::QueueChecker,
+            FunctionKind::OrderImporter,
+        ] {
+            assert!(!kind.needs_client_secret(), "{kind:?}");
+        }
+    }
+}

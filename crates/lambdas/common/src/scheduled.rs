@@ -1,0 +1,173 @@
+//! The scheduled functions' handler: an EventBridge event in, the jobs of one run
+//! out. Written against a [`Context`] so tests drive it with embedded storage.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::LambdaEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sne_domain::TenantId;
+use sne_domain::report::UploadSection;
+use sne_service::Context;
+use sne_service::orders::run_order_import_all;
+use sne_service::run::{Jobs, TenantRun, new_run_id, run_all, run_tenant};
+
+pub type ScheduledEvent = EventBridgeEvent<Value>;
+
+/// Source and detail-type of 「今すぐ実行」 requests, as the admin screen's
+/// [`sne_aws::EventBridgeTrigger`] puts them on the bus.
+pub use sne_aws::{EVENT_SOURCE as RUN_REQUEST_SOURCE, RUN_REQUESTED as RUN_REQUEST_DETAIL_TYPE};
+const SCHEDULE_SOURCE: &str = "aws.events";
+const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
+
+/// Which function is handling the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduledJob {
+    /// Queue check, upload and report; also serves 「今すぐ実行」 for one tenant.
+    Uploader,
+    /// Only the queue check (and the report it produces).
+    QueueChecker,
+    /// NextEngine orders → Smaregi 出荷, for the tenants with the import on.
+    OrderImporter,
+}
+
+impl ScheduledJob {
+    fn jobs(self) -> Jobs {
+        match self {
+            ScheduledJob::Uploader => Jobs::All,
+            ScheduledJob::QueueChecker => Jobs::CheckQueue,
+            ScheduledJob::OrderImporter => Jobs::ImportOrders,
+        }
+    }
+
+    fn accepts_run_requests(self) -> bool {
+        matches!(self, ScheduledJob::Uploader)
+    }
+}
+
+/// What an event asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    AllTenants,
+    Tenant(TenantId),
+}
+
+#[derive(Debug, Deserialize)]
+struct RunRequested {
+    tenant_id: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("unexpected event: source {event_source:?}, detail-type {detail_type:?}")]
+    Unexpected {
+        event_source: String,
+        detail_type: String,
+    },
+    #[error("RunRequested without a tenant_id: {0}")]
+    BadRunRequest(String),
+    #[error("run requested for unknown tenant {0}")]
+    UnknownTenant(String),
+}
+
+/// Rejects what this function was not subscribed to, so that a mis-routed rule
+/// shows up as an error (and in the alarm) instead of as an unexpected run.
+pub fn classify(job: ScheduledJob, event: &ScheduledEvent) -> Result<Invocation, EventError> {
+    let source = event.source.as_str();
+    let detail_type = event.detail_type.as_str();
+    match (source, detail_type) {
+        (SCHEDULE_SOURCE, SCHEDULE_DETAIL_TYPE) => Ok(Invocation::AllTenants),
+        (RUN_REQUEST_SOURCE, RUN_REQUEST_DETAIL_TYPE) if job.accepts_run_requests() => {
+            let request: RunRequested = serde_json::from_value(event.detail.clone())
+                .map_err(|e| EventError::BadRunRequest(e.to_string()))?;
+            let tenant = request.tenant_id.trim();
+            if tenant.is_empty() {
+                return Err(EventError::BadRunRequest("tenant_id is empty".into()));
+            }
+            Ok(Invocation::Tenant(TenantId(tenant.to_string())))
+        }
+        _ => Err(EventError::Unexpected {
+            event_source: source.to_string(),
+            detail_type: detail_type.to_string(),
+        }),
+    }
+}
+
+/// The function's answer: visible in test invocations and OnFailure records, and
+/// free of secrets and presigned links.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunSummary {
+    pub tenants: Vec<TenantSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TenantSummary {
+    pub tenant_id: String,
+    /// `nothing`, `uploaded`, `token_error`, `failed` or `unresolved`.
+    pub upload: String,
+    pub que_id: Option<String>,
+    pub mails_sent: usize,
+    pub mails_failed: usize,
+}
+
+impl From<&TenantRun> for TenantSummary {
+    fn from(run: &TenantRun) -> Self {
+        let (upload, que_id) = match &run.report.upload {
+            UploadSection::Nothing { .. } => ("nothing", None),
+            UploadSection::Uploaded { que_id, .. } => ("uploaded", Some(que_id.clone())),
+            UploadSection::TokenError { .. } => ("token_error", None),
+            UploadSection::Failed { .. } => ("failed", None),
+            UploadSection::Unresolved { .. } => ("unresolved", None),
+        };
+        TenantSummary {
+            tenant_id: run.tenant.id.0.clone(),
+            upload: upload.to_string(),
+            que_id,
+            mails_sent: run.mail.sent,
+            mails_failed: run.mail.failed,
+        }
+    }
+}
+
+/// Runs what the event asks for. A tenant whose run failed is not an error of the
+/// invocation: its failure is in its report and the next run retries. Errors are
+/// what no run could start for (storage down, unknown tenant, stray event), which
+/// Lambda then retries and finally sends to the dead-letter queue.
+pub async fn handle_scheduled(
+    ctx: &Context,
+    job: ScheduledJob,
+    event: LambdaEvent<ScheduledEvent>,
+) -> Result<RunSummary, lambda_runtime::Error> {
+    let invocation = classify(job, &event.payload)?;
+    let runs = match invocation {
+        // Only tenants with the import switched on, which run_all does not filter.
+        Invocation::AllTenants if job == ScheduledJob::OrderImporter => {
+            run_order_import_all(ctx).await?
+        }
+        Invocation::AllTenants => run_all(ctx, job.jobs()).await?,
+        Invocation::Tenant(id) => {
+            let tenant = ctx
+                .storage
+                .tenant(&id)
+                .await?
+                .ok_or_else(|| EventError::UnknownTenant(id.0.clone()))?;
+            let run_id = new_run_id(ctx);
+            vec![run_tenant(ctx, &tenant, job.jobs(), &run_id).await]
+        }
+    };
+    let summary = RunSummary {
+        tenants: runs.iter().map(TenantSummary::from).collect(),
+    };
+    for tenant in &summary.tenants {
+        if tenant.mails_failed > 0 {
+            // Kept in the outbox and retried next run; logged so the alarm on
+            // log errors (if any) and the operator see a mail outage early.
+            tracing::error!(tenant = %tenant.tenant_id, failed = tenant.mails_failed, "report mail not sent");
+        }
+    }
+    tracing::info!(
+        request_id = %event.context.request_id,
+        tenants = summary.tenants.len(),
+        "run finished"
+    );
+    Ok(summary)
+}

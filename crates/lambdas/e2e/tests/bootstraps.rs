@@ -1,0 +1,296 @@
+//! The built `bootstrap` binaries of the webhook and uploader functions, run as
+//! Lambda would run them (a runtime API, environment variables), against moto and
+//! both simulators: a Smaregi push through the webhook, then a scheduled run that
+//! uploads it to NextEngine.
+//!
+//! The binaries are built by this test itself (`cargo build -p …`, a no-op when
+//! they are fresh), so `cargo test -p sne-lambda-e2e` never runs stale ones.
+
+use serde_json::Value;
+use sne_aws::testing::MotoServer;
+use sne_aws::{AwsSettings, DynamoStore};
+use sne_domain::tenant::NeTokens;
+use sne_lambda_common::{Endpoints, context_with};
+use sne_lambda_e2e::{FakeRuntime, Outcome};
+use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
+use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
+use sne_simulators::smaregi::{SmaregiConfig, SmaregiSim};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+const TABLE: &str = "smaregi-ne-e2e";
+const BUCKET: &str = "smaregi-ne-e2e-csv";
+const BUS: &str = "smaregi-ne-e2e";
+const MAIL_FROM: &str = "noreply@smaregi-ne.example.com";
+const COMPANY: &str = "shop";
+const CONTRACT: &str = "c-lambda-e2e";
+const GOODS: &str = "8000001";
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The recorded Function URL event, with this run's contract and code.
+fn push_event(code: &str) -> Value {
+    let mut event: Value = serde_json::from_str(include_str!(
+        "../../webhook/tests/data/function_url_push_wrong_code.json"
+    ))
+    .unwrap();
+    let body = event["body"].as_str().unwrap().to_string();
+    let body = body
+        .replace(
+            "contract_id=c-lambda-fixture",
+            &format!("contract_id={CONTRACT}"),
+        )
+        .replace("code=not-the-code", &format!("code={code}"));
+    event["headers"]["content-length"] = body.len().to_string().into();
+    event["body"] = body.into();
+    event
+}
+
+fn scheduled_event() -> Value {
+    serde_json::from_str(include_str!(
+        "../../uploader/tests/data/scheduled_event.json"
+    ))
+    .unwrap()
+}
+
+/// `target/<profile>/` of this test binary, where cargo puts the bins too.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+fn build_bootstraps(packages: &[&str]) -> PathBuf {
+    let dir = bin_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command.arg("build").arg("--quiet");
+    if dir.file_name().is_some_and(|p| p == "release") {
+        command.arg("--release");
+    }
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let status = command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building {packages:?} failed");
+    dir
+}
+
+struct Function {
+    runtime: FakeRuntime,
+    child: Child,
+}
+
+impl Function {
+    async fn start(binary: PathBuf, name: &str, env: &[(String, String)]) -> Function {
+        let (runtime, api) = FakeRuntime::start().await.expect("fake runtime API");
+        let child = Command::new(&binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        Function { runtime, child }
+    }
+
+    /// One invocation; a binary that dies instead of answering fails the test
+    /// at once rather than at the timeout.
+    async fn invoke(&mut self, event: Value) -> Outcome {
+        tokio::select! {
+            outcome = self.runtime.invoke(event, INVOKE_TIMEOUT) => outcome.expect("invocation"),
+            status = self.child.wait() => panic!("the function exited: {status:?}"),
+        }
+    }
+}
+
+fn ok(outcome: Outcome) -> Value {
+    match outcome {
+        Outcome::Response(value) => value,
+        Outcome::Error(e) => panic!("the handler failed: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_through_the_webhook_bootstrap_is_uploaded_by_the_uploader_bootstrap() {
+    let bins = build_bootstraps(&["sne-lambda-webhook", "sne-lambda-uploader"]);
+
+    // AWS, as moto.
+    let moto = MotoServer::start().await;
+    let sdk = moto.sdk_config().await;
+    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&sdk), TABLE)
+        .await
+        .expect("table");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::ApNortheast1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("bucket");
+    aws_sdk_eventbridge::Client::new(&sdk)
+        .create_event_bus()
+        .name(BUS)
+        .send()
+        .await
+        .expect("bus");
+    aws_sdk_sesv2::Client::new(&sdk)
+        .create_email_identity()
+        .email_identity("smaregi-ne.example.com")
+        .send()
+        .await
+        .expect("SES identity");
+
+    // Both external APIs, as simulators.
+    let ne = NeSim::start(
+        NeConfig {
+            auto_login_company: COMPANY.into(),
+            ..NeConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("NextEngine simulator");
+    ne.add_company(COMPANY, "テスト商店");
+    ne.seed_goods(
+        COMPANY,
+        vec![SeedGoods {
+            goods_id: GOODS.into(),
+            goods_name: "商品".into(),
+            stock_quantity: 10,
+            allocation_quantity: 0,
+        }],
+    );
+    let smaregi = SmaregiSim::start(SmaregiConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("Smaregi simulator");
+
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", moto.endpoint().to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_REGION", "ap-northeast-1".to_string()),
+        ("SNE_TABLE_NAME", TABLE.to_string()),
+        ("SNE_BUCKET_NAME", BUCKET.to_string()),
+        ("SNE_EVENT_BUS_NAME", BUS.to_string()),
+        ("SNE_S3_FORCE_PATH_STYLE", "true".to_string()),
+        ("SNE_NEXTENGINE_API_URL", ne.base_url()),
+        ("SNE_NEXTENGINE_SIGNIN_URL", ne.base_url()),
+        ("SNE_NEXTENGINE_CLIENT_ID", ne.config().client_id),
+        ("SNE_SMAREGI_API_URL", smaregi.base_url()),
+        (
+            "SNE_PUBLIC_URL",
+            "https://admin.smaregi-ne.example.com".into(),
+        ),
+        ("SNE_MAIL_FROM", MAIL_FROM.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+
+    // The operator's setup, through the same wiring the functions use.
+    let settings = AwsSettings {
+        table_name: TABLE.into(),
+        bucket_name: BUCKET.into(),
+        event_bus_name: BUS.into(),
+        s3_force_path_style: true,
+    };
+    let endpoints = Endpoints::from_lookup(|k| {
+        env.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let ctx = context_with(&sdk, &settings, &endpoints, String::new());
+    let tenant = create_tenant(
+        &ctx,
+        NewTenant {
+            name: "テスト商店".into(),
+            contract_id: CONTRACT.into(),
+            admin_email: "admin@shop.example.com".into(),
+            admin_password: "admin-password".into(),
+            notify_emails: vec!["notify@shop.example.com".into()],
+            counted_stores: None,
+        },
+    )
+    .await
+    .expect("tenant");
+    let pair = ne.issue_tokens(COMPANY);
+    replace_ne_tokens(
+        &ctx,
+        &tenant.id,
+        &NeTokens {
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token,
+            access_token_end: pair.access_token_end_date,
+            refresh_token_end: pair.refresh_token_end_date,
+        },
+    )
+    .await
+    .expect("tokens");
+
+    // Smaregi pushes +3 for the product through the webhook's Function URL.
+    let mut webhook = Function::start(bins.join("sne-lambda-webhook"), "webhook", &env).await;
+    let refused = ok(webhook.invoke(push_event("wrong-code")).await);
+    assert_eq!(refused["statusCode"], 400, "{refused}");
+    assert_eq!(refused["body"], "code_mismatch");
+    let accepted = ok(webhook.invoke(push_event(&tenant.customer_code)).await);
+    assert_eq!(accepted["statusCode"], 200, "{accepted}");
+    assert_eq!(ctx.storage.pending_changes(&tenant.id).await.unwrap(), 1);
+
+    // The schedule fires the uploader.
+    let mut uploader = Function::start(bins.join("sne-lambda-uploader"), "uploader", &env).await;
+    let summary = ok(uploader.invoke(scheduled_event()).await);
+    assert_eq!(
+        summary["tenants"][0]["tenant_id"],
+        tenant.id.0.as_str(),
+        "{summary}"
+    );
+    assert_eq!(summary["tenants"][0]["upload"], "uploaded", "{summary}");
+    assert_eq!(ne.uploads().len(), 1);
+
+    ne.run_queues();
+    assert_eq!(ne.stock(COMPANY, GOODS), Some(13));
+
+    // The CSV that was sent is kept in S3, and the run's report went out by SES.
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    assert!(
+        listed
+            .contents()
+            .iter()
+            .any(|o| o.key().is_some_and(|k| k.ends_with(".csv"))),
+        "no CSV in the bucket: {listed:?}"
+    );
+    let mails = moto.sent_emails().await;
+    assert!(!mails.is_empty(), "no report mail was sent");
+
+    // The next scheduled run finds the queue finished.
+    let summary = ok(uploader.invoke(scheduled_event()).await);
+    assert_eq!(summary["tenants"][0]["upload"], "nothing", "{summary}");
+}

@@ -1,0 +1,145 @@
+//! Recorded EventBridge events through the scheduled handler, on embedded storage.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Context as LambdaContext, LambdaEvent};
+use sne_lambda_common::scheduled::{RunSummary, ScheduledEvent};
+use sne_lambda_common::testing::{embedded_context, fixture_tenant};
+use sne_lambda_common::{ScheduledJob, handle_scheduled};
+use sne_service::Context;
+
+const SCHEDULED: &str = include_str!("data/scheduled_event.json");
+/// Asks for tenant `t_fixture00001`.
+const RUN_REQUESTED: &str = include_str!("data/run_requested.json");
+
+fn event(json: &str) -> LambdaEvent<ScheduledEvent> {
+    let payload: EventBridgeEvent = serde_json::from_str(json).expect("an EventBridge event");
+    LambdaEvent {
+        payload,
+        context: LambdaContext::default(),
+    }
+}
+
+async fn two_tenants(dir: &std::path::Path) -> Context {
+    let ctx = embedded_context(dir, None, None);
+    fixture_tenant(
+        &ctx,
+        "t_fixture00001",
+        "c-one",
+        "Code0One0000000000000000000000001",
+    )
+    .await;
+    fixture_tenant(
+        &ctx,
+        "t_fixture00002",
+        "c-two",
+        "Code0Two0000000000000000000000002",
+    )
+    .await;
+    ctx
+}
+
+fn tenant_ids(summary: &RunSummary) -> Vec<&str> {
+    let mut ids: Vec<&str> = summary
+        .tenants
+        .iter()
+        .map(|t| t.tenant_id.as_str())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_scheduled_event_runs_every_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = two_tenants(dir.path()).await;
+
+    let summary = handle_scheduled(&ctx, ScheduledJob::Uploader, event(SCHEDULED))
+        .await
+        .expect("run");
+
+    assert_eq!(tenant_ids(&summary), ["t_fixture00001", "t_fixture00002"]);
+    // Nothing was pushed: nothing to upload, and so no call to NextEngine.
+    assert!(summary.tenants.iter().all(|t| t.upload == "nothing"));
+}
+
+#[tokio::test]
+async fn run_requested_runs_only_the_named_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = two_tenants(dir.path()).await;
+
+    let summary = handle_scheduled(&ctx, ScheduledJob::Uploader, event(RUN_REQUESTED))
+        .await
+        .expect("run");
+
+    assert_eq!(tenant_ids(&summary), ["t_fixture00001"]);
+}
+
+#[tokio::test]
+async fn run_requested_for_an_unknown_tenant_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = embedded_context(dir.path(), None, None);
+    fixture_tenant(
+        &ctx,
+        "t_someoneelse",
+        "c-other",
+        "Code0Other00000000000000000000003",
+    )
+    .await;
+
+    let err = handle_scheduled(&ctx, ScheduledJob::Uploader, event(RUN_REQUESTED))
+        .await
+        .expect_err("unknown tenant");
+
+    assert!(err.to_string().contains("t_fixture00001"), "{err}");
+}
+
+#[tokio::test]
+async fn run_requested_without_a_tenant_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = two_tenants(dir.path()).await;
+    let mut json: serde_json::Value = serde_json::from_str(RUN_REQUESTED).unwrap();
+    json["detail"] = serde_json::json!({});
+
+    let err = handle_scheduled(&ctx, ScheduledJob::Uploader, event(&json.to_string()))
+        .await
+        .expect_err("no tenant_id");
+
+    assert!(err.to_string().contains("tenant_id"), "{err}");
+}
+
+#[tokio::test]
+async fn the_queue_checker_refuses_run_requests_and_stray_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = two_tenants(dir.path()).await;
+    let mut stray: serde_json::Value = serde_json::from_str(SCHEDULED).unwrap();
+    stray["source"] = "aws.s3".into();
+    stray["detail-type"] = "Object Created".into();
+
+    for json in [RUN_REQUESTED.to_string(), stray.to_string()] {
+        let err = handle_scheduled(&ctx, ScheduledJob::QueueChecker, event(&json))
+            .await
+            .expect_err("not the queue checker's event");
+        assert!(err.to_string().contains("unexpected event"), "{err}");
+    }
+    let summary = handle_scheduled(&ctx, ScheduledJob::QueueChecker, event(SCHEDULED))
+        .await
+        .expect("scheduled check");
+    assert_eq!(summary.tenants.len(), 2);
+}
+
+#[tokio::test]
+async fn the_order_importer_runs_only_tenants_with_the_import_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // Fixture tenants start with the order import off.
+    let ctx = two_tenants(dir.path()).await;
+
+    let summary = handle_scheduled(&ctx, ScheduledJob::OrderImporter, event(SCHEDULED))
+        .await
+        .expect("scheduled import");
+    assert!(summary.tenants.is_empty(), "{summary:?}");
+
+    let err = handle_scheduled(&ctx, ScheduledJob::OrderImporter, event(RUN_REQUESTED))
+        .await
+        .expect_err("run requests go to the uploader");
+    assert!(err.to_string().contains("unexpected event"), "{err}");
+}

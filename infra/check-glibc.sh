@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the release bootstrap binaries and fails when any of them needs a glibc
+# newer than Amazon Linux 2023's (2.34, the provided.al2023 runtime): such a
+# binary would deploy fine and then die at cold start with "GLIBC_x.yy not found".
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+max_allowed="2.34"
+packages=(sne-lambda-webhook sne-lambda-admin sne-lambda-uploader sne-lambda-queue-checker sne-lambda-order-importer)
+
+command -v objdump >/dev/null || { echo "check-glibc: objdump missing (apt-get install binutils)" >&2; exit 1; }
+
+args=()
+for p in "${packages[@]}"; do args+=(-p "$p"); done
+cargo build --release --quiet "${args[@]}"
+
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+failed=0
+for p in "${packages[@]}"; do
+    bin="$target_dir/release/$p"
+    if [ ! -x "$bin" ]; then
+        echo "check-glibc: FAIL $p: $bin was not built" >&2
+        failed=1
+        continue
+    fi
+    newest="$(objdump -T "$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1)"
+    if [ -z "$newest" ]; then
+        echo "check-glibc: ok   $p (no versioned glibc symbols)"
+    elif [ "$(printf '%s\n%s\n' "$newest" "$max_allowed" | sort -V | tail -n1)" != "$max_allowed" ]; then
+        echo "check-glibc: FAIL $p needs GLIBC_$newest > $max_allowed:" >&2
+        objdump -T "$bin" | grep "GLIBC_$newest" | head -5 >&2
+        failed=1
+    else
+        echo "check-glibc: ok   $p needs at most GLIBC_$newest (<= $max_allowed)"
+    fi
+done
+exit "$failed"
