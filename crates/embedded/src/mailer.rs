@@ -71,9 +71,9 @@ mod tests {
         let mailer = EmlMailer::new(dir.path().join("outbox"));
         let id = mailer.send(&mail()).await.unwrap();
 
-        let (stamp, rest) = id.split_at(15);
+        let (stamp, rest) = id.split_at(22);
         assert!(
-            chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d-%H%M%S").is_ok(),
+            chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d-%H%M%S%.6f").is_ok(),
             "{id}"
         );
         assert!(rest.starts_with('-') && rest.ends_with(".eml"), "{id}");
