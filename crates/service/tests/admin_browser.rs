@@ -223,6 +223,13 @@ impl Session {
             .to_string()
     }
 
+    /// Waits for a flash message of the page a form leads to. The form pages quote
+    /// the same messages in their explanations (the manual's wording), so plain text
+    /// would match the page still on screen.
+    async fn wait_for_flash(&self, message: &str) -> String {
+        self.wait_for_text(&format!("<p>{message}</p>")).await
+    }
+
     /// Waits until the page shows `needle` (navigation after a click is async).
     async fn wait_for_text(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -309,7 +316,7 @@ async fn an_operator_uses_the_admin_screen_in_chromium() {
 
     // 再取得 → NextEngine's sign-in (simulator) → callback → 「トークンを更新しました」.
     browser.click("#reacquire").await;
-    browser.wait_for_text("トークンを更新しました").await;
+    browser.wait_for_flash("トークンを更新しました").await;
     assert!(
         browser
             .text("#flash")
@@ -336,11 +343,11 @@ async fn an_operator_uses_the_admin_screen_in_chromium() {
         .type_into("#access_token", &format!(" {SMAREGI_TOKEN_A}\n"))
         .await;
     browser.click("#order-import-submit").await;
-    browser.wait_for_text("受注数取り込みを開始しました").await;
+    browser.wait_for_flash("受注数取り込みを開始しました").await;
     assert_eq!(browser.text("#order-import-state").await, "実行中");
     browser.click("#enabled-off").await;
     browser.click("#order-import-submit").await;
-    browser.wait_for_text("受注数取り込みを停止しました").await;
+    browser.wait_for_flash("受注数取り込みを停止しました").await;
     assert_eq!(browser.text("#order-import-state").await, "停止中");
     assert!(!env.tenant(&env.a.id).await.order_import.enabled);
 
