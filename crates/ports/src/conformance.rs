@@ -7,7 +7,7 @@
 //! Lambda instances would have) and either expands [`storage_conformance_tests!`]
 //! (one `#[tokio::test]` per check) or calls [`run_all`]:
 //!
-//! ```ignore
+//! ```text
 //! async fn fresh() -> Fresh<SqliteStore> {
 //!     let dir = tempfile::tempdir().unwrap();
 //!     let first = SqliteStore::open(dir.path()).unwrap();
