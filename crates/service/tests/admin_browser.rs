@@ -339,8 +339,10 @@ async fn an_operator_uses_the_admin_screen_in_chromium() {
     browser.click("#enabled-on").await;
     browser.type_into("#contract_id", CONTRACT_A).await;
     browser.type_into("#store_id", "1").await;
+    // Pasted with spaces around it. (A typed line break would press Enter and submit
+    // the form by itself; the handler tests cover pasted line breaks.)
     browser
-        .type_into("#access_token", &format!(" {SMAREGI_TOKEN_A}\n"))
+        .type_into("#access_token", &format!("  {SMAREGI_TOKEN_A} "))
         .await;
     browser.click("#order-import-submit").await;
     browser.wait_for_flash("受注数取り込みを開始しました").await;
