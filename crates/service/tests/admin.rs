@@ -888,7 +888,7 @@ async fn the_dashboard_names_what_needs_doing() {
     );
     assert!(html.contains("ネクストエンジンに未登録"));
     assert!(
-        html.contains("スマレジの在庫変動履歴を参照できません"),
+        html.contains("スマレジの在庫変動履歴を読み取っていません"),
         "history access recommended"
     );
 
@@ -898,4 +898,80 @@ async fn the_dashboard_names_what_needs_doing() {
     let html = again.get("/").await.text();
     assert!(html.contains("トークンの有効期限が切れています"), "{html}");
     assert!(html.contains("期限切れ"));
+}
+
+#[tokio::test]
+async fn stock_history_reading_is_switched_in_the_settings() {
+    let env = Env::start(true).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    // Without Smaregi credentials the page says what to do first.
+    let html = a.get("/settings").await.text();
+    assert!(html.contains("未設定") && html.contains("先に"), "{html}");
+
+    let mut tenant = env.tenant(&env.a.id).await;
+    tenant.smaregi_api = Some(sne_domain::tenant::SmaregiCredentials {
+        contract_id: CONTRACT_A.into(),
+        access_token: SMAREGI_TOKEN_A.into(),
+    });
+    env.ctx.storage.update_tenant(&tenant).await.unwrap();
+
+    // A wrong CSRF token changes nothing.
+    let refused = a
+        .post(
+            "/settings/stock-history",
+            &[("csrf", "forged"), ("on", "1")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        sne_service::uploader::history_mode_since(&env.ctx, &env.tenant(&env.a.id).await)
+            .await
+            .is_none()
+    );
+
+    let csrf = a.csrf("/settings").await;
+    let reply = a
+        .post("/settings/stock-history", &[("csrf", &csrf), ("on", "1")])
+        .await;
+    let html = a.follow(reply).await.text();
+    assert!(
+        html.contains("在庫変動履歴の読み取りを開始しました"),
+        "{html}"
+    );
+    assert!(html.contains("読み取り中"), "{html}");
+    assert!(
+        sne_service::uploader::history_mode_since(&env.ctx, &env.tenant(&env.a.id).await)
+            .await
+            .is_some()
+    );
+
+    let csrf = a.csrf("/settings").await;
+    let reply = a
+        .post("/settings/stock-history", &[("csrf", &csrf), ("on", "0")])
+        .await;
+    let html = a.follow(reply).await.text();
+    assert!(
+        html.contains("在庫変動履歴の読み取りを停止しました"),
+        "{html}"
+    );
+    assert!(
+        sne_service::uploader::history_mode_since(&env.ctx, &env.tenant(&env.a.id).await)
+            .await
+            .is_none()
+    );
+
+    // Without 在庫情報参照 enabled in Smaregi the switch explains what is missing.
+    env.smaregi
+        .set_functions(CONTRACT_A, &["shipment_upd", "shipment_ref"]);
+    let csrf = a.csrf("/settings").await;
+    let reply = a
+        .post("/settings/stock-history", &[("csrf", &csrf), ("on", "1")])
+        .await;
+    let html = a.follow(reply).await.text();
+    assert!(html.contains("在庫情報参照"), "{html}");
+    assert!(
+        sne_service::uploader::history_mode_since(&env.ctx, &env.tenant(&env.a.id).await)
+            .await
+            .is_none()
+    );
 }

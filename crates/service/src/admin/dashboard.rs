@@ -158,11 +158,15 @@ pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderM
             link: Some(("/history#orders".into(), "受注取込の履歴へ".into())),
         });
     }
-    if tenant.smaregi_api.is_none() {
+    // SPEC §3: without history, absolute pushes without time cannot be ordered.
+    if crate::uploader::history_mode_since(&ctx, tenant)
+        .await
+        .is_none()
+    {
         actions.push(ActionItem {
-            title: "スマレジの在庫変動履歴を参照できません".into(),
-            detail: "在庫の増減を順序どおり確実に通知するため、スマレジAPIの契約ID・アクセストークンの登録をおすすめします (受注数取り込みの画面で登録できます。機能設定で在庫情報の参照も「利用する」にしてください)。".into(),
-            link: Some(("/order-import".into(), "受注数取り込みの設定へ".into())),
+            title: "スマレジの在庫変動履歴を読み取っていません".into(),
+            detail: "在庫の増減を順序どおり確実に通知するため、在庫変動履歴の読み取りをおすすめします (スマレジAPIの契約ID・アクセストークンを受注数取り込みの画面で登録し、機能設定で「在庫情報参照」も「利用する」にしてから、設定画面で読み取りを開始してください)。".into(),
+            link: Some(("/settings#stock-history".into(), "設定へ".into())),
         });
     }
 

@@ -61,6 +61,10 @@ async fn render(
         contract_id: tenant.contract_id.clone(),
         customer_code: tenant.customer_code.clone(),
         pair_count,
+        stock_history_since: crate::uploader::history_mode_since(ctx, tenant)
+            .await
+            .map(super::jst),
+        has_smaregi_api: tenant.smaregi_api.is_some(),
         error: None,
     };
     let mut status = StatusCode::OK;
@@ -255,6 +259,27 @@ pub async fn regenerate_code(
     flash.lines.push(
         "スマレジ管理画面 設定 > システム連携 > スマレジAPI設定 の個別設定 code を新しいコードに変更してください。変更するまで在庫の送信は code_mismatch で失敗します (変更後に「再送する」で送り直せます)。".into(),
     );
+    Ok(redirect_with(&ctx, "/settings", flash))
+}
+
+#[derive(Deserialize)]
+pub struct StockHistoryForm {
+    csrf: Option<String>,
+    on: String,
+}
+
+/// Switches reading Smaregi's StockHistory on or off (SPEC §3's preferred path).
+pub async fn stock_history(
+    State(ctx): State<Context>,
+    session: Session,
+    Form(form): Form<StockHistoryForm>,
+) -> AdminResult {
+    session.check_csrf(form.csrf.as_deref())?;
+    let flash = match crate::uploader::set_history_mode(&ctx, &session.tenant, form.on == "1").await
+    {
+        Ok(message) => Flash::ok(message),
+        Err(e) => Flash::error(e.to_string()),
+    };
     Ok(redirect_with(&ctx, "/settings", flash))
 }
 

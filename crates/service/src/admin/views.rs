@@ -83,6 +83,9 @@ pub struct SettingsPage {
     pub contract_id: String,
     pub customer_code: String,
     pub pair_count: usize,
+    /// Since when changes are read from Smaregi's StockHistory (Japan time), if they are.
+    pub stock_history_since: Option<String>,
+    pub has_smaregi_api: bool,
     pub error: Option<String>,
 }
 
