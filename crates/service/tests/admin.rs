@@ -900,6 +900,22 @@ async fn the_dashboard_names_what_needs_doing() {
     assert!(html.contains("期限切れ"));
 }
 
+async fn history_on(env: &Env) -> bool {
+    let tenant = env.tenant(&env.a.id).await;
+    sne_service::uploader::history_mode_since(&env.ctx, &tenant)
+        .await
+        .is_some()
+}
+
+/// Presses the stock-history switch on the settings page; returns the page after it.
+async fn switch_stock_history(a: &mut Browser, on: &str) -> String {
+    let csrf = a.csrf("/settings").await;
+    let reply = a
+        .post("/settings/stock-history", &[("csrf", &csrf), ("on", on)])
+        .await;
+    a.follow(reply).await.text()
+}
+
 #[tokio::test]
 async fn stock_history_reading_is_switched_in_the_settings() {
     let env = Env::start(true).await;
@@ -923,55 +939,27 @@ async fn stock_history_reading_is_switched_in_the_settings() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    assert!(
-        sne_service::uploader::history_mode_since(&env.ctx, &env.tenant(&env.a.id).await)
-            .await
-            .is_none()
-    );
+    assert!(!history_on(&env).await);
 
-    let csrf = a.csrf("/settings").await;
-    let reply = a
-        .post("/settings/stock-history", &[("csrf", &csrf), ("on", "1")])
-        .await;
-    let html = a.follow(reply).await.text();
+    let html = switch_stock_history(&mut a, "1").await;
     assert!(
         html.contains("在庫変動履歴の読み取りを開始しました"),
         "{html}"
     );
     assert!(html.contains("読み取り中"), "{html}");
-    assert!(
-        sne_service::uploader::history_mode_since(&env.ctx, &env.tenant(&env.a.id).await)
-            .await
-            .is_some()
-    );
+    assert!(history_on(&env).await);
 
-    let csrf = a.csrf("/settings").await;
-    let reply = a
-        .post("/settings/stock-history", &[("csrf", &csrf), ("on", "0")])
-        .await;
-    let html = a.follow(reply).await.text();
+    let html = switch_stock_history(&mut a, "0").await;
     assert!(
         html.contains("在庫変動履歴の読み取りを停止しました"),
         "{html}"
     );
-    assert!(
-        sne_service::uploader::history_mode_since(&env.ctx, &env.tenant(&env.a.id).await)
-            .await
-            .is_none()
-    );
+    assert!(!history_on(&env).await);
 
     // Without 在庫情報参照 enabled in Smaregi the switch explains what is missing.
     env.smaregi
         .set_functions(CONTRACT_A, &["shipment_upd", "shipment_ref"]);
-    let csrf = a.csrf("/settings").await;
-    let reply = a
-        .post("/settings/stock-history", &[("csrf", &csrf), ("on", "1")])
-        .await;
-    let html = a.follow(reply).await.text();
+    let html = switch_stock_history(&mut a, "1").await;
     assert!(html.contains("在庫情報参照"), "{html}");
-    assert!(
-        sne_service::uploader::history_mode_since(&env.ctx, &env.tenant(&env.a.id).await)
-            .await
-            .is_none()
-    );
+    assert!(!history_on(&env).await);
 }
