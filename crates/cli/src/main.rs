@@ -41,6 +41,10 @@ enum Command {
     },
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Uploads held as 要確認 (their answer was lost and the queue could not prove
+    /// which was ours): list them, or decide one.
+    #[command(subcommand)]
+    Held(HeldCommand),
     /// The whole service with simulated Smaregi and NextEngine and a demo tenant.
     Demo(demo::DemoArgs),
 }
@@ -137,6 +141,37 @@ enum TenantCommand {
     List,
 }
 
+#[derive(Subcommand)]
+enum HeldCommand {
+    /// The held uploads of a tenant as JSON: lines, candidate queues, CSV path.
+    List {
+        #[arg(long)]
+        contract_id: String,
+    },
+    /// 「アップロード済みとして扱う」 (--uploaded --que-id …) or 「再アップロードする」 (--reupload).
+    Resolve {
+        #[arg(long)]
+        contract_id: String,
+        #[arg(long)]
+        batch_id: String,
+        #[arg(
+            long,
+            conflicts_with = "reupload",
+            required_unless_present = "reupload",
+            requires = "que_id"
+        )]
+        uploaded: bool,
+        #[arg(long)]
+        reupload: bool,
+        /// The queue id NextEngine gave the file (see NextEngine's アップロードキュー).
+        #[arg(long)]
+        que_id: Option<String>,
+        /// Who decides; recorded and reported.
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -184,8 +219,71 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tenant(command) => tenant(&cli.data_dir, &cli.endpoints, command).await,
+        Command::Held(command) => held(&cli.data_dir, &cli.endpoints, command).await,
         Command::Demo(args) => demo::run(&cli.data_dir, args).await,
     }
+}
+
+async fn held(
+    data_dir: &std::path::Path,
+    endpoints: &Endpoints,
+    command: HeldCommand,
+) -> anyhow::Result<()> {
+    use sne_service::held::{HeldDecision, held_csv, held_uploads, resolve_held};
+    let (ctx, _) = wiring::local_context(data_dir, endpoints)?;
+    let contract_id = match &command {
+        HeldCommand::List { contract_id } | HeldCommand::Resolve { contract_id, .. } => contract_id,
+    };
+    let Some(tenant) = ctx.storage.tenant_by_contract(contract_id.trim()).await? else {
+        bail!("契約ID {contract_id} のテナントがありません");
+    };
+    match command {
+        HeldCommand::List { .. } => {
+            let list: Vec<_> = held_uploads(&ctx, &tenant.id)
+                .await?
+                .iter()
+                .map(|b| {
+                    serde_json::json!({
+                        "batch_id": b.batch_id,
+                        "created_at": b.created_at,
+                        "upload_started_at": b.upload_started_at,
+                        "csv": String::from_utf8_lossy(&held_csv(b)),
+                        "csv_key": b.csv_key,
+                        "candidates": b.candidates.iter().map(|c| serde_json::json!({
+                            "que_id": c.que_id,
+                            "created_at": c.created_at,
+                            "upload_name": c.upload_name,
+                            "client_file_name": c.client_file_name,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        HeldCommand::Resolve {
+            batch_id,
+            uploaded,
+            que_id,
+            by,
+            ..
+        } => {
+            let decision = if uploaded {
+                HeldDecision::TreatAsUploaded {
+                    que_id: que_id.unwrap_or_default(),
+                }
+            } else {
+                HeldDecision::Reupload
+            };
+            let batch = resolve_held(&ctx, &tenant.id, batch_id.trim(), decision, &by).await?;
+            match batch.que_id {
+                Some(que_id) if uploaded => println!(
+                    "ファイル {batch_id} をキューID {que_id} でアップロード済みとして扱います"
+                ),
+                _ => println!("ファイル {batch_id} を次回の実行で再アップロードします"),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn tenant(

@@ -8,6 +8,7 @@ pub mod change;
 pub mod complete;
 pub mod division;
 pub mod goods_code;
+pub mod history_mode;
 pub mod mapping;
 pub mod push;
 pub mod que_message;
@@ -15,6 +16,7 @@ pub mod report;
 pub mod rules;
 pub mod tenant;
 pub mod time;
+pub mod upload_batch;
 pub mod upload_csv;
 
 pub use change::{ChangeKind, PushRow, StockChange};

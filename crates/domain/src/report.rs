@@ -71,6 +71,9 @@ pub struct QueueResult {
     pub que_id: String,
     pub batch_id: String,
     pub outcome: QueueOutcome,
+    /// How a person resolved the file while it was held as 要確認.
+    #[serde(default)]
+    pub decision: Option<crate::upload_batch::OperatorDecision>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -434,7 +437,25 @@ impl QueueResult {
                 render_failure_advice(body, que_id, row_errors, *good_rows_applied);
             }
         }
+        if let Some(decision) = &self.decision {
+            push_line(body, format!("  {}", describe_decision(decision)));
+        }
     }
+}
+
+/// The 要確認 resolution as the report and the history page tell it.
+pub fn describe_decision(decision: &crate::upload_batch::OperatorDecision) -> String {
+    use crate::upload_batch::DecisionAction;
+    let action = match decision.action {
+        DecisionAction::TreatAsUploaded => "「アップロード済みとして扱う」",
+        DecisionAction::Reupload => "「再アップロードする」",
+    };
+    format!(
+        "要確認として保留していたファイルです。{} が {} に{}を選びました",
+        decision.by,
+        crate::time::to_jst(decision.at).format("%Y-%m-%d %H:%M"),
+        action
+    )
 }
 
 fn render_row_errors(body: &mut String, row_errors: &[RowError], raw_message: &str) {
@@ -648,6 +669,7 @@ mod tests {
             que_id: que_id.into(),
             batch_id: format!("batch-{que_id}"),
             outcome,
+            decision: None,
         }
     }
 

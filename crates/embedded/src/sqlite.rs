@@ -15,15 +15,15 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sne_domain::batch_state::{BatchState, can_transition};
+use sne_domain::batch_state::BatchState;
 use sne_domain::complete::{Mirror, MirrorEntry};
 use sne_domain::tenant::{NeTokens, Tenant};
 use sne_domain::{StockChange, TenantId};
 use sne_ports::{
-    AppendOutcome, BatchStore, BuiltContent, ClaimRequest, ClaimedBatch, CursorStore,
-    OrderImportRecord, OrderImportStore, OutboxReport, PairSource, ProductPairStore, ReportOutbox,
-    StockLedger, StockMirrorStore, StoreError, StoreResult, TenantStore, TokenStore, Transition,
-    UploadBatch,
+    AppendOutcome, BatchRuleError, BatchStore, BuiltContent, ClaimRequest, ClaimedBatch,
+    CursorStore, OrderImportRecord, OrderImportStore, OutboxReport, PairSource, ProductPairStore,
+    ReportOutbox, StockLedger, StockMirrorStore, StoreError, StoreResult, TenantStore, TokenStore,
+    Transition, UploadBatch,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,7 +39,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Each entry upgrades the schema by one version; `PRAGMA user_version` records
 /// how many have run. Append new steps, never edit old ones: files written by an
 /// older binary are upgraded in place when opened.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id          TEXT PRIMARY KEY,
     contract_id TEXT NOT NULL UNIQUE,
@@ -125,7 +126,14 @@ CREATE TABLE reports (
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX reports_by_time ON reports (tenant_id, created_at);
-"#];
+"#,
+    r#"
+-- Finished batches whose outcome no report has told yet. Batches finished under
+-- an older binary were reported by it, so they start at 0.
+ALTER TABLE batches ADD COLUMN awaits_report INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX batches_awaiting_report ON batches (tenant_id, created_at) WHERE awaits_report = 1;
+"#,
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -250,6 +258,11 @@ fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("sqlite: {e}"))
 }
 
+/// A step the batch rules refuse is the caller's conflict: it read an older record.
+fn rule(e: BatchRuleError) -> StoreError {
+    StoreError::Conflict(e.to_string())
+}
+
 /// A uniqueness violation is the caller's conflict, anything else the backend's failure.
 fn conflict_or_db(e: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError {
     match &e {
@@ -321,8 +334,8 @@ fn load_batch(conn: &Connection, tenant: &str, batch_id: &str) -> StoreResult<Op
 
 fn insert_batch(conn: &Connection, batch: &UploadBatch) -> StoreResult<()> {
     conn.execute(
-        "INSERT INTO batches (tenant_id, batch_id, state, created_at, owner, lease_until, que_id, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO batches (tenant_id, batch_id, state, created_at, owner, lease_until, que_id, data, awaits_report)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             batch.tenant_id.as_str(),
             batch.batch_id,
@@ -332,6 +345,7 @@ fn insert_batch(conn: &Connection, batch: &UploadBatch) -> StoreResult<()> {
             batch.lease_until.map(micros),
             batch.que_id,
             to_json(batch)?,
+            batch.awaits_report(),
         ],
     )
     .map_err(|e| {
@@ -347,7 +361,8 @@ fn insert_batch(conn: &Connection, batch: &UploadBatch) -> StoreResult<()> {
 
 fn update_batch(conn: &Connection, batch: &UploadBatch) -> StoreResult<()> {
     conn.execute(
-        "UPDATE batches SET state = ?3, owner = ?4, lease_until = ?5, que_id = ?6, data = ?7
+        "UPDATE batches SET state = ?3, owner = ?4, lease_until = ?5, que_id = ?6, data = ?7,
+             awaits_report = ?8
          WHERE tenant_id = ?1 AND batch_id = ?2",
         params![
             batch.tenant_id.as_str(),
@@ -357,6 +372,7 @@ fn update_batch(conn: &Connection, batch: &UploadBatch) -> StoreResult<()> {
             batch.lease_until.map(micros),
             batch.que_id,
             to_json(batch)?,
+            batch.awaits_report(),
         ],
     )
     .map_err(|e| {
@@ -661,15 +677,13 @@ impl StockLedger for SqliteStore {
                 "SELECT data FROM batches WHERE tenant_id = ?1 AND state = 'building'",
                 [tenant.as_str()],
             )?;
-            if let Some(mut batch) = building {
-                let held_by_other = batch.owner.as_deref() != Some(claim.owner.as_str())
-                    && batch.lease_until.is_some_and(|until| until > claim.now);
-                if held_by_other {
+            if let Some(batch) = building {
+                if !batch.claimable_by(&claim.owner, claim.now) {
                     return Ok(None);
                 }
-                batch.owner = Some(claim.owner);
-                batch.lease_until = Some(claim.lease_until);
-                batch.updated_at = claim.now;
+                let batch = batch
+                    .take_over(&claim.owner, claim.now, claim.lease_until)
+                    .map_err(rule)?;
                 update_batch(tx, &batch)?;
                 let changes = changes_of(tx, tenant.as_str(), &batch.batch_id)?;
                 return Ok(Some(ClaimedBatch {
@@ -689,25 +703,13 @@ impl StockLedger for SqliteStore {
             if pending == 0 {
                 return Ok(None);
             }
-            let batch = UploadBatch {
-                tenant_id: tenant.clone(),
-                batch_id: claim.new_batch_id.clone(),
-                state: BatchState::Building,
-                created_at: claim.now,
-                updated_at: claim.now,
-                owner: Some(claim.owner),
-                lease_until: Some(claim.lease_until),
-                lines: vec![],
-                parked: vec![],
-                notes: vec![],
-                change_count: 0,
-                csv_key: None,
-                que_id: None,
-                upload_started_at: None,
-                upload_attempts: 0,
-                outcome: None,
-                last_error: None,
-            };
+            let batch = UploadBatch::building(
+                tenant.clone(),
+                claim.new_batch_id.clone(),
+                claim.owner,
+                claim.now,
+                claim.lease_until,
+            );
             insert_batch(tx, &batch)?;
             // A batch of zero changes would be built for nothing, so 0 still takes one.
             tx.execute(
@@ -793,32 +795,10 @@ impl BatchStore for SqliteStore {
         let owner = owner.to_string();
         let content = content.clone();
         self.write(move |tx| {
-            let mut batch = load_batch(tx, &tenant, &batch_id)?
-                .ok_or_else(|| StoreError::NotFound(format!("batch {batch_id}")))?;
-            if batch.state != BatchState::Building {
-                return Err(StoreError::Conflict(format!(
-                    "batch {batch_id} is {}, not building",
-                    batch.state
-                )));
-            }
-            if batch.owner.as_deref() != Some(owner.as_str()) {
-                return Err(StoreError::Conflict(format!(
-                    "batch {batch_id} is held by another run"
-                )));
-            }
-            batch.state = if content.lines.is_empty() {
-                BatchState::Empty
-            } else {
-                BatchState::Built
-            };
-            batch.lines = content.lines;
-            batch.parked = content.parked;
-            batch.notes = content.notes;
-            batch.change_count = content.change_count;
-            batch.csv_key = content.csv_key;
-            batch.lease_until = None;
-            // BuiltContent carries no instant; the builder finished just now.
-            batch.updated_at = Utc::now().max(batch.updated_at);
+            let batch = load_batch(tx, &tenant, &batch_id)?
+                .ok_or_else(|| StoreError::NotFound(format!("batch {batch_id}")))?
+                .freeze(&owner, &content)
+                .map_err(rule)?;
             update_batch(tx, &batch)?;
 
             let mut stmt = tx
@@ -846,54 +826,10 @@ impl BatchStore for SqliteStore {
         let batch_id = batch_id.to_string();
         let t = transition.clone();
         self.write(move |tx| {
-            let mut batch = load_batch(tx, &tenant, &batch_id)?
-                .ok_or_else(|| StoreError::NotFound(format!("batch {batch_id}")))?;
-            if batch.state != t.from {
-                return Err(StoreError::Conflict(format!(
-                    "batch {batch_id} is {}, not {}",
-                    batch.state, t.from
-                )));
-            }
-            if !can_transition(t.from, t.to) {
-                return Err(StoreError::Conflict(format!(
-                    "batch {batch_id} cannot go from {} to {}",
-                    t.from, t.to
-                )));
-            }
-            match t.to {
-                BatchState::Uploading => {
-                    batch.upload_started_at = Some(t.at);
-                    batch.upload_attempts += 1;
-                }
-                BatchState::Uploaded => {
-                    let Some(que_id) = t.que_id else {
-                        return Err(StoreError::Conflict(format!(
-                            "batch {batch_id}: uploaded needs a queue id"
-                        )));
-                    };
-                    batch.que_id = Some(que_id);
-                }
-                BatchState::Succeeded | BatchState::Failed => {
-                    let Some(outcome) = t.outcome else {
-                        return Err(StoreError::Conflict(format!(
-                            "batch {batch_id}: {} needs the queue outcome",
-                            t.to
-                        )));
-                    };
-                    batch.outcome = Some(outcome);
-                }
-                _ => {}
-            }
-            if t.from == BatchState::Building {
-                batch.lease_until = None;
-            }
-            // A transition without an error keeps the last one: the history then
-            // still shows why an earlier attempt was retried.
-            if let Some(error) = t.error {
-                batch.last_error = Some(error);
-            }
-            batch.state = t.to;
-            batch.updated_at = t.at;
+            let batch = load_batch(tx, &tenant, &batch_id)?
+                .ok_or_else(|| StoreError::NotFound(format!("batch {batch_id}")))?
+                .apply(&t)
+                .map_err(rule)?;
             update_batch(tx, &batch)?;
             Ok(batch)
         })
@@ -952,6 +888,22 @@ impl BatchStore for SqliteStore {
                 .map_err(db)?;
             let rows = stmt.query_map([tenant], |row| row.get(0)).map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)
+        })
+        .await
+    }
+    async fn unreported_outcomes(
+        &self,
+        tenant: &TenantId,
+        limit_to: usize,
+    ) -> StoreResult<Vec<UploadBatch>> {
+        let tenant = tenant.0.clone();
+        self.read(move |conn| {
+            query_json_list(
+                conn,
+                "SELECT data FROM batches WHERE tenant_id = ?1 AND awaits_report = 1
+                 ORDER BY created_at, rowid LIMIT ?2",
+                params![tenant, limit(limit_to)],
+            )
         })
         .await
     }
@@ -1112,7 +1064,18 @@ impl ReportOutbox for SqliteStore {
                     ],
                 )
                 .map_err(db)?;
-            Ok(inserted == 1)
+            if inserted == 0 {
+                return Ok(false);
+            }
+            // A failed mark rolls the insert back with the transaction.
+            for batch_id in &report.reported_batches {
+                let batch = load_batch(tx, report.tenant_id.as_str(), batch_id)?
+                    .ok_or_else(|| StoreError::NotFound(format!("batch {batch_id}")))?
+                    .mark_reported(&report.id)
+                    .map_err(rule)?;
+                update_batch(tx, &batch)?;
+            }
+            Ok(true)
         })
         .await
     }

@@ -31,7 +31,8 @@ const PATH_GOODS_UPLOAD: &str = "/api_v1_master_goods/upload";
 const PATH_QUE_SEARCH: &str = "/api_v1_system_que/search";
 const PATH_ORDER_ROW_SEARCH: &str = "/api_v1_receiveorder_row/search";
 
-const QUE_FIELDS: &str = "que_id,que_status_id,que_message,que_method_name,que_creation_date";
+const QUE_FIELDS: &str = "que_id,que_status_id,que_message,que_method_name,que_creation_date,\
+que_upload_name,que_client_file_name";
 const GOODS_UPLOAD_METHOD: &str = "SYOHIN_KIHON_CSV";
 const ORDER_ROW_FIELDS: &str = "receive_order_row_receive_order_id,receive_order_shop_id,\
 receive_order_shop_cut_form_id,receive_order_date,receive_order_import_date,\
@@ -714,6 +715,8 @@ fn queue_entry(row: &Map<String, Value>) -> Result<QueueEntry, NeError> {
         message: text(row, "que_message").unwrap_or_default(),
         method_name: text(row, "que_method_name").unwrap_or_default(),
         created_at: time_of(row, "que_creation_date"),
+        upload_name: text(row, "que_upload_name").unwrap_or_default(),
+        client_file_name: text(row, "que_client_file_name").unwrap_or_default(),
     })
 }
 

@@ -280,6 +280,7 @@ fn order(
         lines: vec![("A-1".into(), 2)],
         updated_at: at,
         reported: false,
+        owner: None,
     }
 }
 
@@ -299,6 +300,7 @@ fn report(tenant: &TenantId, id: &str, at: DateTime<Utc>) -> OutboxReport {
         sent_at: None,
         attempts: 0,
         last_error: None,
+        reported_batches: vec![],
     }
 }
 
@@ -362,6 +364,40 @@ async fn built_batch<S: Storage>(
         .unwrap()
 }
 
+/// A step planned on the batch as it is stored now; `from` may differ from its
+/// state, so refusals by state are tested apart from refusals by revision. Steps
+/// out of `NeedsAttention` carry a person's decision.
+async fn plan<S: Storage>(
+    store: &S,
+    tenant: &TenantId,
+    batch_id: &str,
+    from: BatchState,
+    to: BatchState,
+    at: DateTime<Utc>,
+) -> Transition {
+    let revision = store
+        .batch(tenant, batch_id)
+        .await
+        .unwrap()
+        .map_or(0, |b| b.revision);
+    Transition {
+        from,
+        to,
+        at,
+        expected_revision: revision,
+        que_id: None,
+        outcome: None,
+        error: None,
+        candidates: vec![],
+        decision: (from == BatchState::NeedsAttention).then(|| OperatorDecision {
+            action: DecisionAction::Reupload,
+            by: "admin@shop.example".into(),
+            at,
+            que_id: None,
+        }),
+    }
+}
+
 async fn step<S: Storage>(
     store: &S,
     tenant: &TenantId,
@@ -370,7 +406,7 @@ async fn step<S: Storage>(
     to: BatchState,
     at: DateTime<Utc>,
 ) -> UploadBatch {
-    let mut t = Transition::new(from, to, at);
+    let mut t = plan(store, tenant, batch_id, from, to, at).await;
     if to == BatchState::Uploaded {
         t.que_id = Some(format!("que-{batch_id}"));
     }
@@ -1009,6 +1045,7 @@ pub async fn finish_build_is_conditional_and_writes_the_mirror<S: Storage + 'sta
         change_count: 7,
         csv_key: Some(format!("tenants/{a}/uploads/2026/11/27/b1.csv")),
         mirror_updates: mirror.clone(),
+        at: minutes(1),
     };
 
     assert_conflict(
@@ -1086,7 +1123,7 @@ pub async fn every_allowed_transition_works<S: Storage + 'static>(fresh: Fresh<S
     let up = step(store, &a, "b1", Built, Uploading, minutes(1)).await;
     assert_eq!(up.upload_started_at, Some(minutes(1)));
     assert_eq!((up.upload_attempts, up.updated_at), (1, minutes(1)));
-    let mut back = Transition::new(Uploading, Built, minutes(2));
+    let mut back = plan(other, &a, "b1", Uploading, Built, minutes(2)).await;
     back.error = Some("NextEngine: 002002 トークンエラー".into());
     let back = other.transition(&a, "b1", &back).await.unwrap();
     assert_eq!(back.state, Built);
@@ -1107,7 +1144,7 @@ pub async fn every_allowed_transition_works<S: Storage + 'static>(fresh: Fresh<S
     let uploaded = step(store, &a, "b1", NeedsAttention, Uploaded, minutes(8)).await;
     assert_eq!(uploaded.que_id.as_deref(), Some("que-b1"));
     assert_eq!(uploaded.upload_attempts, 3);
-    let mut ok = Transition::new(Uploaded, Succeeded, minutes(9));
+    let mut ok = plan(store, &a, "b1", Uploaded, Succeeded, minutes(9)).await;
     ok.outcome = Some(QueueOutcome::Succeeded);
     let ok = store.transition(&a, "b1", &ok).await.unwrap();
     assert_eq!(
@@ -1120,7 +1157,7 @@ pub async fn every_allowed_transition_works<S: Storage + 'static>(fresh: Fresh<S
     // b2: the straight path into Failed, with the row errors kept.
     built_batch(store, &a, "b2", minutes(10)).await;
     step(store, &a, "b2", Built, Uploading, minutes(11)).await;
-    let mut sent = Transition::new(Uploading, Uploaded, minutes(12));
+    let mut sent = plan(store, &a, "b2", Uploading, Uploaded, minutes(12)).await;
     sent.que_id = Some("4711".into());
     assert_eq!(
         store
@@ -1136,7 +1173,7 @@ pub async fn every_allowed_transition_works<S: Storage + 'static>(fresh: Fresh<S
         raw_message: "3行目: 商品コードが存在しません".into(),
         good_rows_applied: true,
     };
-    let mut failed = Transition::new(Uploaded, Failed, minutes(13));
+    let mut failed = plan(store, &a, "b2", Uploaded, Failed, minutes(13)).await;
     failed.outcome = Some(failure.clone());
     let failed = store.transition(&a, "b2", &failed).await.unwrap();
     assert_eq!((failed.state, failed.outcome), (Failed, Some(failure)));
@@ -1184,7 +1221,7 @@ pub async fn refused_transitions_change_nothing<S: Storage + 'static>(fresh: Fre
                 if from == before.state && can_transition(from, to) {
                     continue;
                 }
-                let mut t = Transition::new(from, to, minutes(99));
+                let mut t = plan(store, tenant, batch_id, from, to, minutes(99)).await;
                 t.que_id = Some("que-x".into());
                 t.outcome = Some(QueueOutcome::Succeeded);
                 t.error = Some("must not be stored".into());
@@ -1221,7 +1258,7 @@ pub async fn refused_transitions_change_nothing<S: Storage + 'static>(fresh: Fre
     built_batch(store, &a, "b2", minutes(2)).await;
     step(store, &a, "b2", Built, Uploading, minutes(3)).await;
     step(store, &a, "b2", Uploading, Uploaded, minutes(4)).await;
-    let mut failed = Transition::new(Uploaded, Failed, minutes(5));
+    let mut failed = plan(store, &a, "b2", Uploaded, Failed, minutes(5)).await;
     failed.outcome = Some(QueueOutcome::Overdue { minutes: 90 });
     store.transition(&a, "b2", &failed).await.unwrap();
     only_allowed_edges(store, &a, "b2").await;
@@ -1235,7 +1272,7 @@ pub async fn refused_transitions_change_nothing<S: Storage + 'static>(fresh: Fre
 
     // Two runs racing on the same edge: exactly one wins.
     built_batch(store, &a, "b4", minutes(7)).await;
-    let t = Transition::new(Built, Uploading, minutes(8));
+    let t = plan(store, &a, "b4", Built, Uploading, minutes(8)).await;
     let (x, y) = futures::join!(
         fresh.first.transition(&a, "b4", &t),
         fresh.second.transition(&a, "b4", &t)
@@ -1251,7 +1288,7 @@ pub async fn refused_transitions_change_nothing<S: Storage + 'static>(fresh: Fre
             .transition(
                 &a,
                 "missing",
-                &Transition::new(Built, Uploading, minutes(9)),
+                &plan(store, &a, "missing", Built, Uploading, minutes(9)).await,
             )
             .await,
         "transition of a batch that does not exist",
@@ -1268,7 +1305,11 @@ pub async fn transitions_need_their_data<S: Storage + 'static>(fresh: Fresh<S>) 
     let before = batch_of(store, &a, "b1").await;
     assert_conflict(
         store
-            .transition(&a, "b1", &Transition::new(Uploading, Uploaded, minutes(2)))
+            .transition(
+                &a,
+                "b1",
+                &plan(store, &a, "b1", Uploading, Uploaded, minutes(2)).await,
+            )
             .await,
         "uploaded without a queue id",
     );
@@ -1281,7 +1322,7 @@ pub async fn transitions_need_their_data<S: Storage + 'static>(fresh: Fresh<S>) 
             .transition(
                 &a,
                 "b1",
-                &Transition::new(NeedsAttention, Uploaded, minutes(4)),
+                &plan(store, &a, "b1", NeedsAttention, Uploaded, minutes(4)).await,
             )
             .await,
         "a person's uploaded without a queue id",
@@ -1293,7 +1334,11 @@ pub async fn transitions_need_their_data<S: Storage + 'static>(fresh: Fresh<S>) 
     for to in [Succeeded, Failed] {
         assert_conflict(
             store
-                .transition(&a, "b1", &Transition::new(Uploaded, to, minutes(6)))
+                .transition(
+                    &a,
+                    "b1",
+                    &plan(store, &a, "b1", Uploaded, to, minutes(6)).await,
+                )
                 .await,
             &format!("{to} without the queue outcome"),
         );
@@ -1662,7 +1707,7 @@ pub async fn tenants_are_isolated<S: Storage + 'static>(fresh: Fresh<S>) {
             .await,
         "finishing A's batch as B",
     );
-    let mut t = Transition::new(Uploaded, Succeeded, minutes(4));
+    let mut t = plan(other, &tb, "a-b1", Uploaded, Succeeded, minutes(4)).await;
     t.outcome = Some(QueueOutcome::Succeeded);
     assert_refused(
         other.transition(&tb, "a-b1", &t).await,

@@ -45,6 +45,12 @@ pub struct QueueEntry {
     pub message: String,
     pub method_name: String,
     pub created_at: Option<NaiveDateTime>,
+    /// `que_upload_name`: tells API uploads from screen uploads where NextEngine fills it.
+    #[serde(default)]
+    pub upload_name: String,
+    /// `que_client_file_name`: the file name a screen upload came with.
+    #[serde(default)]
+    pub client_file_name: String,
 }
 
 /// One 受注明細 joined with its 受注伝票 header fields.

@@ -7,9 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sne_domain::batch_state::BatchState;
 use sne_domain::complete::Mirror;
-use sne_domain::report::{ParkedLine, QueueOutcome};
 use sne_domain::tenant::{NeTokens, Tenant};
-use sne_domain::upload_csv::UploadLine;
 use sne_domain::{StockChange, TenantId};
 
 // ---------------------------------------------------------------- tenants
@@ -132,66 +130,10 @@ pub trait StockMirrorStore: Send + Sync {
 
 // ---------------------------------------------------------------- batches
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadBatch {
-    pub tenant_id: TenantId,
-    pub batch_id: String,
-    pub state: BatchState,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub owner: Option<String>,
-    pub lease_until: Option<DateTime<Utc>>,
-    /// Frozen once `Built`: exactly what is (or was) uploaded.
-    pub lines: Vec<UploadLine>,
-    pub parked: Vec<ParkedLine>,
-    /// Completion fallbacks and other remarks for the report.
-    pub notes: Vec<String>,
-    pub change_count: usize,
-    pub csv_key: Option<String>,
-    pub que_id: Option<String>,
-    pub upload_started_at: Option<DateTime<Utc>>,
-    pub upload_attempts: u32,
-    pub outcome: Option<QueueOutcome>,
-    pub last_error: Option<String>,
-}
-
-/// What `finish_build` freezes.
-#[derive(Debug, Clone, Default)]
-pub struct BuiltContent {
-    pub lines: Vec<UploadLine>,
-    pub parked: Vec<ParkedLine>,
-    pub notes: Vec<String>,
-    pub change_count: usize,
-    pub csv_key: Option<String>,
-    /// Written in the same atomic step, so a crash never leaves the mirror ahead
-    /// of (or behind) the batch that used it.
-    pub mirror_updates: Mirror,
-}
-
-#[derive(Debug, Clone)]
-pub struct Transition {
-    pub from: BatchState,
-    pub to: BatchState,
-    pub at: DateTime<Utc>,
-    /// Required for `→ Uploaded`.
-    pub que_id: Option<String>,
-    /// Required for `→ Succeeded | Failed`.
-    pub outcome: Option<QueueOutcome>,
-    pub error: Option<String>,
-}
-
-impl Transition {
-    pub fn new(from: BatchState, to: BatchState, at: DateTime<Utc>) -> Self {
-        Transition {
-            from,
-            to,
-            at,
-            que_id: None,
-            outcome: None,
-            error: None,
-        }
-    }
-}
+pub use sne_domain::upload_batch::{
+    BatchRuleError, BuiltContent, DecisionAction, OperatorDecision, QueueCandidate, Transition,
+    UploadBatch,
+};
 
 #[async_trait]
 pub trait BatchStore: Send + Sync {
@@ -206,8 +148,9 @@ pub trait BatchStore: Send + Sync {
         content: &BuiltContent,
     ) -> StoreResult<UploadBatch>;
 
-    /// Compare-and-set on the state; refuses what `can_transition` refuses.
-    /// `→ Uploading` stamps `upload_started_at` and counts the attempt.
+    /// Applies [`UploadBatch::apply`] to the stored record and writes the result
+    /// only if the stored revision is still the one the step was planned on:
+    /// Conflict otherwise, and for every step the domain refuses.
     async fn transition(
         &self,
         tenant: &TenantId,
@@ -233,6 +176,14 @@ pub trait BatchStore: Send + Sync {
 
     /// All queue ids already recorded for the tenant (to recognise our own uploads).
     async fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
+
+    /// Finished batches (`Succeeded`, `Failed`) no report has carried yet, oldest
+    /// first, at most `limit`.
+    async fn unreported_outcomes(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> StoreResult<Vec<UploadBatch>>;
 }
 
 // ---------------------------------------------------------------- cursors
@@ -293,6 +244,10 @@ pub struct OrderImportRecord {
     pub updated_at: DateTime<Utc>,
     /// Whether a run report has told the operator about the current state.
     pub reported: bool,
+    /// The import run that wrote the record. Import runs hold a per-tenant lease,
+    /// so a `Started` record is only ever resolved after its run's lease ran out.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 #[async_trait]
@@ -338,11 +293,18 @@ pub struct OutboxReport {
     pub sent_at: Option<DateTime<Utc>>,
     pub attempts: u32,
     pub last_error: Option<String>,
+    /// Batches whose queue outcome this report tells: enqueueing the report marks
+    /// them reported in the same atomic step, so no outcome is told twice or lost.
+    #[serde(default)]
+    pub reported_batches: Vec<String>,
 }
 
 #[async_trait]
 pub trait ReportOutbox: Send + Sync {
-    /// Returns false when a report with this id was already enqueued.
+    /// Returns false when a report with this id was already enqueued (and then
+    /// changes nothing). Otherwise stores it and marks every batch of
+    /// `reported_batches` reported in it ([`UploadBatch::mark_reported`]), all or
+    /// nothing: Conflict when one of them cannot be marked.
     async fn enqueue_report(&self, report: &OutboxReport) -> StoreResult<bool>;
     /// Unsent reports, oldest first.
     async fn pending_reports(&self, tenant: &TenantId) -> StoreResult<Vec<OutboxReport>>;

@@ -15,11 +15,16 @@ pub struct ServiceConfig {
     /// How long after an upload call with unknown outcome we keep waiting for its
     /// queue to appear before concluding NextEngine never received it.
     pub unknown_outcome_grace: Duration,
+    /// Longest an upload call (with the client's retries) may take; capped at half
+    /// the grace by [`ServiceConfig::upload_deadline`].
+    pub upload_deadline: Duration,
     /// A queue not finished after this long is reported as 遅延.
     pub queue_overdue_after: Duration,
     /// Whether NextEngine applies the good rows of a failing file (since 2025-02-13).
     pub good_rows_applied_on_failure: bool,
     pub max_changes_per_batch: usize,
+    /// How long one order-import run holds a tenant (renewed after every order).
+    pub order_import_lease: Duration,
     /// Most history rows read from Smaregi per run.
     pub max_history_rows: usize,
     /// Key of the admin screen's signed cookies. The default is random per process,
@@ -29,6 +34,15 @@ pub struct ServiceConfig {
     pub session_secret: SessionSecret,
     /// How long an admin login lasts.
     pub admin_session_ttl: Duration,
+}
+
+impl ServiceConfig {
+    /// The upload call's time limit: never more than half the unknown-outcome
+    /// grace, so a run that concludes "NextEngine never got it" cannot overlap an
+    /// attempt still in flight.
+    pub fn upload_deadline(&self) -> Duration {
+        self.upload_deadline.min(self.unknown_outcome_grace / 2)
+    }
 }
 
 /// Secret bytes whose `Debug` never shows them (the config may end up in logs).
@@ -64,10 +78,12 @@ impl Default for ServiceConfig {
             public_url: "http://127.0.0.1:8080".into(),
             build_lease: Duration::from_secs(300),
             unknown_outcome_grace: Duration::from_secs(600),
+            upload_deadline: Duration::from_secs(240),
             queue_overdue_after: Duration::from_secs(3600),
             good_rows_applied_on_failure: true,
             max_changes_per_batch: 200_000,
             max_history_rows: 100_000,
+            order_import_lease: Duration::from_secs(900),
             session_secret: SessionSecret::random(),
             admin_session_ttl: Duration::from_secs(8 * 3600),
         }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod checker;
 pub mod context;
+pub mod held;
 pub mod http;
 pub mod orders;
 pub mod reporter;

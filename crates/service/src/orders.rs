@@ -34,6 +34,9 @@ use std::collections::BTreeMap;
 pub const ORDER_CURSOR: &str = "ne_order_rows_modified";
 pub const STARTED_MESSAGE: &str = "受注数取り込みを開始しました";
 pub const STOPPED_MESSAGE: &str = "受注数取り込みを停止しました";
+/// Cursor holding the per-tenant import lease (`ImportLease`).
+const IMPORT_LEASE: &str = "ne_order_import_lease";
+pub const HISTORY_REQUIRED: &str = "受注数取り込みには在庫変動履歴の読み取りが必要です。取り込んだ出荷がネクストエンジンへ二重に通知されないよう、取り込みを止めています。管理画面の設定で「在庫変動履歴の読み取り」を有効にしてください";
 /// NextEngine's rows are read again from this long before the cursor: a row
 /// written with an earlier timestamp than a concurrent read (or shifted between
 /// two pages) is still seen. Re-reading is harmless.
@@ -101,56 +104,77 @@ pub async fn configure_order_import(
     form: OrderImportForm,
 ) -> Result<OrderImportSaved, OrderImportError> {
     let mut warnings = Vec::new();
-    let update = if form.enabled {
-        let tenant = ctx
-            .storage
-            .tenant(tenant_id)
-            .await?
-            .ok_or(OrderImportError::UnknownTenant)?;
-        let (creds, store_id) = validate_form(&tenant, &form)?;
-        check_with_smaregi(ctx, &creds, &store_id, &mut warnings).await?;
-        Some((creds, store_id))
-    } else {
-        None
-    };
-    // Another writer (admin screen, token rotation) may bump the version between
-    // read and write; re-apply the change on the fresh tenant.
+    if !form.enabled {
+        // The credentials stay: they also give the uploader history access.
+        update_tenant_with(ctx, tenant_id, |t| t.order_import.enabled = false).await?;
+        tracing::info!(tenant = %tenant_id, "order import switched off");
+        return Ok(OrderImportSaved {
+            message: STOPPED_MESSAGE,
+            warnings,
+        });
+    }
+    let tenant = ctx
+        .storage
+        .tenant(tenant_id)
+        .await?
+        .ok_or(OrderImportError::UnknownTenant)?;
+    let (creds, store_id) = validate_form(&tenant, &form)?;
+    check_with_smaregi(ctx, &creds, &store_id).await?;
+    // History reading goes on before the import does, so every shipment the
+    // import creates is read back from StockHistory as 出荷 and never uploaded.
+    let tenant =
+        update_tenant_with(ctx, tenant_id, |t| t.smaregi_api = Some(creds.clone())).await?;
+    if crate::uploader::history_mode_since(ctx, &tenant)
+        .await
+        .is_none()
+    {
+        let message = crate::uploader::set_history_mode(ctx, &tenant, true)
+            .await
+            .map_err(|e| OrderImportError::Invalid(e.to_string()))?;
+        warnings.push(format!(
+            "{message}。受注数取り込みの出荷が二重に通知されないよう、在庫の増減はスマレジの在庫変動履歴から読み取ります"
+        ));
+    }
+    let now = ctx.clock.now().trunc_subsecs(0);
+    update_tenant_with(ctx, tenant_id, |t| {
+        let was_on = t.order_import.enabled;
+        t.smaregi_api = Some(creds.clone());
+        t.order_import = OrderImportSettings {
+            enabled: true,
+            store_id: Some(store_id.clone()),
+            // Re-saving while on (e.g. a new token) must not skip the orders
+            // received since the import was first switched on.
+            enabled_at: match (was_on, t.order_import.enabled_at) {
+                (true, Some(at)) => Some(at),
+                _ => Some(now),
+            },
+        };
+    })
+    .await?;
+    tracing::info!(tenant = %tenant_id, "order import switched on");
+    Ok(OrderImportSaved {
+        message: STARTED_MESSAGE,
+        warnings,
+    })
+}
+
+/// Applies `change` to the fresh tenant and saves it. Another writer (admin
+/// screen, token rotation) may bump the version between read and write; the
+/// change is then applied again on the newer tenant.
+async fn update_tenant_with(
+    ctx: &Context,
+    tenant_id: &TenantId,
+    change: impl Fn(&mut Tenant),
+) -> Result<Tenant, OrderImportError> {
     for _ in 0..5 {
         let mut tenant = ctx
             .storage
             .tenant(tenant_id)
             .await?
             .ok_or(OrderImportError::UnknownTenant)?;
-        match &update {
-            Some((creds, store_id)) => {
-                let was_on = tenant.order_import.enabled;
-                tenant.smaregi_api = Some(creds.clone());
-                tenant.order_import = OrderImportSettings {
-                    enabled: true,
-                    store_id: Some(store_id.clone()),
-                    // Re-saving while on (e.g. a new token) must not skip the orders
-                    // received since the import was first switched on.
-                    enabled_at: match (was_on, tenant.order_import.enabled_at) {
-                        (true, Some(at)) => Some(at),
-                        _ => Some(ctx.clock.now().trunc_subsecs(0)),
-                    },
-                };
-            }
-            // The credentials stay: they also give the uploader history access.
-            None => tenant.order_import.enabled = false,
-        }
+        change(&mut tenant);
         match ctx.storage.update_tenant(&tenant).await {
-            Ok(_) => {
-                tracing::info!(tenant = %tenant_id, enabled = form.enabled, "order import setting saved");
-                return Ok(OrderImportSaved {
-                    message: if form.enabled {
-                        STARTED_MESSAGE
-                    } else {
-                        STOPPED_MESSAGE
-                    },
-                    warnings,
-                });
-            }
+            Ok(saved) => return Ok(saved),
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -220,7 +244,6 @@ async fn check_with_smaregi(
     ctx: &Context,
     creds: &SmaregiCredentials,
     store_id: &str,
-    warnings: &mut Vec<String>,
 ) -> Result<(), OrderImportError> {
     // 1. shipment_ref: proves the credentials and 「24.出荷情報取得」.
     ctx.smaregi
@@ -254,15 +277,17 @@ async fn check_with_smaregi(
             "取り込み先スマレジ側店舗ID {store_id} の店舗がスマレジにありません。スマレジ管理画面 店舗 > 店舗一覧 で店舗IDを確認してください"
         )));
     }
-    // The same credentials serve the recommended stock-history reading (SPEC §3,
-    // `tenant stock-history --on`), which also needs 在庫情報参照 (stock_ref).
-    if let Err(SmaregiError::Auth { .. } | SmaregiError::Api { .. }) =
-        ctx.smaregi.latest_stock_history_id(creds).await
-    {
-        warnings.push(
-            "スマレジの在庫変動履歴を読めません。在庫の増減をより確実に通知する在庫変動履歴の読み取り(推奨)を使うには、スマレジAPI設定の機能設定で「在庫情報参照」も「利用する」にしてください".into(),
-        );
-    }
+    // The import needs stock-history reading (see `import_orders`), which needs
+    // 在庫情報参照 (stock_ref) with the same credentials.
+    ctx.smaregi
+        .latest_stock_history_id(creds)
+        .await
+        .map_err(|e| {
+            smaregi_check_error(
+                "受注数取り込みには在庫変動履歴の読み取りが必要です。スマレジAPI設定の機能設定で「在庫情報参照」も「利用する」にしてください",
+                &e,
+            )
+        })?;
     Ok(())
 }
 
@@ -294,7 +319,26 @@ pub async fn run_order_import_with(
     if !tenant.order_import.enabled {
         return None;
     }
-    let error = import_orders(ctx, tenant, options).await.err();
+    let owner = format!("import-{}", uuid::Uuid::new_v4().simple());
+    let lease = match ImportLease::acquire(ctx, &tenant.id, &owner).await {
+        Ok(Some(lease)) => lease,
+        // Another process imports this tenant right now; its report tells.
+        Ok(None) => {
+            tracing::info!(tenant = %tenant.id, "order import held by another run");
+            return None;
+        }
+        Err(e) => {
+            return Some(OrderSection {
+                error: Some(format!(
+                    "受注取込を開始できませんでした(次回再試行します): {e}"
+                )),
+                ..OrderSection::default()
+            });
+        }
+    };
+    let mut lease = lease;
+    let error = import_orders(ctx, tenant, options, &mut lease).await.err();
+    lease.release(ctx).await;
     if let Some(e) = &error {
         tracing::warn!(tenant = %tenant.id, error = %e, "order import stopped");
     }
@@ -416,10 +460,89 @@ impl NeOrder {
 /// Aborts the run: nothing after it may be attempted, the cursor stays.
 type RunError = String;
 
+/// One import run per tenant at a time, across processes: a compare-and-set
+/// lease in the cursor store, renewed after every order. Only the holder touches
+/// `Started` records, so a `Started` record of another owner is always one whose
+/// run died (its lease ran out) and is resolved, never a run still in progress.
+struct ImportLease {
+    tenant: TenantId,
+    owner: String,
+    /// The stored value, `<owner>|<until, RFC 3339>`.
+    held: String,
+}
+
+impl ImportLease {
+    fn value(ctx: &Context, owner: &str) -> String {
+        let until = ctx.clock.now()
+            + ChronoDuration::from_std(ctx.config.order_import_lease)
+                .unwrap_or(ChronoDuration::minutes(15));
+        format!("{owner}|{}", until.to_rfc3339())
+    }
+
+    fn expired(ctx: &Context, value: &str) -> bool {
+        value
+            .rsplit_once('|')
+            .and_then(|(_, until)| chrono::DateTime::parse_from_rfc3339(until).ok())
+            .is_none_or(|until| until <= ctx.clock.now())
+    }
+
+    async fn acquire(
+        ctx: &Context,
+        tenant: &TenantId,
+        owner: &str,
+    ) -> Result<Option<ImportLease>, StoreError> {
+        let current = ctx.storage.cursor(tenant, IMPORT_LEASE).await?;
+        if let Some(value) = &current
+            && !value.is_empty()
+            && !Self::expired(ctx, value)
+        {
+            return Ok(None);
+        }
+        let held = Self::value(ctx, owner);
+        let won = ctx
+            .storage
+            .set_cursor(tenant, IMPORT_LEASE, current.as_deref(), &held)
+            .await?;
+        Ok(won.then(|| ImportLease {
+            tenant: tenant.clone(),
+            owner: owner.to_string(),
+            held,
+        }))
+    }
+
+    /// False when the lease was lost (another run took it over after it ran out).
+    async fn renew(&mut self, ctx: &Context) -> Result<(), RunError> {
+        let next = Self::value(ctx, &self.owner);
+        match ctx
+            .storage
+            .set_cursor(&self.tenant, IMPORT_LEASE, Some(&self.held), &next)
+            .await
+        {
+            Ok(true) => {
+                self.held = next;
+                Ok(())
+            }
+            Ok(false) => Err("別の実行が受注取込を引き継いだため、この実行を止めました".into()),
+            Err(e) => Err(format!("保存に失敗しました: {e}")),
+        }
+    }
+
+    async fn release(self, ctx: &Context) {
+        if let Err(e) = ctx
+            .storage
+            .set_cursor(&self.tenant, IMPORT_LEASE, Some(&self.held), "")
+            .await
+        {
+            tracing::warn!(tenant = %self.tenant, error = %e, "order import lease not released; it runs out");
+        }
+    }
+}
+
 async fn import_orders(
     ctx: &Context,
     tenant: &Tenant,
     options: &ImportOptions,
+    lease: &mut ImportLease,
 ) -> Result<(), RunError> {
     let Some(creds) = tenant.smaregi_api.clone() else {
         return Err(
@@ -445,12 +568,24 @@ async fn import_orders(
         .and_then(parse_api_time)
         .map(|t| t - ChronoDuration::minutes(CURSOR_OVERLAP_MINUTES));
 
+    // Reading changes from StockHistory is what keeps our own 出荷 out of
+    // NextEngine whatever the push shape (README-orders.md): without it a push
+    // carrying only the stock after would upload the shipment as a sale.
+    let history_on = crate::uploader::history_mode(ctx, &tenant.id)
+        .await
+        .map_err(|e| format!("保存に失敗しました: {e}"))?
+        .on_since()
+        .is_some();
+    if !history_on {
+        return Err(HISTORY_REQUIRED.into());
+    }
     let rows = fetch_rows(ctx, tenant, modified_since, imported_since, options).await?;
     let newest = rows.iter().filter_map(|r| r.last_modified_newest).max();
     let orders = group_orders(rows, imported_since);
     let map = product_map(ctx, tenant).await.map_err(store_err)?;
     for order in orders {
-        process_order(ctx, tenant, &creds, &store_id, &map, &order).await?;
+        process_order(ctx, tenant, &creds, &store_id, &map, &order, &lease.owner).await?;
+        lease.renew(ctx).await?;
     }
     // Only now: every order read in this run is settled.
     if let Some(newest) = newest {
@@ -563,6 +698,7 @@ async fn process_order(
     store_id: &str,
     map: &ProductMap,
     order: &NeOrder,
+    owner: &str,
 ) -> Result<(), RunError> {
     let store_err = |e: StoreError| format!("保存に失敗しました: {e}");
     let existing = ctx
@@ -586,6 +722,7 @@ async fn process_order(
                 lines: lines.clone(),
                 updated_at: ctx.clock.now(),
                 reported: false,
+                owner: Some(owner.to_string()),
             };
             if let Err(reason) = shipment_lines(map, &lines) {
                 record.state = OrderImportState::Failed { reason };

@@ -14,7 +14,8 @@ pub struct SendOutcome {
     pub failed: usize,
 }
 
-/// Puts the run's report into the outbox (unless there is nothing to say).
+/// Puts the run's report into the outbox (unless there is nothing to say), marking
+/// the `finished` batches whose outcomes it tells in the same atomic step.
 pub async fn enqueue_report(
     ctx: &Context,
     tenant: &Tenant,
@@ -55,6 +56,7 @@ pub async fn enqueue_report(
             sent_at: None,
             attempts: 0,
             last_error: None,
+            reported_batches: finished.iter().map(|b| b.batch_id.clone()).collect(),
         })
         .await?;
     Ok(Some(id))

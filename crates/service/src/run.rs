@@ -2,7 +2,7 @@
 //! the order of the report's sections (SPEC §5).
 
 use crate::Context;
-use crate::checker::run_check;
+use crate::checker::{MAX_OUTCOMES_PER_REPORT, previous_section, run_check};
 use crate::orders::{mark_reported, run_order_import};
 use crate::reporter::{SendOutcome, enqueue_report, send_pending};
 use crate::uploader::run_upload;
@@ -10,11 +10,15 @@ use chrono::Duration as ChronoDuration;
 use sne_domain::report::{PreviousSection, RunReport, UploadSection};
 use sne_domain::tenant::Tenant;
 use sne_domain::time::to_jst;
+use sne_ports::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Jobs {
     Upload,
     CheckQueue,
+    /// Queue check and upload: the stock path without the order import, for the
+    /// uploader Lambda (the order importer imports, so it is scheduled once).
+    Stock,
     /// NextEngine orders → Smaregi 出荷, for tenants with the import on.
     ImportOrders,
     All,
@@ -37,12 +41,12 @@ pub fn new_run_id(ctx: &Context) -> String {
 }
 
 pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str) -> TenantRun {
-    let check = if matches!(jobs, Jobs::CheckQueue | Jobs::All) {
+    let check = if matches!(jobs, Jobs::CheckQueue | Jobs::Stock | Jobs::All) {
         Some(run_check(ctx, tenant).await)
     } else {
         None
     };
-    let upload = if matches!(jobs, Jobs::Upload | Jobs::All) {
+    let upload = if matches!(jobs, Jobs::Upload | Jobs::Stock | Jobs::All) {
         Some(run_upload(ctx, tenant, run_id).await)
     } else {
         None
@@ -58,37 +62,62 @@ pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str
         .unwrap_or_default();
     keep_tokens_alive(ctx, tenant).await;
     notices.extend(token_notice(ctx, tenant).await);
-    let report = RunReport {
+    let uploaded = upload.as_ref().and_then(|u| u.uploaded_batch.clone());
+    let mut report = RunReport {
         tenant_name: tenant.name.clone(),
         run_at: ctx.clock.now(),
         upload: upload
-            .as_ref()
-            .map(|u| u.section.clone())
+            .map(|u| u.section)
             .unwrap_or(UploadSection::Nothing { parked: vec![] }),
-        previous: check
-            .as_ref()
-            .map(|c| c.section.clone())
-            .unwrap_or(PreviousSection::Nothing),
+        previous: PreviousSection::Nothing,
         orders,
-        notices,
+        notices: notices.clone(),
     };
-    let finished = check.map(|c| c.finished).unwrap_or_default();
-    let uploaded = upload.and_then(|u| u.uploaded_batch);
-    let report_id =
-        match enqueue_report(ctx, tenant, run_id, &report, uploaded.as_ref(), &finished).await {
+    let mut report_id = None;
+    // A concurrent run may tell some outcome first; its report then has it, and
+    // this one is composed again without it.
+    for attempt in 1..=REPORT_ATTEMPTS {
+        let outcomes = match &check {
+            Some(_) => ctx
+                .storage
+                .unreported_outcomes(&tenant.id, MAX_OUTCOMES_PER_REPORT)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(tenant = %tenant.id, error = %e, "recorded queue results unreadable");
+                    vec![]
+                }),
+            None => vec![],
+        };
+        report.notices = notices.clone();
+        if let Some(check) = &check {
+            report.previous = previous_section(check, &outcomes);
+            if let (Some(reason), PreviousSection::Results { .. }) =
+                (&check.error, &report.previous)
+            {
+                report.notices.push(format!(
+                    "ネクストエンジンの処理結果を一部確認できませんでした。次回の実行で再度確認します: {reason}"
+                ));
+            }
+        }
+        match enqueue_report(ctx, tenant, run_id, &report, uploaded.as_ref(), &outcomes).await {
             Ok(id) => {
                 // Only once the report is durably queued: a crash before this
                 // repeats the orders in the next report rather than losing them.
                 if let (Some(_), Some(section)) = (&id, &report.orders) {
                     mark_reported(ctx, &tenant.id, section).await;
                 }
-                id
+                report_id = id;
+                break;
+            }
+            Err(StoreError::Conflict(e)) if attempt < REPORT_ATTEMPTS => {
+                tracing::info!(tenant = %tenant.id, error = %e, "queue results told by another run; composing again");
             }
             Err(e) => {
                 tracing::error!(tenant = %tenant.id, error = %e, "report could not be stored");
-                None
+                break;
             }
-        };
+        }
+    }
     let mail = send_pending(ctx, tenant).await;
     TenantRun {
         tenant: tenant.clone(),
@@ -97,6 +126,9 @@ pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str
         mail,
     }
 }
+
+/// Compositions of one run's report before it gives up on a busy outbox.
+const REPORT_ATTEMPTS: usize = 3;
 
 /// NextEngine rotates tokens only on use: once the access token has expired, one
 /// cheap call renews both, so a shop without stock changes keeps its connection.

@@ -13,31 +13,46 @@ use crate::Context;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use sne_domain::batch::plan_batch;
 use sne_domain::batch_state::BatchState;
-use sne_domain::change::{ChangeKind, ChangeSource};
+use sne_domain::change::ChangeSource;
 use sne_domain::complete::complete;
+use sne_domain::history_mode::HistoryMode;
 use sne_domain::mapping::ProductMap;
 use sne_domain::report::{ParkReason, ParkedLine, UploadSection};
 use sne_domain::tenant::{MappingMode, Tenant};
 use sne_domain::time::to_jst;
+use sne_domain::upload_batch::{LostUpload, find_lost_upload};
 use sne_domain::upload_csv::render_upload_csv;
 use sne_domain::{StockChange, TenantId};
 use sne_ports::nextengine::NeError;
-use sne_ports::{BuiltContent, ClaimRequest, PairSource, Transition, UploadBatch};
+use sne_ports::{
+    BuiltContent, ClaimRequest, OperatorDecision, PairSource, QueueCandidate, Transition,
+    UploadBatch,
+};
 use std::collections::HashSet;
 
 pub const HISTORY_CURSOR: &str = "smaregi_stock_history_id";
-/// `on:<RFC 3339 instant>` while stock history is read, `off` otherwise.
+/// Every period stock history was read ([`HistoryMode`] as text).
 pub const HISTORY_MODE: &str = "smaregi_stock_history_mode";
 
-/// Since when the tenant's changes come from Smaregi's `StockHistory` rather than
-/// from the pushes themselves; `None` when they do not.
+/// The tenant's stock-history periods. A failed read is an error, never "off":
+/// taking it for "off" would count signal pushes as changes a second time.
+pub async fn history_mode(ctx: &Context, tenant: &TenantId) -> Result<HistoryMode, NeError> {
+    let text = ctx
+        .storage
+        .cursor(tenant, HISTORY_MODE)
+        .await
+        .map_err(|e| NeError::Store(e.to_string()))?;
+    match text {
+        None => Ok(HistoryMode::default()),
+        Some(text) => HistoryMode::parse(&text).map_err(|e| NeError::Store(e.to_string())),
+    }
+}
+
+/// Since when the tenant's changes come from Smaregi's `StockHistory`; `None`
+/// when they do not (or the mode cannot be read: the screens then recommend it).
 pub async fn history_mode_since(ctx: &Context, tenant: &Tenant) -> Option<DateTime<Utc>> {
     tenant.smaregi_api.as_ref()?;
-    let mode = ctx.storage.cursor(&tenant.id, HISTORY_MODE).await.ok()??;
-    let since = mode.strip_prefix("on:")?;
-    DateTime::parse_from_rfc3339(since)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    history_mode(ctx, &tenant.id).await.ok()?.on_since()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +63,12 @@ pub enum HistoryModeError {
         "スマレジの在庫変動履歴を読めません。スマレジAPI設定で「在庫情報参照」を「利用する」にしてください: {0}"
     )]
     Smaregi(#[from] sne_ports::smaregi::SmaregiError),
+    #[error(
+        "受注数取り込みが有効な間は在庫変動履歴の読み取りを停止できません。先に受注数取り込みを停止してください"
+    )]
+    NeededByOrderImport,
+    #[error("在庫変動履歴の読み取り位置がありません。読み取りを設定し直してください")]
+    NoCursor,
     #[error(transparent)]
     Store(#[from] sne_ports::StoreError),
 }
@@ -77,22 +98,36 @@ async fn put_cursor(
 ///
 /// Switching on reads the newest history id first and counts every change after
 /// it from history; pushes received from this moment on are only signals, pushes
-/// received before it are still completed as pushes. A change made in the seconds
-/// around the switch whose push arrives late could fall between the two, which is
-/// why operators switch at a quiet moment (README).
+/// received before it are still completed as pushes. Switching off first reads
+/// history up to now, since the pushes of those changes were only signals. A
+/// change made in the seconds around a switch whose push arrives late could fall
+/// on the wrong side, which is why operators switch at a quiet moment (README).
 pub async fn set_history_mode(
     ctx: &Context,
     tenant: &Tenant,
     on: bool,
 ) -> Result<String, HistoryModeError> {
+    let creds = tenant.smaregi_api.as_ref();
+    let mode = history_mode(ctx, &tenant.id)
+        .await
+        .map_err(|e| HistoryModeError::Store(sne_ports::StoreError::Unavailable(e.to_string())))?;
     if !on {
-        put_cursor(ctx, &tenant.id, HISTORY_MODE, "off").await?;
+        if tenant.order_import.enabled && mode.on_since().is_some() {
+            return Err(HistoryModeError::NeededByOrderImport);
+        }
+        if mode.on_since().is_some()
+            && let Some(creds) = creds
+        {
+            collect_history(ctx, tenant, creds).await?;
+        }
+        let off = mode.switched_off(ctx.clock.now());
+        put_cursor(ctx, &tenant.id, HISTORY_MODE, &off.to_text()).await?;
         return Ok("在庫変動履歴の読み取りを停止しました".into());
     }
-    let creds = tenant
-        .smaregi_api
-        .as_ref()
-        .ok_or(HistoryModeError::NoCredentials)?;
+    let creds = creds.ok_or(HistoryModeError::NoCredentials)?;
+    if mode.on_since().is_some() {
+        return Ok("在庫変動履歴の読み取りはすでに有効です".into());
+    }
     let since = ctx.clock.now();
     let latest = ctx
         .smaregi
@@ -104,7 +139,7 @@ pub async fn set_history_mode(
         ctx,
         &tenant.id,
         HISTORY_MODE,
-        &format!("on:{}", since.to_rfc3339()),
+        &mode.switched_on(since).to_text(),
     )
     .await?;
     Ok(format!(
@@ -170,30 +205,31 @@ async fn upload_steps(
         reason: e.to_string(),
     };
 
-    // 1. Uploads with unknown outcome come first: nothing new goes up until NextEngine's
-    //    queue tells us whether they arrived.
+    // 1. Uploads with unknown outcome come first: nothing new goes up until
+    //    NextEngine's queue tells us whether they arrived, or a person decides.
     let uploading = store
         .batches_in_state(&tenant.id, BatchState::Uploading)
         .await
         .map_err(|e| failed(None, &e))?;
     for batch in uploading {
-        if let Some(section) = resolve_unknown_outcome(ctx, tenant, &batch).await? {
-            return Ok((section, None));
+        match resolve_unknown_outcome(ctx, tenant, &batch).await? {
+            Resolution::Adopted(adopted) => {
+                return Ok((uploaded_section(ctx, &adopted).await, Some(*adopted)));
+            }
+            Resolution::Wait(section) => return Ok((section, None)),
+            // Deltas commute: the held file waits for its person, later files go on.
+            Resolution::Held(notice) => notices.push(notice),
+            Resolution::SendAgain => {}
         }
     }
-    let needs_attention = store
+    let held = store
         .batches_in_state(&tenant.id, BatchState::NeedsAttention)
         .await
         .map_err(|e| failed(None, &e))?;
-    if let Some(batch) = needs_attention.first() {
-        return Ok((
-            UploadSection::Unresolved {
-                batch_id: batch.batch_id.clone(),
-                reason:
-                    "アップロード結果を特定できないファイルがあります。管理画面で確認してください"
-                        .into(),
-            },
-            None,
+    if !held.is_empty() {
+        notices.push(format!(
+            "要確認のアップロードが {} 件あります。管理画面の「要確認のアップロード」で「アップロード済みとして扱う」か「再アップロードする」を選んでください(それ以降の在庫変動は通常どおり通知しています)",
+            held.len()
         ));
     }
 
@@ -206,10 +242,17 @@ async fn upload_steps(
         return upload_batch(ctx, tenant, batch).await;
     }
 
-    // 3. New changes: read Smaregi's history when the tenant chose to, then claim and build.
-    let history_since = history_mode_since(ctx, tenant).await;
-    if let (Some(_), Some(creds)) = (history_since, &tenant.smaregi_api) {
-        collect_history(ctx, tenant, creds, notices).await;
+    // 3. New changes: read Smaregi's history when the tenant chose to, then claim
+    //    and build. The mode decides which pushes are signals: unreadable, no build.
+    let mode = history_mode(ctx, &tenant.id)
+        .await
+        .map_err(|e| failed(None, &e))?;
+    if let (Some(_), Some(creds)) = (mode.on_since(), &tenant.smaregi_api)
+        && let Err(e) = collect_history(ctx, tenant, creds).await
+    {
+        notices.push(format!(
+            "スマレジの在庫変動履歴を読めませんでした(次回再試行します): {e}"
+        ));
     }
     let now = ctx.clock.now();
     let claim = ClaimRequest {
@@ -229,28 +272,20 @@ async fn upload_steps(
         return Ok((UploadSection::Nothing { parked: vec![] }, None));
     };
     let batch_id = claimed.batch_id.clone();
-    let content = match build_content(
-        ctx,
-        tenant,
-        &batch_id,
-        &claimed.changes,
-        history_since,
-        notices,
-    )
-    .await
-    {
-        Ok(content) => content,
-        Err(e) => {
-            // Hand the batch back at once (same owner, lease ending now) so the next
-            // run rebuilds it instead of waiting for the lease to run out.
-            let release = ClaimRequest {
-                lease_until: ctx.clock.now(),
-                ..claim.clone()
-            };
-            let _ = store.claim_batch(&tenant.id, &release).await;
-            return Err(section_for_ne_error(Some(batch_id), &e));
-        }
-    };
+    let content =
+        match build_content(ctx, tenant, &batch_id, &claimed.changes, &mode, notices).await {
+            Ok(content) => content,
+            Err(e) => {
+                // Hand the batch back at once (same owner, lease ending now) so the next
+                // run rebuilds it instead of waiting for the lease to run out.
+                let release = ClaimRequest {
+                    lease_until: ctx.clock.now(),
+                    ..claim.clone()
+                };
+                let _ = store.claim_batch(&tenant.id, &release).await;
+                return Err(section_for_ne_error(Some(batch_id), &e));
+            }
+        };
     let batch = store
         .finish_build(&tenant.id, &batch_id, run_id, &content)
         .await
@@ -272,22 +307,15 @@ async fn build_content(
     tenant: &Tenant,
     batch_id: &str,
     changes: &[StockChange],
-    history_since: Option<DateTime<Utc>>,
+    mode: &HistoryMode,
     notices: &mut Vec<String>,
 ) -> Result<BuiltContent, NeError> {
     let store_err = |e: sne_ports::StoreError| NeError::Store(e.to_string());
-    // While history is read, pushes received since are only signals: the history
-    // rows carry every change exactly once.
-    let is_signal = |c: &StockChange| {
-        history_since.is_some_and(|since| {
-            c.source == ChangeSource::Push
-                && c.row.kind != ChangeKind::History
-                && c.received_at > since
-        })
-    };
+    // Pushes received while history was read are only signals: the history rows
+    // carry every change exactly once.
     let rows: Vec<_> = changes
         .iter()
-        .filter(|c| !is_signal(c))
+        .filter(|c| !mode.is_signal(c))
         .map(|c| c.row.clone())
         .collect();
     let keys: Vec<(String, String)> = rows
@@ -339,6 +367,7 @@ async fn build_content(
         notes,
         change_count: changes.len(),
         mirror_updates: completion.mirror_updates,
+        at: ctx.clock.now(),
     })
 }
 
@@ -397,35 +426,17 @@ async fn collect_history(
     ctx: &Context,
     tenant: &Tenant,
     creds: &sne_domain::tenant::SmaregiCredentials,
-    notices: &mut Vec<String>,
-) {
-    let cursor = match ctx.storage.cursor(&tenant.id, HISTORY_CURSOR).await {
-        Ok(cursor) => cursor,
-        Err(e) => {
-            notices.push(format!("在庫履歴の読み取り位置を取得できませんでした: {e}"));
-            return;
-        }
-    };
+) -> Result<(), HistoryModeError> {
+    let cursor = ctx.storage.cursor(&tenant.id, HISTORY_CURSOR).await?;
     let Some(after_id) = cursor.as_deref().and_then(|c| c.parse::<u64>().ok()) else {
-        notices
-            .push("在庫変動履歴の読み取り位置がありません。読み取りを設定し直してください".into());
-        return;
+        return Err(HistoryModeError::NoCursor);
     };
-    let rows = match ctx
+    let rows = ctx
         .smaregi
         .stock_history_after(creds, after_id, ctx.config.max_history_rows)
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => {
-            notices.push(format!(
-                "スマレジの在庫変動履歴を読めませんでした(次回再試行します): {e}"
-            ));
-            return;
-        }
-    };
+        .await?;
     let Some(max_id) = rows.iter().filter_map(|r| r.history_id).max() else {
-        return;
+        return Ok(());
     };
     let received_at = ctx.clock.now();
     let changes: Vec<StockChange> = rows
@@ -437,21 +448,17 @@ async fn collect_history(
             received_at,
         })
         .collect();
-    if let Err(e) = ctx.storage.append_changes(&tenant.id, &changes).await {
-        notices.push(format!(
-            "在庫変動履歴を保存できませんでした(次回再試行します): {e}"
-        ));
-        return;
-    }
-    let _ = ctx
-        .storage
+    ctx.storage.append_changes(&tenant.id, &changes).await?;
+    // Losing this race to another reader only means reading some rows again.
+    ctx.storage
         .set_cursor(
             &tenant.id,
             HISTORY_CURSOR,
             cursor.as_deref(),
             &max_id.to_string(),
         )
-        .await;
+        .await?;
+    Ok(())
 }
 
 async fn upload_batch(
@@ -474,13 +481,25 @@ async fn upload_batch(
         .transition(
             &tenant.id,
             &batch_id,
-            &Transition::new(BatchState::Built, BatchState::Uploading, ctx.clock.now()),
+            &Transition::of(&batch, BatchState::Uploading, ctx.clock.now()),
         )
         .await
         .map_err(|e| failed(&e))?;
-    match ctx.nextengine.upload_stock_csv(&tenant.id, &csv).await {
+    // Bounded well below the grace, so no attempt is still in flight when another
+    // run concludes from the queue list that NextEngine never got the file.
+    let sent = tokio::time::timeout(
+        ctx.config.upload_deadline(),
+        ctx.nextengine.upload_stock_csv(&tenant.id, &csv),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(NeError::Transport(
+            "no answer within the upload deadline".into(),
+        ))
+    });
+    match sent {
         Ok(que_id) => {
-            let uploaded = record_que_id(ctx, tenant, &uploading, BatchState::Uploading, &que_id)
+            let uploaded = record_que_id(ctx, tenant, &uploading, &que_id, None)
                 .await
                 .map_err(|e| failed(&e))?;
             Ok((uploaded_section(ctx, &uploaded).await, Some(uploaded)))
@@ -497,8 +516,7 @@ async fn upload_batch(
         Err(e) => {
             // An error envelope proves nothing was queued: the frozen file waits for
             // the next run.
-            let mut back =
-                Transition::new(BatchState::Uploading, BatchState::Built, ctx.clock.now());
+            let mut back = Transition::of(&uploading, BatchState::Built, ctx.clock.now());
             back.error = Some(e.to_string());
             store
                 .transition(&tenant.id, &batch_id, &back)
@@ -513,11 +531,12 @@ async fn record_que_id(
     ctx: &Context,
     tenant: &Tenant,
     batch: &UploadBatch,
-    from: BatchState,
     que_id: &str,
+    decision: Option<OperatorDecision>,
 ) -> Result<UploadBatch, sne_ports::StoreError> {
-    let mut t = Transition::new(from, BatchState::Uploaded, ctx.clock.now());
+    let mut t = Transition::of(batch, BatchState::Uploaded, ctx.clock.now());
     t.que_id = Some(que_id.to_string());
+    t.decision = decision;
     ctx.storage
         .transition(&tenant.id, &batch.batch_id, &t)
         .await
@@ -551,14 +570,31 @@ async fn uploaded_section(ctx: &Context, batch: &UploadBatch) -> UploadSection {
     }
 }
 
+/// What became of an upload whose answer never arrived.
+enum Resolution {
+    /// Found in NextEngine's queue: it is `Uploaded` now.
+    Adopted(Box<UploadBatch>),
+    /// Too early to tell; nothing else goes up in this run.
+    Wait(UploadSection),
+    /// Ambiguous: held for a person, with this notice for the report.
+    Held(String),
+    /// Not in the queue after the grace: back to `Built`, sent again.
+    SendAgain,
+}
+
 /// An upload call whose answer never arrived: find it in NextEngine's queue.
-/// Returns a section when this run must not upload anything else.
 async fn resolve_unknown_outcome(
     ctx: &Context,
     tenant: &Tenant,
     batch: &UploadBatch,
-) -> Result<Option<UploadSection>, UploadSection> {
+) -> Result<Resolution, UploadSection> {
     let store = &ctx.storage;
+    let store_failed = |e: sne_ports::StoreError| UploadSection::Failed {
+        batch_id: Some(batch.batch_id.clone()),
+        reason: e.to_string(),
+    };
+    // The latest attempt's start: an earlier attempt's queue would have shown up
+    // before that attempt was made.
     let started = batch.upload_started_at.unwrap_or(batch.updated_at);
     // Queue dates have second precision and NextEngine's clock is not ours.
     let since = to_jst(started - ChronoDuration::minutes(2));
@@ -570,66 +606,62 @@ async fn resolve_unknown_outcome(
     let known: HashSet<String> = store
         .known_que_ids(&tenant.id)
         .await
-        .map_err(|e| UploadSection::Failed {
-            batch_id: Some(batch.batch_id.clone()),
-            reason: e.to_string(),
-        })?
+        .map_err(store_failed)?
         .into_iter()
         .collect();
-    let candidates: Vec<_> = queues
+    let candidates: Vec<QueueCandidate> = queues
         .into_iter()
         .filter(|q| !known.contains(&q.que_id))
+        .map(|q| QueueCandidate {
+            created_at: q
+                .created_at
+                .map(|t| t.format(sne_domain::time::API_FORMAT).to_string())
+                .unwrap_or_default(),
+            que_id: q.que_id,
+            upload_name: q.upload_name,
+            client_file_name: q.client_file_name,
+        })
         .collect();
-    let store_failed = |e: sne_ports::StoreError| UploadSection::Failed {
-        batch_id: Some(batch.batch_id.clone()),
-        reason: e.to_string(),
-    };
-    match candidates.as_slice() {
-        [only] => {
-            let adopted = record_que_id(ctx, tenant, batch, BatchState::Uploading, &only.que_id)
+    let waited = (ctx.clock.now() - started).to_std().unwrap_or_default();
+    match find_lost_upload(candidates) {
+        LostUpload::Adopt(queue) => {
+            let adopted = record_que_id(ctx, tenant, batch, &queue.que_id, None)
                 .await
                 .map_err(store_failed)?;
-            tracing::info!(tenant = %tenant.id, batch = %batch.batch_id, que_id = %only.que_id,
+            tracing::info!(tenant = %tenant.id, batch = %batch.batch_id, que_id = %queue.que_id,
                 "adopted the queue of an upload whose answer was lost");
-            Ok(Some(uploaded_section(ctx, &adopted).await))
+            Ok(Resolution::Adopted(Box::new(adopted)))
         }
-        [] => {
-            let waited = ctx.clock.now() - started;
-            if waited.to_std().unwrap_or_default() < ctx.config.unknown_outcome_grace {
-                return Ok(Some(UploadSection::Unresolved {
-                    batch_id: batch.batch_id.clone(),
-                    reason: "前回のアップロードの結果をネクストエンジンのキューで確認中です".into(),
-                }));
-            }
-            // Long enough that a request in flight would have been queued by now.
-            let mut back =
-                Transition::new(BatchState::Uploading, BatchState::Built, ctx.clock.now());
+        // A request still in flight could yet be queued, or be the one found.
+        _ if waited < ctx.config.unknown_outcome_grace => {
+            Ok(Resolution::Wait(UploadSection::Unresolved {
+                batch_id: batch.batch_id.clone(),
+                reason: "前回のアップロードの結果をネクストエンジンのキューで確認中です".into(),
+            }))
+        }
+        LostUpload::NotFound => {
+            let mut back = Transition::of(batch, BatchState::Built, ctx.clock.now());
             back.error = Some("ネクストエンジンのキューに見つからないため再送します".into());
             store
                 .transition(&tenant.id, &batch.batch_id, &back)
                 .await
                 .map_err(store_failed)?;
-            Ok(None)
+            Ok(Resolution::SendAgain)
         }
-        _ => {
-            let mut t = Transition::new(
-                BatchState::Uploading,
-                BatchState::NeedsAttention,
-                ctx.clock.now(),
-            );
-            let ids: Vec<_> = candidates.iter().map(|q| q.que_id.as_str()).collect();
-            t.error = Some(format!("候補のキューが複数あります: {}", ids.join(",")));
+        LostUpload::Ambiguous(candidates) => {
+            let ids: Vec<_> = candidates.iter().map(|q| q.que_id.clone()).collect();
+            let mut t = Transition::of(batch, BatchState::NeedsAttention, ctx.clock.now());
+            t.error = Some(format!("候補のキュー: {}", ids.join(",")));
+            t.candidates = candidates;
             store
                 .transition(&tenant.id, &batch.batch_id, &t)
                 .await
                 .map_err(store_failed)?;
-            Ok(Some(UploadSection::Unresolved {
-                batch_id: batch.batch_id.clone(),
-                reason: format!(
-                    "アップロード結果を特定できません(候補のキューID: {})。二重計上を避けるため自動では再送しません。管理画面で確認してください",
-                    ids.join(",")
-                ),
-            }))
+            Ok(Resolution::Held(format!(
+                "ファイル {} のアップロード結果を特定できません(候補のキューID: {})。二重計上を避けるため自動では再送せず、要確認として保留しました。管理画面の「要確認のアップロード」で確認してください",
+                batch.batch_id,
+                ids.join(",")
+            )))
         }
     }
 }

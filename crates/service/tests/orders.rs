@@ -564,9 +564,15 @@ async fn a_crash_at_every_step_never_ships_twice() {
             Some(OrderImportState::Imported { .. })
         ));
     }
-    // A second process running concurrently on the same data changes nothing.
-    let (a, b) = tokio::join!(h.import(50), h.import(50));
-    assert!(a.error.is_none() && b.error.is_none());
+    // A second process running concurrently on the same data changes nothing:
+    // one of them holds the tenant's import lease, the other leaves it alone.
+    let tenant = h.tenant().await;
+    let options = ImportOptions { page_size: 50 };
+    let (a, b) = tokio::join!(
+        run_order_import_with(&h.ctx, &tenant, &options),
+        run_order_import_with(&h.ctx, &tenant, &options)
+    );
+    assert!(a.iter().chain(b.iter()).all(|s| s.error.is_none()));
     assert_eq!(h.sm.shipments().len(), 3);
 }
 
@@ -812,12 +818,22 @@ async fn settings_are_cleaned_checked_and_answered_with_the_manuals_messages() {
         invalid(configure_order_import(&h.ctx, &h.tenant, form("1")).await)
             .contains("24.出荷情報取得")
     );
-    // Only the two functions of the manual: the store is checked by the dry call.
-    h.sm.set_functions(CONTRACT, &["shipment_upd", "shipment_ref"]);
+    // The manual's two functions plus 在庫情報参照, which the import needs for
+    // reading stock history: the store is checked by the dry call.
+    h.sm.set_functions(CONTRACT, &["shipment_upd", "shipment_ref", "stock_ref"]);
     assert!(
         invalid(configure_order_import(&h.ctx, &h.tenant, form("99")).await).contains("店舗ID 99")
     );
     assert!(!h.tenant().await.order_import.enabled, "nothing saved");
+    // Without 在庫情報参照 the import would upload its own shipments with
+    // absolute pushes: refused, nothing saved.
+    h.sm.set_functions(CONTRACT, &["shipment_upd", "shipment_ref"]);
+    assert!(
+        invalid(configure_order_import(&h.ctx, &h.tenant, form("1")).await)
+            .contains("在庫情報参照")
+    );
+    assert!(!h.tenant().await.order_import.enabled, "nothing saved");
+    h.sm.set_functions(CONTRACT, &["shipment_upd", "shipment_ref", "stock_ref"]);
 
     // Pasted with spaces and line breaks.
     let pasted = OrderImportForm {
@@ -831,7 +847,17 @@ async fn settings_are_cleaned_checked_and_answered_with_the_manuals_messages() {
         .unwrap();
     assert_eq!(saved.message, "受注数取り込みを開始しました");
     assert_eq!(saved.message, STARTED_MESSAGE);
-    assert_eq!(saved.warnings.len(), 1, "stock_ref is off: {saved:?}");
+    assert_eq!(
+        saved.warnings.len(),
+        1,
+        "history reading went on: {saved:?}"
+    );
+    assert!(saved.warnings[0].contains("在庫変動履歴"), "{saved:?}");
+    assert!(
+        sne_service::uploader::history_mode_since(&h.ctx, &h.tenant().await)
+            .await
+            .is_some()
+    );
     let tenant = h.tenant().await;
     assert!(tenant.order_import.enabled);
     assert_eq!(tenant.order_import.store_id.as_deref(), Some("1"));

@@ -46,6 +46,10 @@ pub struct NeConfig {
     /// Whether a new `/api_neauth` for a company supersedes its previous
     /// token pair (NE changes tokens on every login).
     pub login_supersedes_tokens: bool,
+    /// Whether queue rows name their kind: `que_upload_name` `NE_API` for API
+    /// uploads and the screen's name (with `que_client_file_name`) for an
+    /// operator's own upload. `false`: both empty. Single source; test both.
+    pub queue_upload_names: bool,
 }
 
 impl Default for NeConfig {
@@ -63,6 +67,7 @@ impl Default for NeConfig {
             redirect_code: "002003".into(),
             overload_wait_ms: 200,
             login_supersedes_tokens: true,
+            queue_upload_names: true,
         }
     }
 }
@@ -150,6 +155,8 @@ pub struct ReceivedUpload {
     pub status: String,
     pub message: String,
     pub received_at: String,
+    /// Uploaded through the screen ([`NeSim::operator_upload`]), not the API.
+    pub by_operator: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -290,7 +297,14 @@ struct Queue {
     csv: String,
     created: NaiveDateTime,
     modified: NaiveDateTime,
+    upload_name: &'static str,
+    client_file_name: String,
 }
+
+/// `que_upload_name` of an API upload (reference: nextengine-api.md, Update "Queue names").
+pub const API_UPLOAD_NAME: &str = "NE_API";
+/// `que_upload_name` of the screen's goods CSV upload (assumed wording).
+pub const SCREEN_UPLOAD_NAME: &str = "商品マスタ一括登録";
 
 struct SignInState {
     company_id: String,
@@ -381,6 +395,7 @@ impl NeSim {
             .route("/_sim/queues/step", post(ctl_step))
             .route("/_sim/queues/run", post(ctl_run))
             .route("/_sim/uploads", get(ctl_uploads))
+            .route("/_sim/operator_upload", post(ctl_operator_upload))
             .route("/_sim/faults", post(ctl_fault).delete(ctl_clear_faults))
             .route("/_sim/tokens", get(ctl_tokens))
             .route("/_sim/tokens/issue", post(ctl_issue))
@@ -589,6 +604,26 @@ impl NeSim {
         }
     }
 
+    /// An operator's own goods CSV uploaded through NextEngine's screen: it lands
+    /// in the same queue list as API uploads and is applied the same way.
+    pub fn operator_upload(
+        &self,
+        company_id: &str,
+        csv: &str,
+        file_name: &str,
+    ) -> Result<String, String> {
+        let mut st = self.lock();
+        validate_csv(csv)?;
+        let id = enqueue(
+            &mut st,
+            company_id,
+            csv.to_string(),
+            SCREEN_UPLOAD_NAME,
+            file_name.to_string(),
+        );
+        Ok(id.to_string())
+    }
+
     pub fn uploads(&self) -> Vec<ReceivedUpload> {
         let st = self.lock();
         st.queues
@@ -600,6 +635,7 @@ impl NeSim {
                 status: q.status.to_string(),
                 message: q.message.clone(),
                 received_at: fmt_dt(q.created),
+                by_operator: q.upload_name != API_UPLOAD_NAME,
             })
             .collect()
     }
@@ -1276,18 +1312,7 @@ fn upload(
     let text = String::from_utf8(raw).map_err(|_| "CSVの文字コードが不正です。".to_string())?;
     let text = text.trim_start_matches('\u{feff}').to_string();
     validate_csv(&text)?;
-    let now = st.clock.now_jst();
-    let que_id = st.next_que_id;
-    st.next_que_id += 1;
-    st.queues.push(Queue {
-        que_id,
-        company_id: company_id.to_string(),
-        status: 0,
-        message: String::new(),
-        csv: text,
-        created: now,
-        modified: now,
-    });
+    let que_id = enqueue(st, company_id, text, API_UPLOAD_NAME, String::new());
     if let QueueMode::Auto { delay_ms } = st.config.queue_mode {
         let sim = sim.clone();
         tokio::spawn(async move {
@@ -1302,6 +1327,30 @@ fn upload(
     m.insert("result".into(), "success".into());
     m.insert("que_id".into(), que_id.to_string().into());
     Ok(m)
+}
+
+fn enqueue(
+    st: &mut NeState,
+    company_id: &str,
+    csv: String,
+    upload_name: &'static str,
+    client_file_name: String,
+) -> u64 {
+    let now = st.clock.now_jst();
+    let que_id = st.next_que_id;
+    st.next_que_id += 1;
+    st.queues.push(Queue {
+        que_id,
+        company_id: company_id.to_string(),
+        status: 0,
+        message: String::new(),
+        csv,
+        created: now,
+        modified: now,
+        upload_name,
+        client_file_name,
+    });
+    que_id
 }
 
 // ---------------------------------------------------------------------------
@@ -1478,8 +1527,16 @@ fn build_rows(st: &NeState, company_id: &str, table: Table) -> Vec<Row> {
                 r.insert("que_id", s(q.que_id));
                 r.insert("que_method_name", s("SYOHIN_KIHON_CSV"));
                 r.insert("que_shop_id", None);
-                r.insert("que_upload_name", s("SYOHIN_KIHON_QUE"));
-                r.insert("que_client_file_name", s("api_upload.csv"));
+                let named = st.config.queue_upload_names;
+                r.insert("que_upload_name", s(if named { q.upload_name } else { "" }));
+                r.insert(
+                    "que_client_file_name",
+                    s(if named {
+                        q.client_file_name.as_str()
+                    } else {
+                        ""
+                    }),
+                );
                 r.insert("que_file_name", s(format!("que_{}.csv", q.que_id)));
                 r.insert("que_status_id", s(q.status));
                 r.insert("que_message", s(&q.message));
@@ -1860,6 +1917,23 @@ async fn ctl_run(State(sim): State<NeSim>) -> Json<Value> {
 
 async fn ctl_uploads(State(sim): State<NeSim>) -> Json<Value> {
     Json(json!(sim.uploads()))
+}
+
+#[derive(Deserialize)]
+struct OperatorUpload {
+    company_id: String,
+    csv: String,
+    file_name: String,
+}
+
+async fn ctl_operator_upload(
+    State(sim): State<NeSim>,
+    Json(u): Json<OperatorUpload>,
+) -> (StatusCode, Json<Value>) {
+    match sim.operator_upload(&u.company_id, &u.csv, &u.file_name) {
+        Ok(que_id) => (StatusCode::OK, Json(json!({"que_id": que_id}))),
+        Err(message) => (StatusCode::BAD_REQUEST, Json(json!({"error": message}))),
+    }
 }
 
 async fn ctl_fault(State(sim): State<NeSim>, Json(f): Json<Fault>) -> Json<Value> {

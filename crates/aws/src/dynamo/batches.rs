@@ -5,11 +5,11 @@
 use super::*;
 use async_trait::async_trait;
 use serde::Deserialize;
-use sne_domain::batch_state::{BatchState, can_transition};
+use sne_domain::batch_state::BatchState;
 use sne_domain::complete::MirrorEntry;
 use sne_domain::report::ParkedLine;
 use sne_domain::upload_csv::UploadLine;
-use sne_ports::{BatchStore, BuiltContent, Transition, UploadBatch};
+use sne_ports::{BatchRuleError, BatchStore, BuiltContent, Transition, UploadBatch};
 
 pub(crate) const LOCK_SK: &str = "BUILDING";
 pub(crate) const PHASE_BUILDING: &str = "building";
@@ -90,6 +90,12 @@ impl DynamoStore {
             None => item.remove("owner"),
         };
         Ok(item)
+    }
+
+    pub(crate) fn report_wait_item(&self, batch: &UploadBatch) -> Item {
+        let mut item = key(&tenant_pk(&batch.tenant_id), &report_wait_sk(batch));
+        item.insert("batch_id".into(), s(&batch.batch_id));
+        item
     }
 
     /// The index items a new batch needs next to its own item.
@@ -194,6 +200,20 @@ fn conflict(batch_id: &str, why: impl std::fmt::Display) -> StoreError {
     StoreError::Conflict(format!("batch {batch_id}: {why}"))
 }
 
+/// A step the batch rules refuse is the caller's conflict: it read an older record.
+pub(crate) fn rule(e: BatchRuleError) -> StoreError {
+    StoreError::Conflict(e.to_string())
+}
+
+/// Sparse index of finished batches no report has told yet.
+pub(crate) fn report_wait_sk(batch: &UploadBatch) -> String {
+    format!(
+        "BREPORT#{}#{}",
+        time_key(batch.created_at),
+        esc(&batch.batch_id)
+    )
+}
+
 #[async_trait]
 impl BatchStore for DynamoStore {
     async fn finish_build(
@@ -207,15 +227,7 @@ impl BatchStore for DynamoStore {
         let Some(stored) = self.load_batch(tenant, batch_id).await? else {
             return Err(StoreError::NotFound(format!("batch {batch_id}")));
         };
-        if stored.batch.state != BatchState::Building {
-            return Err(conflict(
-                batch_id,
-                format!("is {}, not building", stored.batch.state),
-            ));
-        }
-        if stored.batch.owner.as_deref() != Some(owner) {
-            return Err(conflict(batch_id, "held by another run"));
-        }
+        let batch = stored.batch.freeze(owner, content).map_err(rule)?;
 
         // Parts are written first, each guarded by the revision just read: a
         // takeover bumps it, so a builder that lost the batch writes nothing more.
@@ -241,20 +253,6 @@ impl BatchStore for DynamoStore {
             .await?
             .map_err(|()| conflict(batch_id, "taken over while finishing"))?;
 
-        let mut batch = stored.batch.clone();
-        batch.state = if content.lines.is_empty() {
-            BatchState::Empty
-        } else {
-            BatchState::Built
-        };
-        batch.lines = content.lines.clone();
-        batch.parked = content.parked.clone();
-        batch.notes = content.notes.clone();
-        batch.change_count = content.change_count;
-        batch.csv_key = content.csv_key.clone();
-        batch.lease_until = None;
-        // BuiltContent carries no instant; the builder finished just now.
-        batch.updated_at = Utc::now().max(batch.updated_at);
         let mut item = self.batch_item(Some(&stored.item), &batch, stored.rev + 1)?;
         frozen.store(&mut item, "frozen");
         staged.store(&mut item, "mirror");
@@ -305,51 +303,7 @@ impl BatchStore for DynamoStore {
             let Some(stored) = self.load_batch(tenant, batch_id).await? else {
                 return Err(StoreError::NotFound(format!("batch {batch_id}")));
             };
-            let mut batch = stored.batch.clone();
-            if batch.state != t.from {
-                return Err(conflict(
-                    batch_id,
-                    format!("is {}, not {}", batch.state, t.from),
-                ));
-            }
-            if !can_transition(t.from, t.to) {
-                return Err(conflict(
-                    batch_id,
-                    format!("cannot go from {} to {}", t.from, t.to),
-                ));
-            }
-            match t.to {
-                BatchState::Uploading => {
-                    batch.upload_started_at = Some(t.at);
-                    batch.upload_attempts += 1;
-                }
-                BatchState::Uploaded => {
-                    let Some(que_id) = &t.que_id else {
-                        return Err(conflict(batch_id, "uploaded needs a queue id"));
-                    };
-                    batch.que_id = Some(que_id.clone());
-                }
-                BatchState::Succeeded | BatchState::Failed => {
-                    let Some(outcome) = &t.outcome else {
-                        return Err(conflict(
-                            batch_id,
-                            format!("{} needs the queue outcome", t.to),
-                        ));
-                    };
-                    batch.outcome = Some(outcome.clone());
-                }
-                _ => {}
-            }
-            if t.from == BatchState::Building {
-                batch.lease_until = None;
-            }
-            // A transition without an error keeps the last one: the history then
-            // still shows why an earlier attempt was retried.
-            if let Some(error) = &t.error {
-                batch.last_error = Some(error.clone());
-            }
-            batch.state = t.to;
-            batch.updated_at = t.at;
+            let batch = stored.batch.apply(t).map_err(rule)?;
 
             let item = self.batch_item(Some(&stored.item), &batch, stored.rev + 1)?;
             let mut by_state = key(&pk, &state_sk(batch.state, &batch));
@@ -359,6 +313,9 @@ impl BatchStore for DynamoStore {
                 self.delete(&pk, &state_sk(t.from, &batch), None),
                 self.put(by_state, None),
             ];
+            if batch.awaits_report() {
+                tx.push(self.put(self.report_wait_item(&batch), None));
+            }
             if let (BatchState::Uploaded, Some(que_id)) = (t.to, &batch.que_id) {
                 let mut que = key(&pk, &format!("QUE#{}#{}", esc(que_id), esc(batch_id)));
                 que.insert("que_id".into(), s(que_id));
@@ -380,7 +337,7 @@ impl BatchStore for DynamoStore {
             match self.transact(tx).await? {
                 Tx::Committed => return Ok(batch),
                 // Someone else wrote the batch since it was read: look again,
-                // the state check above then decides.
+                // the domain rules then decide (a stale step fails there).
                 Tx::Cancelled(_) => {
                     round += 1;
                     cas_backoff(round).await?;
@@ -434,5 +391,21 @@ impl BatchStore for DynamoStore {
             .collect::<StoreResult<Vec<_>>>()?;
         ids.dedup();
         Ok(ids)
+    }
+
+    async fn unreported_outcomes(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> StoreResult<Vec<UploadBatch>> {
+        if limit == 0 {
+            return Ok(vec![]);
+        }
+        let index = self
+            .query(&tenant_pk(tenant), "BREPORT#", true, Some(limit))
+            .await?;
+        let mut batches = self.batches_from_index(tenant, index).await?;
+        batches.retain(UploadBatch::awaits_report);
+        Ok(batches)
     }
 }

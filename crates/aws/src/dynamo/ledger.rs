@@ -242,10 +242,10 @@ impl StockLedger for DynamoStore {
                         "lock names a batch that is not building",
                     ));
                 }
-                let mut batch = stored.batch.clone();
-                batch.owner = Some(claim.owner.clone());
-                batch.lease_until = Some(claim.lease_until);
-                batch.updated_at = claim.now;
+                let batch = stored
+                    .batch
+                    .take_over(&claim.owner, claim.now, claim.lease_until)
+                    .map_err(super::batches::rule)?;
                 let taken = Cond::new("#b = :b AND #o = :o AND #l = :l")
                     .name("#b", "batch_id")
                     .name("#o", "owner")
@@ -277,25 +277,13 @@ impl StockLedger for DynamoStore {
             if self.query(&pk, "PEND#", true, Some(1)).await?.is_empty() {
                 return Ok(None);
             }
-            let batch = UploadBatch {
-                tenant_id: tenant.clone(),
-                batch_id: claim.new_batch_id.clone(),
-                state: BatchState::Building,
-                created_at: claim.now,
-                updated_at: claim.now,
-                owner: Some(claim.owner.clone()),
-                lease_until: Some(claim.lease_until),
-                lines: vec![],
-                parked: vec![],
-                notes: vec![],
-                change_count: 0,
-                csv_key: None,
-                que_id: None,
-                upload_started_at: None,
-                upload_attempts: 0,
-                outcome: None,
-                last_error: None,
-            };
+            let batch = UploadBatch::building(
+                tenant.clone(),
+                claim.new_batch_id.clone(),
+                claim.owner.clone(),
+                claim.now,
+                claim.lease_until,
+            );
             let mut tx = vec![self.put(
                 lock_item(&pk, &batch.batch_id, &claim.owner, claim.lease_until),
                 Some(Cond::absent()),

@@ -168,16 +168,51 @@ impl OrderImportStore for DynamoStore {
 impl ReportOutbox for DynamoStore {
     async fn enqueue_report(&self, report: &OutboxReport) -> StoreResult<bool> {
         let pk = tenant_pk(&report.tenant_id);
-        let mut tx = vec![self.put(self.report_put(report, 1)?, Some(Cond::absent()))];
-        for kind in ["RTIME", "RPEND"] {
-            if kind == "RPEND" && report.sent_at.is_some() {
-                continue;
+        let mut round = 0;
+        loop {
+            // The report item comes first: its code tells "already enqueued" apart
+            // from a batch that changed since it was read.
+            let mut tx = vec![self.put(self.report_put(report, 1)?, Some(Cond::absent()))];
+            for kind in ["RTIME", "RPEND"] {
+                if kind == "RPEND" && report.sent_at.is_some() {
+                    continue;
+                }
+                let mut index = key(&pk, &report_index_sk(kind, report));
+                index.insert("report_id".into(), s(&report.id));
+                tx.push(self.put(index, None));
             }
-            let mut index = key(&pk, &report_index_sk(kind, report));
-            index.insert("report_id".into(), s(&report.id));
-            tx.push(self.put(index, None));
+            for batch_id in &report.reported_batches {
+                let stored = self
+                    .load_batch(&report.tenant_id, batch_id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("batch {batch_id}")))?;
+                let marked = stored
+                    .batch
+                    .mark_reported(&report.id)
+                    .map_err(super::batches::rule)?;
+                tx.push(self.put(
+                    self.batch_item(Some(&stored.item), &marked, stored.rev + 1)?,
+                    Some(Cond::rev(stored.rev)),
+                ));
+                tx.push(self.delete(&pk, &super::batches::report_wait_sk(&marked), None));
+            }
+            if tx.len() > self.tx_limit {
+                return Err(StoreError::Conflict(format!(
+                    "a report can mark at most {} batches",
+                    (self.tx_limit - 3) / 2
+                )));
+            }
+            match self.transact(tx).await? {
+                Tx::Committed => return Ok(true),
+                Tx::Cancelled(codes) if codes.first().is_some_and(|c| c == CONDITION_FAILED) => {
+                    return Ok(false);
+                }
+                Tx::Cancelled(_) => {
+                    round += 1;
+                    cas_backoff(round).await?;
+                }
+            }
         }
-        Ok(matches!(self.transact(tx).await?, Tx::Committed))
     }
 
     async fn pending_reports(&self, tenant: &TenantId) -> StoreResult<Vec<OutboxReport>> {

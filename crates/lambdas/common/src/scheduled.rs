@@ -23,6 +23,7 @@ const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScheduledJob {
     /// Queue check, upload and report; also serves 「今すぐ実行」 for one tenant.
+    /// Not the order import: two functions importing at once would race.
     Uploader,
     /// Only the queue check (and the report it produces).
     QueueChecker,
@@ -33,7 +34,7 @@ pub enum ScheduledJob {
 impl ScheduledJob {
     fn jobs(self) -> Jobs {
         match self {
-            ScheduledJob::Uploader => Jobs::All,
+            ScheduledJob::Uploader => Jobs::Stock,
             ScheduledJob::QueueChecker => Jobs::CheckQueue,
             ScheduledJob::OrderImporter => Jobs::ImportOrders,
         }

@@ -2,9 +2,10 @@
 //! 「今すぐ実行」.
 
 use super::session::Session;
-use super::views::{BatchRow, HistoryPage, Layout, OrderRow, ReportRow};
+use super::views::{BatchRow, CandidateRow, HeldRow, HistoryPage, Layout, OrderRow, ReportRow};
 use super::{AdminError, AdminResult, Flash, jst, page, redirect_with, take_flash};
 use crate::Context;
+use crate::held::HeldDecision;
 use crate::uploader::csv_file_name;
 use axum::Form;
 use axum::extract::{Path, State};
@@ -19,6 +20,8 @@ use std::time::Duration;
 const BATCHES_SHOWN: usize = 50;
 const REPORTS_SHOWN: usize = 30;
 const ORDERS_SHOWN: usize = 100;
+/// Lines of a held file shown beside its buttons; the CSV has them all.
+const HELD_LINES_SHOWN: usize = 20;
 /// Presigned links are handed out per click, so they need not live long.
 const DOWNLOAD_LINK_TTL: Duration = Duration::from_secs(300);
 
@@ -119,8 +122,42 @@ fn order_row(record: &sne_ports::OrderImportRecord) -> OrderRow {
     }
 }
 
+fn held_row(batch: &UploadBatch) -> HeldRow {
+    HeldRow {
+        id: batch.batch_id.clone(),
+        at: jst(batch.created_at),
+        attempt_at: batch.upload_started_at.map(jst).unwrap_or_default(),
+        products: batch.lines.len(),
+        lines: batch
+            .lines
+            .iter()
+            .take(HELD_LINES_SHOWN)
+            .map(|l| format!("{}: {:+}", l.goods_code, l.delta))
+            .collect(),
+        more_lines: batch.lines.len().saturating_sub(HELD_LINES_SHOWN),
+        candidates: batch
+            .candidates
+            .iter()
+            .map(|c| CandidateRow {
+                que_id: c.que_id.clone(),
+                created_at: c.created_at.clone(),
+                kind: match (c.upload_name.trim(), c.client_file_name.trim()) {
+                    ("", "") => "不明".to_string(),
+                    (name, "") => name.to_string(),
+                    (name, file) => format!("{name} ({file})"),
+                },
+            })
+            .collect(),
+    }
+}
+
 pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderMap) -> AdminResult {
     let tenant = &session.tenant;
+    let held = crate::held::held_uploads(&ctx, &tenant.id)
+        .await?
+        .iter()
+        .map(held_row)
+        .collect();
     let batches = ctx
         .storage
         .recent_batches(&tenant.id, BATCHES_SHOWN)
@@ -163,6 +200,7 @@ pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderM
             csrf: session.csrf.clone(),
             flash,
         },
+        held,
         batches,
         reports,
         orders,
@@ -238,4 +276,55 @@ pub async fn run_now(
         }
     };
     Ok(redirect_with(&ctx, back, flash))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ResolveForm {
+    csrf: Option<String>,
+    /// `uploaded` (「アップロード済みとして扱う」) or `reupload` (「再アップロードする」).
+    action: String,
+    que_id: String,
+}
+
+pub async fn resolve_held(
+    State(ctx): State<Context>,
+    session: Session,
+    Path(batch_id): Path<String>,
+    Form(form): Form<ResolveForm>,
+) -> AdminResult {
+    session.check_csrf(form.csrf.as_deref())?;
+    let decision = match form.action.as_str() {
+        "uploaded" => HeldDecision::TreatAsUploaded {
+            que_id: form.que_id,
+        },
+        "reupload" => HeldDecision::Reupload,
+        _ => {
+            return Ok(redirect_with(
+                &ctx,
+                "/history",
+                Flash::error("操作を選んでください"),
+            ));
+        }
+    };
+    let tenant = &session.tenant;
+    let flash = match crate::held::resolve_held(
+        &ctx,
+        &tenant.id,
+        &batch_id,
+        decision,
+        &tenant.admin_email,
+    )
+    .await
+    {
+        Ok(batch) if batch.state == BatchState::Uploaded => Flash::ok(format!(
+            "ファイル {batch_id} をキューID {} でアップロード済みとして扱います。処理結果は次回の通知メールでお知らせします",
+            batch.que_id.unwrap_or_default()
+        )),
+        Ok(_) => Flash::ok(format!(
+            "ファイル {batch_id} を再アップロードします。結果は次回の通知メールでお知らせします"
+        )),
+        Err(e) => Flash::error(e.to_string()),
+    };
+    Ok(redirect_with(&ctx, "/history", flash))
 }

@@ -56,6 +56,7 @@ pub fn router() -> Router<Context> {
         )
         .route("/history", get(history::show))
         .route("/history/batches/{id}/csv", get(history::download_csv))
+        .route("/history/held/{id}/resolve", post(history::resolve_held))
         .route("/run-now", post(history::run_now))
         .layer(axum::middleware::map_response(security_headers))
 }

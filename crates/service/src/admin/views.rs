@@ -157,10 +157,29 @@ pub struct OrderRow {
     pub lines: String,
 }
 
+/// An upload held as 要確認, with what the operator needs to decide it.
+pub struct HeldRow {
+    pub id: String,
+    pub at: String,
+    pub attempt_at: String,
+    pub products: usize,
+    /// `goods code: delta` of the frozen file (the first lines).
+    pub lines: Vec<String>,
+    pub more_lines: usize,
+    pub candidates: Vec<CandidateRow>,
+}
+
+pub struct CandidateRow {
+    pub que_id: String,
+    pub created_at: String,
+    pub kind: String,
+}
+
 #[derive(Template)]
 #[template(path = "history.html")]
 pub struct HistoryPage {
     pub layout: Layout,
+    pub held: Vec<HeldRow>,
     pub batches: Vec<BatchRow>,
     pub reports: Vec<ReportRow>,
     pub orders: Vec<OrderRow>,
