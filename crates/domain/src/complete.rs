@@ -175,6 +175,7 @@ mod tests {
             history_id: None,
             from_store_id: None,
             to_store_id: None,
+            layaway_stock_amount: None,
         }
     }
 

@@ -201,6 +201,9 @@ fn parse_row(row: usize, value: &Value, relative: bool) -> Result<PushRow, PushE
     let amount = get("amount")
         .map(|value| quantity(row, "amount", value))
         .transpose()?;
+    let layaway_stock_amount = get("layawayStockAmount")
+        .map(|value| quantity(row, "layawayStockAmount", value))
+        .transpose()?;
     let division = optional_text(row, "stockDivision", get("stockDivision"))?
         .map(|code| StockDivision::from_code(&code));
     let changed_at = optional_time(row, "updDateTime", get("updDateTime"))?;
@@ -224,6 +227,7 @@ fn parse_row(row: usize, value: &Value, relative: bool) -> Result<PushRow, PushE
         history_id,
         from_store_id,
         to_store_id,
+        layaway_stock_amount,
     })
 }
 
@@ -430,6 +434,7 @@ mod tests {
                 history_id: None,
                 from_store_id: None,
                 to_store_id: None,
+                layaway_stock_amount: None,
             }]
         );
         assert!(parsed.ignored_tables.is_empty());
@@ -458,6 +463,26 @@ mod tests {
         assert_eq!(row.changed_at, parse_api_time("2026-11-27 10:00:00"));
         assert_eq!(row.history_id, Some(123));
         assert_eq!((row.from_store_id, row.to_store_id), (None, None));
+    }
+
+    #[test]
+    fn the_full_row_shape_keeps_its_layaway_stock() {
+        let row = single_row(
+            r#"{"storeId":"1","productId":"8000001","amount":"-1","stockAmount":"3","layawayStockAmount":"2",
+                "stockDivision":"02","fromStoreId":null,"toStoreId":null,"updDateTime":"2026-11-27 10:00:00"}"#,
+        )
+        .unwrap();
+        assert_eq!(row.layaway_stock_amount, Some(2));
+        assert!(matches!(
+            single_row(
+                r#"{"storeId":"1","productId":"2","stockAmount":"3","layawayStockAmount":"x"}"#
+            ),
+            Err(PushError::NotAnInteger {
+                row: 1,
+                field: "layawayStockAmount",
+                ..
+            })
+        ));
     }
 
     #[test]

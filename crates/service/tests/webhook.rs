@@ -293,3 +293,51 @@ async fn a_really_malformed_value_is_refused_naming_row_and_field() {
     );
     assert_eq!(pending(&f).await, 0, "no row of a refused push is stored");
 }
+
+async fn push_rows(f: &Fixture, params: &str) -> StatusCode {
+    let body = form(&[
+        ("proc_name", "stock_send"),
+        ("params", params),
+        ("contract_id", "c1"),
+        ("code", &f.code),
+    ]);
+    post(&f.ctx, body, &[]).await.0
+}
+
+#[tokio::test]
+async fn same_second_sales_without_id_are_two_changes_and_an_identical_resend_is_none() {
+    let f = fixture().await;
+    // Two registers sell one each in the same second: the full row shape, no id.
+    let params = r#"{"data":[{"table_name":"Stock","rows":[
+        {"storeId":"1","productId":"8000001","amount":"-1","stockAmount":"4","layawayStockAmount":"0","stockDivision":"02","updDateTime":"2026-11-27 10:00:00"},
+        {"storeId":"1","productId":"8000001","amount":"-1","stockAmount":"3","layawayStockAmount":"0","stockDivision":"02","updDateTime":"2026-11-27 10:00:00"}
+    ]}]}"#;
+    assert_eq!(push_rows(&f, params).await, StatusCode::OK);
+    assert_eq!(pending(&f).await, 2);
+    assert_eq!(push_rows(&f, params).await, StatusCode::OK);
+    assert_eq!(pending(&f).await, 2, "an identical resend adds nothing");
+}
+
+#[tokio::test]
+async fn identical_relative_sales_in_one_push_are_two_changes() {
+    let f = fixture().await;
+    let row = r#"{"storeId":"1","productId":"8000001","stockAmount":"-1","stockDivision":"02","updDateTime":"2026-11-27 10:00:00"}"#;
+    let params = format!(
+        r#"{{"proc_info":{{"proc_detail_division":"2"}},"data":[{{"table_name":"Stock","rows":[{row},{row}]}}]}}"#
+    );
+    assert_eq!(push_rows(&f, &params).await, StatusCode::OK);
+    assert_eq!(pending(&f).await, 2, "two registers, one second");
+    assert_eq!(push_rows(&f, &params).await, StatusCode::OK);
+    assert_eq!(pending(&f).await, 2, "a resend numbers them alike");
+}
+
+#[tokio::test]
+async fn same_second_transfers_to_different_stores_are_two_changes() {
+    let f = fixture().await;
+    let params = r#"{"data":[{"table_name":"Stock","rows":[
+        {"storeId":"1","productId":"8000001","amount":"-1","stockAmount":"4","stockDivision":"04","fromStoreId":"1","toStoreId":"2","updDateTime":"2026-11-27 10:00:00"},
+        {"storeId":"1","productId":"8000001","amount":"-1","stockAmount":"4","stockDivision":"04","fromStoreId":"1","toStoreId":"3","updDateTime":"2026-11-27 10:00:00"}
+    ]}]}"#;
+    assert_eq!(push_rows(&f, params).await, StatusCode::OK);
+    assert_eq!(pending(&f).await, 2);
+}
