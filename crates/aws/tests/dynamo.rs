@@ -37,6 +37,7 @@ fn change(key: &str, product: &str) -> StockChange {
             history_id: None,
             from_store_id: None,
             to_store_id: None,
+            layaway_stock_amount: None,
         },
         received_at: Utc.with_ymd_and_hms(2026, 11, 27, 1, 0, 0).unwrap(),
     }

@@ -35,7 +35,16 @@ pub enum CompletionNote {
         store_id: String,
         product_id: String,
     },
+    /// Rows with neither a history id nor a time: processed, but nothing tells
+    /// them from a Smaregi 再送 of the same rows in another push body, so the
+    /// operator must check them (要確認).
+    Indistinguishable { count: usize },
 }
+
+/// How a note that needs the operator's check begins, in the report and in the
+/// notes a batch keeps, so the admin screen can find it there.
+pub const NEEDS_CHECK: &str = "【要確認】";
+const INDISTINGUISHABLE_LEAD: &str = "再送と区別できない在庫変動 ";
 
 impl CompletionNote {
     pub fn describe(&self) -> String {
@@ -58,7 +67,22 @@ impl CompletionNote {
             } => format!(
                 "店舗{store_id} 商品{product_id}: 変更後の在庫数が不明なため増加数をそのまま通知しました"
             ),
+            CompletionNote::Indistinguishable { count } => format!(
+                "{NEEDS_CHECK}{INDISTINGUISHABLE_LEAD}{count}件: 変動日時も履歴IDもない在庫情報を、スマレジの再送と区別できないまま処理しました。\
+                 二重に計上されていないか、ネクストエンジンの在庫数を確認してください。\
+                 確実に一度ずつ通知するため、設定画面から在庫変動履歴の読み取りを開始することをおすすめします。"
+            ),
         }
+    }
+
+    /// The row count of an [`CompletionNote::Indistinguishable`] note, read back
+    /// from its text (batches keep their notes as text).
+    pub fn indistinguishable_count(text: &str) -> Option<usize> {
+        let rest = text
+            .strip_prefix(NEEDS_CHECK)?
+            .strip_prefix(INDISTINGUISHABLE_LEAD)?;
+        let digits = rest.split_once('件')?.0;
+        digits.parse().ok()
     }
 }
 
@@ -73,6 +97,10 @@ pub struct Completion {
 /// Completes `rows` (in the order they were received) against `mirror`.
 pub fn complete(rows: &[PushRow], mirror: &Mirror) -> Completion {
     let mut out = Completion::default();
+    let indistinguishable = rows
+        .iter()
+        .filter(|row| !row.is_distinguishable_from_resend())
+        .count();
     for row in rows {
         let key = (row.store_id.clone(), row.product_id.clone());
         let known = out
@@ -150,6 +178,11 @@ pub fn complete(rows: &[PushRow], mirror: &Mirror) -> Completion {
             history_id: row.history_id,
         });
     }
+    if indistinguishable > 0 {
+        out.notes.push(CompletionNote::Indistinguishable {
+            count: indistinguishable,
+        });
+    }
     out
 }
 
@@ -175,6 +208,7 @@ mod tests {
             history_id: None,
             from_store_id: None,
             to_store_id: None,
+            layaway_stock_amount: None,
         }
     }
 
@@ -242,6 +276,69 @@ mod tests {
         let c = complete(&[row], &Mirror::new());
         assert_eq!(c.changes[0].after, None);
         assert!(matches!(c.notes[0], CompletionNote::AfterUnknown { .. }));
+    }
+
+    #[test]
+    fn rows_without_id_or_time_are_counted_and_need_checking() {
+        let mut sale = absolute(0, "2026-11-27 10:00:00");
+        sale.kind = ChangeKind::Relative;
+        sale.after = None;
+        sale.amount = Some(-1);
+        sale.changed_at = None;
+        let mut timed = sale.clone();
+        timed.changed_at = parse_api_time("2026-11-27 10:00:00");
+        let mut mirror = Mirror::new();
+        mirror.insert(
+            key(),
+            MirrorEntry {
+                stock: 5,
+                as_of: None,
+            },
+        );
+        let c = complete(&[sale.clone(), sale, timed], &mirror);
+        let amounts: Vec<_> = c.changes.iter().map(|c| (c.amount, c.after)).collect();
+        assert_eq!(
+            amounts,
+            vec![(-1, Some(4)), (-1, Some(3)), (-1, Some(2))],
+            "counted, never dropped"
+        );
+        assert_eq!(
+            c.notes,
+            vec![CompletionNote::Indistinguishable { count: 2 }]
+        );
+        let text = c.notes[0].describe();
+        assert!(text.starts_with(NEEDS_CHECK), "{text}");
+        assert!(
+            text.contains("2件") && text.contains("在庫変動履歴の読み取り"),
+            "{text}"
+        );
+        assert_eq!(CompletionNote::indistinguishable_count(&text), Some(2));
+    }
+
+    #[test]
+    fn rows_with_id_or_time_need_no_check() {
+        let mut history = absolute(7, "2026-11-27 10:00:00");
+        history.kind = ChangeKind::History;
+        history.amount = Some(2);
+        history.history_id = Some(11);
+        history.changed_at = None;
+        let c = complete(
+            &[history, absolute(5, "2026-11-27 10:00:00")],
+            &Mirror::new(),
+        );
+        assert!(
+            !c.notes
+                .iter()
+                .any(|n| matches!(n, CompletionNote::Indistinguishable { .. })),
+            "{:?}",
+            c.notes
+        );
+        for note in &c.notes {
+            assert_eq!(
+                CompletionNote::indistinguishable_count(&note.describe()),
+                None
+            );
+        }
     }
 
     #[test]

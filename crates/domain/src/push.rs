@@ -40,6 +40,14 @@ pub enum PushError {
         field: &'static str,
         value: String,
     },
+    #[error(
+        "{row} 行目: {field} が日時として読めません (YYYY-MM-DD HH:MM:SS または ISO 8601): {value:?}"
+    )]
+    NotATime {
+        row: usize,
+        field: &'static str,
+        value: String,
+    },
 }
 
 /// A parsed push: the `Stock` rows in order, plus what was skipped.
@@ -193,19 +201,15 @@ fn parse_row(row: usize, value: &Value, relative: bool) -> Result<PushRow, PushE
     let amount = get("amount")
         .map(|value| quantity(row, "amount", value))
         .transpose()?;
+    let layaway_stock_amount = get("layawayStockAmount")
+        .map(|value| quantity(row, "layawayStockAmount", value))
+        .transpose()?;
     let division = optional_text(row, "stockDivision", get("stockDivision"))?
         .map(|code| StockDivision::from_code(&code));
-    let changed_at = match optional_text(row, "updDateTime", get("updDateTime"))? {
-        Some(text) => Some(crate::time::parse_api_time(&text).ok_or_else(|| {
-            malformed(format!(
-                "Stock {row} 行目: updDateTime が YYYY-MM-DD HH:MM:SS ではありません: {text:?}"
-            ))
-        })?),
-        None => None,
-    };
+    let changed_at = optional_time(row, "updDateTime", get("updDateTime"))?;
     let history_id = history_id(row, get("id"))?;
-    let from_store_id = optional_text(row, "fromStoreId", get("fromStoreId"))?;
-    let to_store_id = optional_text(row, "toStoreId", get("toStoreId"))?;
+    let from_store_id = optional_id(row, "fromStoreId", get("fromStoreId"))?;
+    let to_store_id = optional_id(row, "toStoreId", get("toStoreId"))?;
 
     let (kind, amount, after) = match amount {
         Some(amount) => (ChangeKind::History, Some(amount), Some(stock_amount)),
@@ -223,6 +227,7 @@ fn parse_row(row: usize, value: &Value, relative: bool) -> Result<PushRow, PushE
         history_id,
         from_store_id,
         to_store_id,
+        layaway_stock_amount,
     })
 }
 
@@ -231,7 +236,79 @@ fn required_id(
     field: &'static str,
     value: Option<&Value>,
 ) -> Result<String, PushError> {
-    optional_text(row, field, value)?.ok_or(PushError::MissingField { row, field })
+    optional_id(row, field, value)?.ok_or(PushError::MissingField { row, field })
+}
+
+/// An identifier: like [`optional_text`], but an integer written with a zero
+/// fraction (`"8000001.0"`) is the same id as the integer, so both key the same
+/// store, product or history row.
+fn optional_id(
+    row: usize,
+    field: &'static str,
+    value: Option<&Value>,
+) -> Result<Option<String>, PushError> {
+    Ok(
+        optional_text(row, field, value)?.map(|text| match integral_part(&text) {
+            Some(integer) => integer.to_string(),
+            None => text,
+        }),
+    )
+}
+
+/// The integer part of a decimal whose fraction is all zeros (`"3.000"`, `"-2.0"`);
+/// `None` for anything else, including a plain integer. Some senders write every
+/// number as a decimal, and such a value is an exact integer.
+fn integral_part(text: &str) -> Option<&str> {
+    let (integer, fraction) = text.split_once('.')?;
+    let digits = integer.strip_prefix(['-', '+']).unwrap_or(integer);
+    let is_integral = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !fraction.is_empty()
+        && fraction.bytes().all(|b| b == b'0');
+    is_integral.then_some(integer)
+}
+
+/// Largest integer an `f64` holds exactly: beyond it a JSON number like
+/// `1e17` may not be the integer the sender meant.
+const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
+
+/// A JSON number as an exact integer: integers as they are, floats only when
+/// their fraction is zero (`3.0`).
+fn json_integer(
+    row: usize,
+    field: &'static str,
+    number: &serde_json::Number,
+) -> Result<i128, PushError> {
+    if let Some(n) = number.as_i64() {
+        return Ok(n.into());
+    }
+    if let Some(n) = number.as_u64() {
+        return Ok(n.into());
+    }
+    let value = number.to_string();
+    match number.as_f64() {
+        Some(f) if f.is_finite() && f.fract() == 0.0 && f.abs() <= MAX_EXACT_FLOAT => Ok(f as i128),
+        Some(f) if f.is_finite() && f.fract() == 0.0 => {
+            Err(PushError::OutOfRange { row, field, value })
+        }
+        _ => Err(PushError::NotAnInteger { row, field, value }),
+    }
+}
+
+fn optional_time(
+    row: usize,
+    field: &'static str,
+    value: Option<&Value>,
+) -> Result<Option<chrono::NaiveDateTime>, PushError> {
+    let not_a_time = |value: String| PushError::NotATime { row, field, value };
+    match value {
+        None => Ok(None),
+        Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+        Some(Value::String(text)) => crate::time::parse_push_time(text)
+            .map(Some)
+            .ok_or_else(|| not_a_time(text.clone())),
+        Some(other) => Err(not_a_time(other.to_string())),
+    }
 }
 
 /// A scalar that Smaregi may send as a string or as a JSON integer, trimmed;
@@ -247,9 +324,7 @@ fn optional_text(
             let text = text.trim();
             Ok((!text.is_empty()).then(|| text.to_string()))
         }
-        Some(Value::Number(number)) if number.is_i64() || number.is_u64() => {
-            Ok(Some(number.to_string()))
-        }
+        Some(Value::Number(number)) => Ok(Some(json_integer(row, field, number)?.to_string())),
         Some(other) => Err(PushError::NotAnInteger {
             row,
             field,
@@ -258,17 +333,20 @@ fn optional_text(
     }
 }
 
-/// A stock quantity: an integer, as a JSON number or a string, within ±[`MAX_QUANTITY`].
+/// A stock quantity: an integer, as a JSON number or a string (a zero fraction
+/// allowed in either), within ±[`MAX_QUANTITY`].
 fn quantity(row: usize, field: &'static str, value: &Value) -> Result<i64, PushError> {
     let not_an_integer = |value: String| PushError::NotAnInteger { row, field, value };
     let out_of_range = |value: String| PushError::OutOfRange { row, field, value };
     let parsed = match value {
-        Value::Number(number) => match (number.as_i64(), number.is_u64()) {
-            (Some(n), _) => n,
-            (None, true) => return Err(out_of_range(number.to_string())),
-            (None, false) => return Err(not_an_integer(number.to_string())),
-        },
-        Value::String(text) => match text.trim().parse::<i64>() {
+        Value::Number(number) => {
+            let n = json_integer(row, field, number)?;
+            i64::try_from(n).map_err(|_| out_of_range(number.to_string()))?
+        }
+        Value::String(text) => match integral_part(text.trim())
+            .unwrap_or(text.trim())
+            .parse::<i64>()
+        {
             Ok(n) => n,
             Err(error)
                 if matches!(
@@ -290,7 +368,7 @@ fn quantity(row: usize, field: &'static str, value: &Value) -> Result<i64, PushE
 
 fn history_id(row: usize, value: Option<&Value>) -> Result<Option<u64>, PushError> {
     let field = "id";
-    let Some(text) = optional_text(row, field, value)? else {
+    let Some(text) = optional_id(row, field, value)? else {
         return Ok(None);
     };
     match text.parse::<u64>() {
@@ -323,6 +401,7 @@ fn malformed(message: impl Into<String>) -> PushError {
 mod tests {
     use super::*;
     use crate::time::parse_api_time;
+    use chrono::NaiveDateTime;
 
     fn push(rows: &str) -> String {
         format!(r#"{{"data":[{{"table_name":"Stock","rows":[{rows}]}}]}}"#)
@@ -355,6 +434,7 @@ mod tests {
                 history_id: None,
                 from_store_id: None,
                 to_store_id: None,
+                layaway_stock_amount: None,
             }]
         );
         assert!(parsed.ignored_tables.is_empty());
@@ -383,6 +463,26 @@ mod tests {
         assert_eq!(row.changed_at, parse_api_time("2026-11-27 10:00:00"));
         assert_eq!(row.history_id, Some(123));
         assert_eq!((row.from_store_id, row.to_store_id), (None, None));
+    }
+
+    #[test]
+    fn the_full_row_shape_keeps_its_layaway_stock() {
+        let row = single_row(
+            r#"{"storeId":"1","productId":"8000001","amount":"-1","stockAmount":"3","layawayStockAmount":"2",
+                "stockDivision":"02","fromStoreId":null,"toStoreId":null,"updDateTime":"2026-11-27 10:00:00"}"#,
+        )
+        .unwrap();
+        assert_eq!(row.layaway_stock_amount, Some(2));
+        assert!(matches!(
+            single_row(
+                r#"{"storeId":"1","productId":"2","stockAmount":"3","layawayStockAmount":"x"}"#
+            ),
+            Err(PushError::NotAnInteger {
+                row: 1,
+                field: "layawayStockAmount",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -686,14 +786,194 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_time_is_refused_with_its_row() {
+    fn an_unreadable_time_is_refused_with_its_row_and_field() {
         let err = parse(&push(
             r#"{"storeId":"1","productId":"2","stockAmount":"1"},{"storeId":"1","productId":"2","stockAmount":"1","updDateTime":"2026/11/27"}"#,
         ))
         .unwrap_err();
+        assert_eq!(
+            err,
+            PushError::NotATime {
+                row: 2,
+                field: "updDateTime",
+                value: "2026/11/27".into()
+            }
+        );
+        let message = err.to_string();
         assert!(
-            matches!(&err, PushError::MalformedJson(m) if m.contains("2 行目") && m.contains("updDateTime")),
-            "{err}"
+            message.contains("2 行目") && message.contains("updDateTime"),
+            "{message}"
+        );
+    }
+
+    fn time_of(value: &str) -> Result<Option<NaiveDateTime>, PushError> {
+        single_row(&format!(
+            r#"{{"storeId":"1","productId":"2","stockAmount":"1","updDateTime":{value}}}"#
+        ))
+        .map(|row| row.changed_at)
+    }
+
+    #[test]
+    fn iso_8601_and_rfc_3339_times_are_read_as_japan_time() {
+        let expected = parse_api_time("2026-01-02 03:04:05");
+        for value in [
+            r#""2026-01-02 03:04:05""#,
+            r#""2026-01-02T03:04:05+09:00""#,
+            r#""2026-01-01T18:04:05Z""#,
+            r#""2026-01-02T03:04:05""#,
+        ] {
+            assert_eq!(time_of(value), Ok(expected), "{value}");
+        }
+    }
+
+    #[test]
+    fn fractional_seconds_are_kept() {
+        let expected =
+            NaiveDateTime::parse_from_str("2026-01-02 03:04:05.5", "%Y-%m-%d %H:%M:%S%.f").ok();
+        for value in [
+            r#""2026-01-02 03:04:05.500""#,
+            r#""2026-01-02T03:04:05.5+09:00""#,
+            r#""2026-01-01T18:04:05.500Z""#,
+        ] {
+            assert_eq!(time_of(value), Ok(expected), "{value}");
+        }
+    }
+
+    #[test]
+    fn impossible_or_unreadable_times_are_refused_with_row_and_field() {
+        for value in [
+            r#""2026-02-30 10:00:00""#,
+            r#""2026-01-02 25:00:00""#,
+            r#""2026-01-02""#,
+            r#""abc""#,
+            "20260102",
+            "true",
+        ] {
+            assert!(
+                matches!(
+                    time_of(value),
+                    Err(PushError::NotATime {
+                        row: 1,
+                        field: "updDateTime",
+                        ..
+                    })
+                ),
+                "{value}: {:?}",
+                time_of(value)
+            );
+        }
+    }
+
+    fn amounts_of(
+        stock_amount: &str,
+        amount: &str,
+    ) -> Result<(Option<i64>, Option<i64>), PushError> {
+        single_row(&format!(
+            r#"{{"storeId":"1","productId":"2","stockAmount":{stock_amount},"amount":{amount}}}"#
+        ))
+        .map(|row| (row.amount, row.after))
+    }
+
+    #[test]
+    fn quantities_with_a_zero_fraction_are_integers() {
+        for (stock_amount, amount, expected) in [
+            (r#""3.000""#, r#""-2.0""#, (Some(-2), Some(3))),
+            ("3.0", "-2.0", (Some(-2), Some(3))),
+            ("3.000", r#"" -2.00 ""#, (Some(-2), Some(3))),
+            (r#""-0.0""#, r#""+4.0""#, (Some(4), Some(0))),
+            ("3e0", "-2", (Some(-2), Some(3))),
+        ] {
+            assert_eq!(
+                amounts_of(stock_amount, amount),
+                Ok(expected),
+                "{stock_amount} {amount}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantities_with_a_real_fraction_are_refused_with_row_and_field() {
+        for value in [
+            r#""3.5""#,
+            "3.5",
+            r#""3.""#,
+            r#"".0""#,
+            r#""3.0.0""#,
+            r#""3,0""#,
+            r#""1e3""#,
+        ] {
+            let err = amounts_of("1", value).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    PushError::NotAnInteger {
+                        row: 1,
+                        field: "amount",
+                        ..
+                    }
+                ),
+                "{value}: {err:?}"
+            );
+            assert!(err.to_string().contains("1 行目: amount"), "{err}");
+        }
+        let far = format!("{}.0", MAX_QUANTITY + 1);
+        assert!(matches!(
+            amounts_of(&far, "1"),
+            Err(PushError::OutOfRange {
+                field: "stockAmount",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn ids_with_a_zero_fraction_are_the_integer_id() {
+        let plain = single_row(
+            r#"{"id":"17","storeId":"1","productId":"8000001","amount":"-1","stockAmount":"4","fromStoreId":"3","toStoreId":"1"}"#,
+        )
+        .unwrap();
+        for row in [
+            r#"{"id":"17.0","storeId":"1.000","productId":"8000001.0","amount":"-1.0","stockAmount":"4.0","fromStoreId":"3.0","toStoreId":1.0}"#,
+            r#"{"id":17.0,"storeId":1.0,"productId":8000001.0,"amount":-1.0,"stockAmount":4.0,"fromStoreId":3,"toStoreId":"1"}"#,
+        ] {
+            assert_eq!(single_row(row).unwrap(), plain, "{row}");
+        }
+    }
+
+    #[test]
+    fn ids_with_a_real_fraction_or_beyond_exact_floats_are_refused() {
+        assert!(matches!(
+            single_row(r#"{"storeId":"1","productId":2.5,"stockAmount":"1"}"#),
+            Err(PushError::NotAnInteger {
+                row: 1,
+                field: "productId",
+                ..
+            })
+        ));
+        assert!(matches!(
+            single_row(r#"{"storeId":"1","productId":"2","stockAmount":"1","id":"17.5"}"#),
+            Err(PushError::NotAnInteger { field: "id", .. })
+        ));
+        assert!(matches!(
+            single_row(r#"{"storeId":"1","productId":1e300,"stockAmount":"1"}"#),
+            Err(PushError::OutOfRange {
+                field: "productId",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn one_bad_row_names_its_position_among_good_ones() {
+        let err = parse(&push(
+            r#"{"storeId":"1","productId":"2","stockAmount":"3.000"},
+               {"storeId":"1","productId":"2","stockAmount":"1","updDateTime":"2026-01-02T03:04:05Z"},
+               {"storeId":"1","productId":"2","stockAmount":"abc"}"#,
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(&err, PushError::NotAnInteger { row: 3, field: "stockAmount", value } if value == "abc"),
+            "{err:?}"
         );
     }
 }

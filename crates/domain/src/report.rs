@@ -1032,6 +1032,22 @@ mod tests {
     }
 
     #[test]
+    fn rows_that_cannot_be_told_from_a_resend_are_a_notice_to_check() {
+        let mut r = quiet();
+        r.notices =
+            vec![crate::complete::CompletionNote::Indistinguishable { count: 3 }.describe()];
+        assert!(r.is_worth_sending());
+        let body = r.render().body;
+        let notices_at = body.find("■ お知らせ").expect("notices heading");
+        let notice = &body[notices_at..];
+        assert!(
+            notice.contains("・【要確認】再送と区別できない在庫変動 3件"),
+            "{body}"
+        );
+        assert!(notice.contains("在庫変動履歴の読み取り"), "{body}");
+    }
+
+    #[test]
     fn a_quiet_run_is_not_worth_an_email() {
         let mut r = quiet();
         assert!(!r.is_worth_sending());

@@ -1,6 +1,7 @@
 //! `parse_stock_send` faces whatever reaches the public webhook, so it must answer
 //! every input with `Ok` or `Err`, never a panic, and what it accepts must be sane.
 
+use chrono::{Duration, NaiveDate, NaiveDateTime};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use sne_domain::ChangeKind;
@@ -51,6 +52,10 @@ fn scalars() -> impl Strategy<Value = Value> {
         (-2_000_000_000i64..2_000_000_000).prop_map(|n| Value::String(n.to_string())),
         Just(Value::String("Stock".into())),
         Just(Value::String("2026-11-27 10:00:00".into())),
+        Just(Value::String("2026-11-27T10:00:00.5+09:00".into())),
+        Just(Value::String("2026-02-30T10:00:00Z".into())),
+        (-2_000_000i64..2_000_000).prop_map(|n| Value::String(format!("{n}.000"))),
+        (-2_000_000i64..2_000_000).prop_map(|n| json!(n as f64)),
         Just(Value::String("2".into())),
         ".{0,12}".prop_map(Value::String),
     ]
@@ -91,36 +96,118 @@ fn pushes() -> impl Strategy<Value = Value> {
         })
 }
 
-/// A valid row with its values written as strings or numbers at random.
-fn valid_rows() -> impl Strategy<Value = (Value, i64, Option<i64>, Option<u64>)> {
+/// The ways a sender may write an integer; all of them mean the same number.
+#[derive(Debug, Clone, Copy)]
+enum Style {
+    Text,
+    Number,
+    /// `"3.000"`: a decimal string with a zero fraction.
+    DecimalText,
+    /// `3.0`: a JSON float with a zero fraction.
+    Float,
+}
+
+fn styles() -> impl Strategy<Value = Style> {
+    prop_oneof![
+        Just(Style::Text),
+        Just(Style::Number),
+        Just(Style::DecimalText),
+        Just(Style::Float)
+    ]
+}
+
+/// Largest integer an `f64` holds exactly.
+const MAX_EXACT_FLOAT: i128 = 1 << 53;
+
+fn write_integer(n: i128, style: Style) -> Value {
+    match style {
+        Style::Text => Value::String(n.to_string()),
+        Style::Number => json!(n),
+        Style::DecimalText => Value::String(format!("{n}.000")),
+        // Beyond exact floats a sender would not write a float for an id.
+        Style::Float if n.abs() <= MAX_EXACT_FLOAT => json!(n as f64),
+        Style::Float => json!(n),
+    }
+}
+
+/// A Japan-time instant and one of the writings a push may carry it in.
+fn times() -> impl Strategy<Value = (String, NaiveDateTime)> {
+    (
+        0i64..20 * 365 * 24 * 3600,
+        prop::option::of(0u32..1000),
+        0usize..5,
+    )
+        .prop_map(|(seconds, millis, writing)| {
+            let base = NaiveDate::from_ymd_opt(2015, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap();
+            let jst = base
+                + Duration::seconds(seconds)
+                + Duration::milliseconds(millis.unwrap_or(0).into());
+            let fraction = millis.map(|m| format!(".{m:03}")).unwrap_or_default();
+            let utc = jst - Duration::hours(9);
+            let text = match writing {
+                0 => format!("{}{fraction}", jst.format("%Y-%m-%d %H:%M:%S")),
+                1 => format!("{}{fraction}", jst.format("%Y-%m-%dT%H:%M:%S")),
+                2 => format!("{}{fraction}+09:00", jst.format("%Y-%m-%dT%H:%M:%S")),
+                3 => format!("{}{fraction}Z", utc.format("%Y-%m-%dT%H:%M:%S")),
+                _ => format!(
+                    "{}{fraction}-03:00",
+                    (jst - Duration::hours(12)).format("%Y-%m-%dT%H:%M:%S")
+                ),
+            };
+            (text, jst)
+        })
+}
+
+/// What a valid row must be read back as.
+#[derive(Debug, Clone)]
+struct Expected {
+    store: u32,
+    product: u64,
+    stock_amount: i64,
+    amount: Option<i64>,
+    id: Option<u64>,
+    time: Option<NaiveDateTime>,
+}
+
+/// A valid row with each value written in any of the [`Style`]s and its time
+/// (if any) in any accepted writing.
+fn valid_rows() -> impl Strategy<Value = (Value, Expected)> {
     (
         1u32..99_999,
         1u64..999_999_999_999_999,
         -MAX_QUANTITY..=MAX_QUANTITY,
         prop::option::of(-MAX_QUANTITY..=MAX_QUANTITY),
         prop::option::of(any::<u64>()),
-        any::<bool>(),
+        prop::option::of(times()),
+        prop::collection::vec(styles(), 5),
     )
-        .prop_map(|(store, product, stock_amount, amount, id, as_strings)| {
-            let number = |n: i128| {
-                if as_strings {
-                    Value::String(n.to_string())
-                } else {
-                    json!(n)
-                }
-            };
+        .prop_map(|(store, product, stock_amount, amount, id, time, styles)| {
             let mut row = json!({
-                "storeId": number(store.into()),
-                "productId": number(product.into()),
-                "stockAmount": number(stock_amount.into()),
+                "storeId": write_integer(store.into(), styles[0]),
+                "productId": write_integer(product.into(), styles[1]),
+                "stockAmount": write_integer(stock_amount.into(), styles[2]),
             });
             if let Some(amount) = amount {
-                row["amount"] = number(amount.into());
+                row["amount"] = write_integer(amount.into(), styles[3]);
             }
             if let Some(id) = id {
-                row["id"] = number(id.into());
+                row["id"] = write_integer(id.into(), styles[4]);
             }
-            (row, stock_amount, amount, id)
+            if let Some((text, _)) = &time {
+                row["updDateTime"] = Value::String(text.clone());
+            }
+            let expected = Expected {
+                store,
+                product,
+                stock_amount,
+                amount,
+                id,
+                time: time.map(|(_, at)| at),
+            };
+            (row, expected)
         })
 }
 
@@ -165,23 +252,76 @@ proptest! {
     #[test]
     fn valid_rows_are_read_back_exactly(rows in prop::collection::vec(valid_rows(), 1..20)) {
         let push = json!({"data": [{"table_name": "Stock",
-                                     "rows": rows.iter().map(|(row, ..)| row.clone()).collect::<Vec<_>>()}]});
+                                     "rows": rows.iter().map(|(row, _)| row.clone()).collect::<Vec<_>>()}]});
         let parsed = parse_stock_send("stock_send", &push.to_string())
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(parsed.rows.len(), rows.len());
-        for (row, (_, stock_amount, amount, id)) in parsed.rows.iter().zip(&rows) {
-            prop_assert_eq!(row.history_id, *id);
-            match amount {
+        for (row, (_, expected)) in parsed.rows.iter().zip(&rows) {
+            prop_assert_eq!(&row.store_id, &expected.store.to_string());
+            prop_assert_eq!(&row.product_id, &expected.product.to_string());
+            prop_assert_eq!(row.history_id, expected.id);
+            prop_assert_eq!(row.changed_at, expected.time);
+            match expected.amount {
                 Some(amount) => {
                     prop_assert_eq!(row.kind, ChangeKind::History);
-                    prop_assert_eq!((row.amount, row.after), (Some(*amount), Some(*stock_amount)));
+                    prop_assert_eq!((row.amount, row.after), (Some(amount), Some(expected.stock_amount)));
                 }
                 None => {
                     prop_assert_eq!(row.kind, ChangeKind::Absolute);
-                    prop_assert_eq!((row.amount, row.after), (None, Some(*stock_amount)));
+                    prop_assert_eq!((row.amount, row.after), (None, Some(expected.stock_amount)));
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_real_fraction_is_refused_naming_its_row_and_field(
+        rows in prop::collection::vec(valid_rows(), 1..8),
+        bad in any::<prop::sample::Index>(),
+        field in prop_oneof![Just("stockAmount"), Just("amount")],
+        integer in -MAX_QUANTITY..MAX_QUANTITY,
+        fraction in 1u32..1000,
+        as_text in any::<bool>(),
+    ) {
+        let mut rows: Vec<Value> = rows.into_iter().map(|(row, _)| row).collect();
+        let bad = bad.index(rows.len());
+        let decimal = format!("{integer}.{fraction:03}");
+        rows[bad][field] = if as_text {
+            Value::String(decimal)
+        } else {
+            serde_json::from_str(&decimal).unwrap()
+        };
+        let push = json!({"data": [{"table_name": "Stock", "rows": rows}]});
+        let error = parse_stock_send("stock_send", &push.to_string());
+        let names_the_row = matches!(
+            &error,
+            Err(PushError::NotAnInteger { row, field: named, .. }) if *row == bad + 1 && *named == field
+        );
+        prop_assert!(names_the_row, "{:?}", error);
+    }
+
+    #[test]
+    fn an_impossible_time_is_refused_naming_its_row(
+        rows in prop::collection::vec(valid_rows(), 1..8),
+        bad in any::<prop::sample::Index>(),
+        text in prop_oneof![
+            Just("2026-02-30 10:00:00".to_string()),
+            Just("2026-04-31T00:00:00+09:00".to_string()),
+            Just("2026-01-01 24:00:00".to_string()),
+            Just("2026-01-01T10:60:00Z".to_string()),
+            "[a-z/]{1,12}",
+        ],
+    ) {
+        let mut rows: Vec<Value> = rows.into_iter().map(|(row, _)| row).collect();
+        let bad = bad.index(rows.len());
+        rows[bad]["updDateTime"] = Value::String(text);
+        let push = json!({"data": [{"table_name": "Stock", "rows": rows}]});
+        let error = parse_stock_send("stock_send", &push.to_string());
+        let names_the_row = matches!(
+            &error,
+            Err(PushError::NotATime { row, field: "updDateTime", .. }) if *row == bad + 1
+        );
+        prop_assert!(names_the_row, "{:?}", error);
     }
 
     #[test]

@@ -202,6 +202,7 @@ fn change(key: &str) -> StockChange {
             history_id: None,
             from_store_id: None,
             to_store_id: None,
+            layaway_stock_amount: None,
         },
         received_at: t0(),
     }

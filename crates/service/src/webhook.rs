@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sne_domain::StockChange;
-use sne_domain::change::{ChangeSource, dedupe_key};
+use sne_domain::change::{ChangeSource, dedupe_keys};
 use sne_domain::push::{MAX_PARAMS_BYTES, parse_stock_send};
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
@@ -64,12 +64,11 @@ pub async fn receive(State(ctx): State<Context>, headers: HeaderMap, body: Bytes
         }
     };
     let received_at = ctx.clock.now();
-    let changes: Vec<StockChange> = push
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(index, row)| StockChange {
-            dedupe_key: dedupe_key(row, &push.fingerprint, index),
+    let changes: Vec<StockChange> = dedupe_keys(&push.rows, &push.fingerprint)
+        .into_iter()
+        .zip(&push.rows)
+        .map(|(dedupe_key, row)| StockChange {
+            dedupe_key,
             source: ChangeSource::Push,
             row: row.clone(),
             received_at,

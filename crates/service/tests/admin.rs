@@ -900,6 +900,68 @@ async fn the_dashboard_names_what_needs_doing() {
     assert!(html.contains("期限切れ"));
 }
 
+#[tokio::test]
+async fn rows_without_id_or_time_are_counted_and_shown_as_needing_a_check() {
+    let env = Env::start(true).await;
+    env.connect_a().await;
+    let a_tenant = env.tenant(&env.a.id).await;
+    // Two −1 sales without id or time in a relative push: counted, but nothing
+    // tells them from a 再送 of the same rows.
+    let params = r#"{"proc_info":{"proc_detail_division":"2"},"data":[{"table_name":"Stock","rows":[
+        {"storeId":"1","productId":"8000001","stockAmount":"-1","stockDivision":"02"},
+        {"storeId":"1","productId":"8000001","stockAmount":"-1","stockDivision":"02"}]}]}"#;
+    let body = serde_urlencoded::to_string([
+        ("proc_name", "stock_send"),
+        ("params", params),
+        ("contract_id", CONTRACT_A),
+        ("code", a_tenant.customer_code.as_str()),
+    ])
+    .unwrap();
+    assert_eq!(webhook(&env.router(), body.clone()).await.0, StatusCode::OK);
+    assert_eq!(webhook(&env.router(), body).await.0, StatusCode::OK);
+    let run =
+        sne_service::run::run_tenant(&env.ctx, &a_tenant, sne_service::run::Jobs::Upload, "r1")
+            .await;
+
+    assert!(
+        matches!(
+            run.report.upload,
+            sne_domain::report::UploadSection::Uploaded { changes: 2, .. }
+        ),
+        "both sales counted once each, the resend not: {:?}",
+        run.report.upload
+    );
+    let body = run.report.render().body;
+    assert!(
+        body.contains("【要確認】再送と区別できない在庫変動 2件")
+            && body.contains("在庫変動履歴の読み取り"),
+        "{body}"
+    );
+
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let html = a.get("/").await.text();
+    assert!(
+        html.contains("再送と区別できない在庫変動を 2 件処理しました (要確認)"),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            r#"<dd id="indistinguishable"><span class="badge warn">要確認</span> 2 件</dd>"#
+        ),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn rows_with_a_time_need_no_check_on_the_dashboard() {
+    let env = Env::start(true).await;
+    env.connect_a().await;
+    env.upload_batch_for_a(41).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let html = a.get("/").await.text();
+    assert!(!html.contains("再送と区別できない"), "{html}");
+}
+
 async fn history_on(env: &Env) -> bool {
     let tenant = env.tenant(&env.a.id).await;
     sne_service::uploader::history_mode_since(&env.ctx, &tenant)

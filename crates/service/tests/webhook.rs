@@ -190,3 +190,154 @@ async fn a_storage_failure_is_a_500_so_smaregi_marks_the_send_failed() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!body.contains(&f.code), "no secret in the answer");
 }
+
+/// The ledger's pending changes, by claiming them (the test owns the store).
+async fn claimed_rows(f: &Fixture) -> Vec<sne_domain::PushRow> {
+    let tenant = f
+        .ctx
+        .storage
+        .tenant_by_contract("c1")
+        .await
+        .unwrap()
+        .unwrap();
+    let now = chrono::Utc::now();
+    let claim = sne_ports::ClaimRequest {
+        new_batch_id: "b_test".into(),
+        owner: "test".into(),
+        now,
+        lease_until: now + chrono::Duration::minutes(5),
+        max_changes: 100,
+    };
+    match f.ctx.storage.claim_batch(&tenant.id, &claim).await.unwrap() {
+        Some(batch) => batch.changes.into_iter().map(|c| c.row).collect(),
+        None => vec![],
+    }
+}
+
+#[tokio::test]
+async fn decimal_integers_and_iso_times_are_accepted_and_stored() {
+    let f = fixture().await;
+    let params = r#"{"data":[{"table_name":"Stock","rows":[
+        {"id":"18.0","storeId":"1","productId":"8000001","amount":"-1.000","stockAmount":"3.000","stockDivision":"02","updDateTime":"2026-01-02T03:04:05+09:00"},
+        {"storeId":1.0,"productId":"8000002","amount":-2.0,"stockAmount":5.0,"stockDivision":"02","updDateTime":"2026-01-01T18:04:06.5Z"}
+    ]}]}"#;
+    let body = form(&[
+        ("proc_name", "stock_send"),
+        ("params", params),
+        ("contract_id", "c1"),
+        ("code", &f.code),
+    ]);
+    assert_eq!(
+        post(&f.ctx, body.clone(), &[]).await,
+        (StatusCode::OK, "OK".into())
+    );
+    assert_eq!(post(&f.ctx, body, &[]).await.0, StatusCode::OK);
+    let rows = claimed_rows(&f).await;
+    let jst =
+        |text: &str| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+    let stored: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.store_id.as_str(),
+                r.product_id.as_str(),
+                r.amount,
+                r.after,
+                r.changed_at,
+                r.history_id,
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            (
+                "1",
+                "8000001",
+                Some(-1),
+                Some(3),
+                Some(jst("2026-01-02 03:04:05")),
+                Some(18)
+            ),
+            (
+                "1",
+                "8000002",
+                Some(-2),
+                Some(5),
+                Some(jst("2026-01-02 03:04:06.5")),
+                None
+            ),
+        ],
+        "both rows stored once, a resend adds nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_really_malformed_value_is_refused_naming_row_and_field() {
+    let f = fixture().await;
+    let params = r#"{"data":[{"table_name":"Stock","rows":[
+        {"storeId":"1","productId":"8000001","stockAmount":"3.000"},
+        {"storeId":"1","productId":"8000001","stockAmount":"3","updDateTime":"2026-02-30T10:00:00+09:00"}
+    ]}]}"#;
+    let body = form(&[
+        ("proc_name", "stock_send"),
+        ("params", params),
+        ("contract_id", "c1"),
+        ("code", &f.code),
+    ]);
+    let (status, reason) = post(&f.ctx, body, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        reason.contains("2 行目") && reason.contains("updDateTime"),
+        "{reason}"
+    );
+    assert_eq!(pending(&f).await, 0, "no row of a refused push is stored");
+}
+
+async fn push_rows(f: &Fixture, params: &str) -> StatusCode {
+    let body = form(&[
+        ("proc_name", "stock_send"),
+        ("params", params),
+        ("contract_id", "c1"),
+        ("code", &f.code),
+    ]);
+    post(&f.ctx, body, &[]).await.0
+}
+
+#[tokio::test]
+async fn same_second_sales_without_id_are_two_changes_and_an_identical_resend_is_none() {
+    let f = fixture().await;
+    // Two registers sell one each in the same second: the full row shape, no id.
+    let params = r#"{"data":[{"table_name":"Stock","rows":[
+        {"storeId":"1","productId":"8000001","amount":"-1","stockAmount":"4","layawayStockAmount":"0","stockDivision":"02","updDateTime":"2026-11-27 10:00:00"},
+        {"storeId":"1","productId":"8000001","amount":"-1","stockAmount":"3","layawayStockAmount":"0","stockDivision":"02","updDateTime":"2026-11-27 10:00:00"}
+    ]}]}"#;
+    assert_eq!(push_rows(&f, params).await, StatusCode::OK);
+    assert_eq!(pending(&f).await, 2);
+    assert_eq!(push_rows(&f, params).await, StatusCode::OK);
+    assert_eq!(pending(&f).await, 2, "an identical resend adds nothing");
+}
+
+#[tokio::test]
+async fn identical_relative_sales_in_one_push_are_two_changes() {
+    let f = fixture().await;
+    let row = r#"{"storeId":"1","productId":"8000001","stockAmount":"-1","stockDivision":"02","updDateTime":"2026-11-27 10:00:00"}"#;
+    let params = format!(
+        r#"{{"proc_info":{{"proc_detail_division":"2"}},"data":[{{"table_name":"Stock","rows":[{row},{row}]}}]}}"#
+    );
+    assert_eq!(push_rows(&f, &params).await, StatusCode::OK);
+    assert_eq!(pending(&f).await, 2, "two registers, one second");
+    assert_eq!(push_rows(&f, &params).await, StatusCode::OK);
+    assert_eq!(pending(&f).await, 2, "a resend numbers them alike");
+}
+
+#[tokio::test]
+async fn same_second_transfers_to_different_stores_are_two_changes() {
+    let f = fixture().await;
+    let params = r#"{"data":[{"table_name":"Stock","rows":[
+        {"storeId":"1","productId":"8000001","amount":"-1","stockAmount":"4","stockDivision":"04","fromStoreId":"1","toStoreId":"2","updDateTime":"2026-11-27 10:00:00"},
+        {"storeId":"1","productId":"8000001","amount":"-1","stockAmount":"4","stockDivision":"04","fromStoreId":"1","toStoreId":"3","updDateTime":"2026-11-27 10:00:00"}
+    ]}]}"#;
+    assert_eq!(push_rows(&f, params).await, StatusCode::OK);
+    assert_eq!(pending(&f).await, 2);
+}

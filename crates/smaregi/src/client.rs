@@ -600,6 +600,7 @@ fn history_row(r: &Map<String, Value>) -> Result<PushRow, SmaregiError> {
         history_id: Some(parse_id(r)?),
         from_store_id: non_empty(r, "fromStoreId"),
         to_store_id: non_empty(r, "toStoreId"),
+        layaway_stock_amount: None,
     })
 }
 

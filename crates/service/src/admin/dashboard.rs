@@ -7,6 +7,7 @@ use crate::Context;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use sne_domain::batch_state::BatchState;
+use sne_domain::complete::CompletionNote;
 use sne_domain::report::{ParkReason, QueueOutcome};
 use sne_domain::time::from_jst;
 use std::collections::HashSet;
@@ -118,6 +119,23 @@ pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderM
         }
     }
 
+    // The completion's 要確認 notes are kept with the batch that counted the rows.
+    let indistinguishable_changes: usize = batches
+        .iter()
+        .filter(|b| b.created_at + chrono::Duration::days(7) > now)
+        .flat_map(|b| &b.notes)
+        .filter_map(|note| CompletionNote::indistinguishable_count(note))
+        .sum();
+    if indistinguishable_changes > 0 {
+        actions.push(ActionItem {
+            title: format!(
+                "再送と区別できない在庫変動を {indistinguishable_changes} 件処理しました (要確認)"
+            ),
+            detail: "変動日時も履歴IDもない在庫情報は、スマレジの再送と区別できないまま計上しています。二重に計上されていないか、ネクストエンジンの在庫数を確認してください。確実に一度ずつ通知するため、在庫変動履歴の読み取りをおすすめします。".into(),
+            link: Some(("/settings#stock-history".into(), "設定へ".into())),
+        });
+    }
+
     let reports = store.recent_reports(&tenant.id, RECENT_RUNS).await?;
     if reports
         .iter()
@@ -201,6 +219,7 @@ pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderM
         parked,
         order_import_on: tenant.order_import.enabled,
         pending_changes,
+        indistinguishable_changes,
     };
     page(&ctx, &view, clear)
 }

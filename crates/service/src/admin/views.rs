@@ -70,6 +70,8 @@ pub struct DashboardPage {
     pub parked: Vec<ParkedRow>,
     pub order_import_on: bool,
     pub pending_changes: usize,
+    /// Rows of the last 7 days counted without anything telling them from a resend.
+    pub indistinguishable_changes: usize,
 }
 
 #[derive(Template)]
