@@ -212,3 +212,59 @@ async fn separators_in_ids_do_not_alias() {
     assert!(store.changes_of_batch(&t, "b").await.unwrap().is_empty());
     assert_eq!(store.changes_of_batch(&t, "b#1").await.unwrap().len(), 2);
 }
+
+fn push(prefix: &str, count: usize) -> Vec<StockChange> {
+    (0..count)
+        .map(|i| change(&format!("{prefix}{i:04}"), &format!("P{i}")))
+        .collect()
+}
+
+fn keys_of(changes: &[StockChange]) -> Vec<String> {
+    changes.iter().map(|c| c.dedupe_key.clone()).collect()
+}
+
+/// A push larger than one transaction fails after its first chunk (as a crash
+/// or an outage would). No claim may ever see a part of it: the claim after the
+/// failure gets the whole push, and the resend adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_failing_midway_is_never_claimed_in_part() {
+    let (store, client, table) = store().await;
+    let failing = DynamoStore::new(client, &table).failing_appends_after(1);
+    let t = TenantId("midway".into());
+    let all = push("m", 250);
+
+    assert!(failing.append_changes(&t, &all).await.is_err());
+    let claimed = store.claim_batch(&t, &claim("b1", "run")).await.unwrap();
+    let claimed = claimed.map(|c| keys_of(&c.changes)).unwrap_or_default();
+    assert_eq!(claimed, keys_of(&all), "all of the push or nothing");
+
+    // Smaregi resends after the 500: everything is known already.
+    let again = store.append_changes(&t, &all).await.unwrap();
+    assert_eq!((again.appended, again.duplicates), (0, 250));
+    assert_eq!(store.pending_changes(&t).await.unwrap(), 0);
+}
+
+/// The resend arrives before any claim: the push is stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_after_a_failed_append_stores_the_push_once() {
+    let (store, client, table) = store().await;
+    let failing = DynamoStore::new(client, &table).failing_appends_after(1);
+    let t = TenantId("resend".into());
+    let all = push("r", 250);
+    assert!(failing.append_changes(&t, &all[..3]).await.is_ok());
+
+    assert!(failing.append_changes(&t, &all).await.is_err());
+    let again = store.append_changes(&t, &all).await.unwrap();
+    assert_eq!(again.appended + again.duplicates, 250);
+    let claimed = store
+        .claim_batch(&t, &claim("b1", "run"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(keys_of(&claimed.changes), keys_of(&all));
+    assert_eq!(
+        store.pending_changes(&t).await.unwrap(),
+        0,
+        "none left over"
+    );
+}

@@ -52,6 +52,19 @@ const RETRYABLE_CODES: &[&str] = &[
 const TOKEN_CODES: &[&str] = &["002001", "002004"];
 const CODE_STALE_TOKEN: &str = "002002";
 
+/// Waits between re-reads of the stored pair after a `002002` that still finds
+/// the pair that was sent: another process may have rotated it at NextEngine
+/// and not finished saving yet (its save is retried, see [`SAVE_DELAYS_MS`]).
+const STALE_RELOAD_DELAYS_MS: &[u64] = &[0, 25, 50, 100, 200, 400, 800];
+/// Retries after a `002002` answered to a pair another process had replaced.
+/// Each is "once" for the rotation it saw; the bound only stops two processes
+/// from superseding each other forever.
+const MAX_STALE_RETRIES: u32 = 3;
+/// Waits before the attempts to save a rotated pair. Once NextEngine answered,
+/// the pair it sent is the only valid one, so a failed save is worth a few
+/// tries before the tenant would need a new sign-in.
+const SAVE_DELAYS_MS: &[u64] = &[0, 50, 200, 800];
+
 #[derive(Clone)]
 pub struct NeClientConfig {
     pub api_base_url: String,
@@ -220,12 +233,12 @@ impl NeClient {
         let lock = self.tenant_lock(tenant);
         let _in_flight = lock.lock().await;
         let mut tokens = self.load_tokens(tenant).await?;
-        let mut reloaded = false;
+        let mut stale_retries = 0;
         let max = self.config.retry.attempts();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sent_access = tokens.access_token.clone();
+            let sent = tokens.clone();
             let outcome = {
                 let mut form: Vec<(&str, &str)> = vec![
                     ("access_token", &tokens.access_token),
@@ -258,15 +271,21 @@ impl NeClient {
                     return Ok(m);
                 }
                 Verdict::Stale(code, message) => {
-                    if !reloaded {
-                        reloaded = true;
-                        let fresh = self.load_tokens(tenant).await?;
-                        if fresh.access_token != sent_access {
-                            info!(path, %tenant, "tokens were rotated elsewhere; retrying with the stored pair");
-                            tokens = fresh;
-                            attempt -= 1;
-                            continue;
-                        }
+                    // `002002` is NextEngine refusing a superseded pair before
+                    // running the call (it carries no tokens, reference §1.4 and
+                    // the "Update" table), so nothing was done and a retry with
+                    // the newer pair runs the call once. That holds for uploads
+                    // too: the refused upload created no queue, so retrying it
+                    // cannot upload twice (reference §2.2: "yes, once, after
+                    // reloading the newest tokens", as Hamee's own update app does).
+                    if stale_retries < MAX_STALE_RETRIES
+                        && let Some(fresh) = self.rotated_elsewhere(tenant, &sent).await?
+                    {
+                        stale_retries += 1;
+                        info!(path, %tenant, "tokens were rotated elsewhere; retrying with the stored pair");
+                        tokens = fresh;
+                        attempt -= 1;
+                        continue;
                     }
                     warn!(path, %tenant, code, "NextEngine refused the tokens");
                     return Err(NeError::Token { code, message });
@@ -291,6 +310,55 @@ impl NeClient {
         }
     }
 
+    /// After a `002002`: the stored pair when it is no longer the one that was
+    /// sent (another process rotated it), `None` when it stays the same, which
+    /// makes the `002002` a real token error. Re-reads a few times because the
+    /// rotating process saves only after NextEngine's answer reached it.
+    async fn rotated_elsewhere(
+        &self,
+        tenant: &TenantId,
+        sent: &NeTokens,
+    ) -> Result<Option<NeTokens>, NeError> {
+        for &ms in STALE_RELOAD_DELAYS_MS {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let stored = self.load_tokens(tenant).await?;
+            if stored.access_token != sent.access_token
+                || stored.refresh_token != sent.refresh_token
+            {
+                return Ok(Some(stored));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Compare-and-set of a rotated pair over the one sent, retried when the
+    /// store fails. A retry after a write whose answer was lost finds the new
+    /// pair stored and reports `Ok(false)`, which the caller handles.
+    async fn save_rotated(
+        &self,
+        tenant: &TenantId,
+        sent: &NeTokens,
+        new: &NeTokens,
+    ) -> Result<bool, sne_ports::StoreError> {
+        let mut last = None;
+        for (i, &ms) in SAVE_DELAYS_MS.iter().enumerate() {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            match self
+                .tokens
+                .swap_ne_tokens(tenant, Some(&sent.access_token), new)
+                .await
+            {
+                Ok(wrote) => return Ok(wrote),
+                Err(e) => {
+                    // The error text comes from the store and never holds a token.
+                    warn!(%tenant, attempt = i + 1, error = %e, "saving rotated NextEngine tokens failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("SAVE_DELAYS_MS is not empty"))
+    }
+
     /// Saves a pair NE handed out in place of the one sent. Returns the pair
     /// to use from now on.
     async fn keep_rotated_tokens(
@@ -306,11 +374,7 @@ impl NeClient {
         if new.access_token == sent.access_token && new.refresh_token == sent.refresh_token {
             return Ok(sent);
         }
-        match self
-            .tokens
-            .swap_ne_tokens(tenant, Some(&sent.access_token), &new)
-            .await
-        {
+        match self.save_rotated(tenant, &sent, &new).await {
             Ok(true) => {
                 info!(%tenant, access_token_end = %new.access_token_end, "saved rotated NextEngine tokens");
                 Ok(new)

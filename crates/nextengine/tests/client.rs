@@ -606,3 +606,154 @@ async fn keep_alive_rotates_expired_access_tokens_of_a_quiet_tenant() {
     assert!(after.refresh_token_end > before.refresh_token_end);
     assert_eq!(after, to_tokens(sim.token_pair_of(C).unwrap()));
 }
+
+/// One "process"'s handle onto the shared store, with hooks to stage races.
+struct ProcStore {
+    shared: Arc<MemStore>,
+    /// This many next swaps fail as a store outage would.
+    failing_swaps: std::sync::atomic::AtomicUsize,
+    swaps: std::sync::atomic::AtomicUsize,
+    /// Before writing, a swap says so on the first and waits for the second.
+    hold_swap: Option<(Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>)>,
+    reads: std::sync::atomic::AtomicUsize,
+    /// Notified when read number `.0` (1-based) has been answered.
+    after_read: Option<(usize, Arc<tokio::sync::Notify>)>,
+}
+
+impl ProcStore {
+    fn new(shared: Arc<MemStore>) -> Self {
+        ProcStore {
+            shared,
+            failing_swaps: Default::default(),
+            swaps: Default::default(),
+            hold_swap: None,
+            reads: Default::default(),
+            after_read: None,
+        }
+    }
+}
+
+#[async_trait]
+impl TokenStore for ProcStore {
+    async fn ne_tokens(&self, tenant: &TenantId) -> StoreResult<Option<NeTokens>> {
+        let read = self.shared.ne_tokens(tenant).await;
+        let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if let Some((at, notify)) = &self.after_read
+            && *at == n
+        {
+            notify.notify_one();
+        }
+        read
+    }
+
+    async fn swap_ne_tokens(
+        &self,
+        tenant: &TenantId,
+        expected: Option<&str>,
+        new: &NeTokens,
+    ) -> StoreResult<bool> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.swaps.fetch_add(1, SeqCst);
+        if let Some((entered, release)) = &self.hold_swap {
+            entered.notify_one();
+            release.notified().await;
+        }
+        let fail = self
+            .failing_swaps
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(sne_ports::StoreError::Unavailable(
+                "store briefly unreachable".into(),
+            ));
+        }
+        self.shared.swap_ne_tokens(tenant, expected, new).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_save_of_rotated_tokens_is_retried() {
+    let (sim, store, _) = setup().await;
+    let proc = Arc::new(ProcStore::new(store.clone()));
+    proc.failing_swaps
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let client = NeClient::new(config(&sim), proc.clone());
+    let before = store.get(&tenant()).unwrap();
+    sim.advance_clock(DAY + 60);
+
+    // The rotated pair is the only valid one now: losing it would force a sign-in.
+    probe(&client).await.unwrap();
+    assert_eq!(proc.swaps.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let after = store.get(&tenant()).unwrap();
+    assert_ne!(after, before);
+    assert_eq!(after, to_tokens(sim.token_pair_of(C).unwrap()));
+    sim.clear_calls();
+    probe(&client).await.unwrap();
+    assert_eq!(
+        calls_to(&sim, GOODS_SEARCH),
+        vec![("success".to_string(), None)]
+    );
+}
+
+#[tokio::test]
+async fn superseded_while_the_rotating_process_is_still_saving() {
+    let (sim, store, _) = setup().await;
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    // Process A rotates at NextEngine and is held before its save ...
+    let mut a = ProcStore::new(store.clone());
+    a.hold_swap = Some((entered.clone(), release.clone()));
+    let client_a = NeClient::new(config(&sim), Arc::new(a));
+    // ... until process B has got its 002002 and re-read the (still old) pair:
+    // read 1 is B's first load, read 2 the re-read after the 002002.
+    let mut b = ProcStore::new(store.clone());
+    b.after_read = Some((2, release.clone()));
+    let client_b = NeClient::new(config(&sim), Arc::new(b));
+    sim.advance_clock(DAY + 60);
+    sim.clear_calls();
+
+    let a_call = tokio::spawn(async move { probe(&client_a).await });
+    entered.notified().await;
+    probe(&client_b)
+        .await
+        .expect("B waits for A's save instead of reporting a token error");
+    a_call.await.unwrap().unwrap();
+
+    let seen = calls_to(&sim, GOODS_SEARCH);
+    assert_eq!(
+        seen,
+        vec![
+            ("success".to_string(), None),
+            ("error".to_string(), Some("002002".to_string())),
+            ("success".to_string(), None),
+        ]
+    );
+    assert_eq!(
+        store.get(&tenant()).unwrap(),
+        to_tokens(sim.token_pair_of(C).unwrap())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_rotating_concurrently_never_get_a_token_error() {
+    let (sim, store, _) = setup().await;
+    // Two processes: each its own client (its own in-process lock), one store.
+    let one = NeClient::new(config(&sim), store.clone());
+    let two = NeClient::new(config(&sim), store.clone());
+    for round in 0..25 {
+        // Every round starts with an expired access token, so the first call
+        // to reach NextEngine rotates and the other may send the old pair.
+        sim.advance_clock(DAY + 60);
+        let (a, b, c) = tokio::join!(probe(&one), probe(&two), probe(&two));
+        for (who, r) in [("one", a), ("two", b), ("two again", c)] {
+            if let Err(e) = r {
+                panic!("round {round}, process {who}: {e:?}");
+            }
+        }
+        assert_eq!(
+            store.get(&tenant()).unwrap(),
+            to_tokens(sim.token_pair_of(C).unwrap()),
+            "round {round}: the stored pair is the newest"
+        );
+    }
+}

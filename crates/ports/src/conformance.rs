@@ -96,6 +96,7 @@ where
     product_pairs_add_or_replace(make().await).await;
     append_is_idempotent(make().await).await;
     concurrent_appends_count_each_change_once(make().await).await;
+    a_large_push_is_appended_whole(make().await).await;
     claims_follow_append_order(make().await).await;
     concurrent_claimers_never_share_a_change(make().await).await;
     lease_blocks_others_until_it_expires(make().await).await;
@@ -123,6 +124,7 @@ macro_rules! storage_conformance_tests {
             product_pairs_add_or_replace,
             append_is_idempotent,
             concurrent_appends_count_each_change_once,
+            a_large_push_is_appended_whole,
             claims_follow_append_order,
             concurrent_claimers_never_share_a_change,
             lease_blocks_others_until_it_expires,
@@ -725,6 +727,41 @@ pub async fn concurrent_appends_count_each_change_once<S: Storage + 'static>(fre
         "{one:?} {two:?}"
     );
     assert_eq!(fresh.first.pending_changes(&a).await.unwrap(), all.len());
+}
+
+/// A push bigger than any backend's single write (DynamoDB: 50 changes per
+/// transaction), with a row repeated inside it and rows the ledger already
+/// holds: every new change exactly once, in push order.
+pub async fn a_large_push_is_appended_whole<S: Storage + 'static>(fresh: Fresh<S>) {
+    let (store, other) = (&*fresh.first, &*fresh.second);
+    let a = fresh.tenant("a");
+    let known = changes("g", 0..10);
+    store.append_changes(&a, &known).await.unwrap();
+    let mut push = changes("g", 0..250);
+    push.insert(180, change("g0100"));
+    let out = other.append_changes(&a, &push).await.unwrap();
+    assert_eq!(
+        out,
+        AppendOutcome {
+            appended: 240,
+            duplicates: 11
+        }
+    );
+    assert_eq!(store.pending_changes(&a).await.unwrap(), 250);
+    assert_eq!(
+        store.append_changes(&a, &push).await.unwrap(),
+        AppendOutcome {
+            appended: 0,
+            duplicates: 251
+        },
+        "a resend of the push changes nothing"
+    );
+    let claim = store
+        .claim_batch(&a, &claim_at("b1", "run", t0(), 1000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(keys(&claim.changes), keys(&changes("g", 0..250)));
 }
 
 pub async fn claims_follow_append_order<S: Storage + 'static>(fresh: Fresh<S>) {

@@ -5,7 +5,7 @@
 use super::batches::{LOCK_SK, PHASE_APPLYING, PHASE_BUILDING, mirror_sk};
 use super::*;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{DeleteRequest, ReturnValue, WriteRequest};
 use sne_domain::StockChange;
 use sne_domain::batch_state::BatchState;
 use sne_domain::complete::{Mirror, MirrorEntry};
@@ -16,6 +16,24 @@ use std::collections::HashSet;
 
 fn seq_key(seq: i64) -> String {
     format!("{seq:020}")
+}
+
+fn dedupe_sk(dedupe_key: &str) -> String {
+    format!("DEDUPE#{}", esc(dedupe_key))
+}
+
+/// DynamoDB's sort-key limit is 1024 bytes.
+const MAX_DEDUPE_SK: usize = 1024;
+
+const APPEND_PREFIX: &str = "APPEND#";
+
+fn append_sk(id: &str) -> String {
+    format!("{APPEND_PREFIX}{id}")
+}
+
+/// Outside `APPEND#`, so listing the intents never returns their parts.
+fn append_parts_prefix(id: &str) -> String {
+    format!("APPENDP#{id}#")
 }
 
 fn batch_change_prefix(batch_id: &str) -> String {
@@ -81,6 +99,124 @@ impl DynamoStore {
             .transpose()?
             .ok_or_else(|| corrupt("SEQ", "no value returned"))?;
         Ok(top - count as i64 + 1)
+    }
+
+    /// Writes the changes of intent `id` as DEDUPE + PEND pairs, one chunk per
+    /// transaction, then removes the intent. Safe to run by several callers at
+    /// once and again after a crash: a change is pending once, because its
+    /// DEDUPE item is written only if absent; the DEDUPE item names the intent,
+    /// so a co-applier's work still counts as appended, not as a duplicate.
+    /// `own`: the appender itself (the test hook only stops that one).
+    async fn apply_append(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        changes: &[StockChange],
+        own: bool,
+    ) -> StoreResult<AppendOutcome> {
+        let pk = tenant_pk(tenant);
+        let mut outcome = AppendOutcome::default();
+        let mut committed = 0;
+        for chunk in changes.chunks(self.tx_limit / 2) {
+            if own {
+                self.injected_append_failure(committed)?;
+            }
+            let mut todo: Vec<&StockChange> = chunk.iter().collect();
+            let mut round = 0;
+            while !todo.is_empty() {
+                let first = self.reserve_seq(tenant, todo.len()).await?;
+                let mut tx = Vec::with_capacity(todo.len() * 2);
+                for (i, change) in todo.iter().enumerate() {
+                    let seq = first + i as i64;
+                    let mut dedupe = key(&pk, &dedupe_sk(&change.dedupe_key));
+                    dedupe.insert("seq".into(), n(seq));
+                    dedupe.insert("append".into(), s(id));
+                    let mut pending = key(&pk, &format!("PEND#{}", seq_key(seq)));
+                    pending.insert("body".into(), s(to_json(change)?));
+                    pending.insert("dedupe_key".into(), s(&change.dedupe_key));
+                    tx.push(self.put(dedupe, Some(Cond::absent())));
+                    tx.push(self.put(pending, None));
+                }
+                if let Tx::Committed = self.transact(tx).await? {
+                    outcome.appended += todo.len();
+                    committed += 1;
+                    break;
+                }
+                // Some keys are known: by an earlier push (duplicates) or by
+                // another applier of this very intent (appended all the same).
+                let keys: Vec<(String, String)> = todo
+                    .iter()
+                    .map(|c| (pk.clone(), dedupe_sk(&c.dedupe_key)))
+                    .collect();
+                let found = self.batch_get(&keys).await?;
+                let before = todo.len();
+                let mut keys = keys.iter();
+                todo.retain(|_| {
+                    let Some(item) = keys.next().and_then(|k| found.get(k)) else {
+                        return true;
+                    };
+                    if opt_s(item, "append") == Some(id) {
+                        outcome.appended += 1;
+                    } else {
+                        outcome.duplicates += 1;
+                    }
+                    false
+                });
+                if before == todo.len() {
+                    round += 1;
+                    cas_backoff(round).await?;
+                }
+            }
+        }
+        self.delete_intent(&pk, id).await?;
+        Ok(outcome)
+    }
+
+    /// The intent first, so nobody reads it with its parts gone; parts left
+    /// by a crash in between are never read again.
+    async fn delete_intent(&self, pk: &str, id: &str) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", s(pk))
+            .key("SK", s(append_sk(id)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let parts = self.query(pk, &append_parts_prefix(id), true, None).await?;
+        let deletes = parts
+            .iter()
+            .map(|item| -> StoreResult<WriteRequest> {
+                let sk = attr_s(item, "SK")?;
+                let request = DeleteRequest::builder()
+                    .set_key(Some(key(pk, sk)))
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                Ok(WriteRequest::builder().delete_request(request).build())
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.batch_write(deletes).await
+    }
+
+    /// Applies every intent still stored: appends that crashed or failed after
+    /// their commit point, or are being applied right now.
+    async fn finish_appends(&self, tenant: &TenantId) -> StoreResult<()> {
+        let pk = tenant_pk(tenant);
+        for intent in self.query(&pk, APPEND_PREFIX, true, None).await? {
+            let sk = attr_s(&intent, "SK")?;
+            let id = sk.trim_start_matches(APPEND_PREFIX).to_string();
+            let changes: Vec<StockChange> = match self
+                .get_large(&intent, "body", &append_parts_prefix(&id))
+                .await
+            {
+                Ok(changes) => changes,
+                // Its applier finished and deleted the parts meanwhile.
+                Err(_) if self.get(&pk, sk).await?.is_none() => continue,
+                Err(e) => return Err(e),
+            };
+            self.apply_append(tenant, &id, &changes, false).await?;
+        }
+        Ok(())
     }
 
     /// Moves up to `max` pending changes, oldest first, into `batch_id`. Every
@@ -153,59 +289,45 @@ impl StockLedger for DynamoStore {
         let mut unique = Vec::with_capacity(changes.len());
         for change in changes {
             if seen.insert(change.dedupe_key.as_str()) {
-                unique.push(change);
+                unique.push(change.clone());
             } else {
                 outcome.duplicates += 1;
             }
         }
-        // Two items per change; each transaction is all or nothing, the call as
-        // a whole is not (see README): a retried push appends what is missing.
-        for chunk in unique.chunks(self.tx_limit / 2) {
-            let mut todo: Vec<&StockChange> = chunk.to_vec();
-            let mut round = 0;
-            while !todo.is_empty() {
-                let first = self.reserve_seq(tenant, todo.len()).await?;
-                let mut tx = Vec::with_capacity(todo.len() * 2);
-                for (i, change) in todo.iter().enumerate() {
-                    let seq = first + i as i64;
-                    let mut dedupe = key(&pk, &format!("DEDUPE#{}", esc(&change.dedupe_key)));
-                    dedupe.insert("seq".into(), n(seq));
-                    let mut pending = key(&pk, &format!("PEND#{}", seq_key(seq)));
-                    pending.insert("body".into(), s(to_json(change)?));
-                    pending.insert("dedupe_key".into(), s(&change.dedupe_key));
-                    tx.push(self.put(dedupe, Some(Cond::absent())));
-                    tx.push(self.put(pending, None));
-                }
-                let codes = match self.transact(tx).await? {
-                    Tx::Committed => {
-                        outcome.appended += todo.len();
-                        break;
-                    }
-                    Tx::Cancelled(codes) => codes,
-                };
-                let known: Vec<bool> = if codes.len() == todo.len() * 2 {
-                    (0..todo.len())
-                        .map(|i| codes[2 * i] == CONDITION_FAILED)
-                        .collect()
-                } else {
-                    // The backend did not say which item failed: ask.
-                    let keys: Vec<(String, String)> = todo
-                        .iter()
-                        .map(|c| (pk.clone(), format!("DEDUPE#{}", esc(&c.dedupe_key))))
-                        .collect();
-                    let found = self.batch_get(&keys).await?;
-                    keys.iter().map(|k| found.contains_key(k)).collect()
-                };
-                let before = todo.len();
-                let mut flags = known.into_iter();
-                todo.retain(|_| !flags.next().unwrap_or(false));
-                outcome.duplicates += before - todo.len();
-                if before == todo.len() {
-                    round += 1;
-                    cas_backoff(round).await?;
-                }
+        if unique.is_empty() {
+            return Ok(outcome);
+        }
+        for change in &unique {
+            // A key DynamoDB would refuse must fail the push before its intent
+            // is written, or the intent could never be applied.
+            if dedupe_sk(&change.dedupe_key).len() > MAX_DEDUPE_SK {
+                return Err(StoreError::Unavailable(format!(
+                    "dedupe key of {} bytes is too long to store",
+                    change.dedupe_key.len()
+                )));
             }
         }
+        // The push as one intent item is the commit point: before it nothing of
+        // the push exists, after it all of it will be applied (see README).
+        let id = seq_key(self.reserve_seq(tenant, 1).await?);
+        let guard = self.check(&pk, &append_sk(&id), Cond::absent());
+        let Ok(value) = self
+            .put_large(&pk, &append_parts_prefix(&id), &unique, &guard)
+            .await?
+        else {
+            return Err(corrupt("APPEND", "intent id reused"));
+        };
+        let mut intent = key(&pk, &append_sk(&id));
+        value.store(&mut intent, "body");
+        if let Tx::Cancelled(_) = self
+            .transact(vec![self.put(intent, Some(Cond::absent()))])
+            .await?
+        {
+            return Err(corrupt("APPEND", "intent id reused"));
+        }
+        let applied = self.apply_append(tenant, &id, &unique, true).await?;
+        outcome.appended += applied.appended;
+        outcome.duplicates += applied.duplicates;
         Ok(outcome)
     }
 
@@ -215,6 +337,9 @@ impl StockLedger for DynamoStore {
         claim: &ClaimRequest,
     ) -> StoreResult<Option<ClaimedBatch>> {
         let pk = tenant_pk(tenant);
+        // A push is claimed whole or not at all: one whose append stopped after
+        // its commit point is completed before anything is taken.
+        self.finish_appends(tenant).await?;
         let mut round = 0;
         loop {
             if round > 0 {

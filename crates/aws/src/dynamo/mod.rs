@@ -40,6 +40,10 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     tx_limit: usize,
+    /// Test hook: an `append_changes` call fails after this many of its
+    /// transactions committed, as a crash or an outage midway would.
+    #[cfg(feature = "testing")]
+    fail_append_after: Option<usize>,
 }
 
 impl DynamoStore {
@@ -48,7 +52,30 @@ impl DynamoStore {
             client,
             table: table.into(),
             tx_limit: MAX_TRANSACTION_ITEMS,
+            #[cfg(feature = "testing")]
+            fail_append_after: None,
         }
+    }
+
+    /// Test hook (feature `testing`): every `append_changes` of this handle
+    /// fails with `Unavailable` once `chunks` of its transactions committed.
+    #[cfg(feature = "testing")]
+    pub fn failing_appends_after(mut self, chunks: usize) -> Self {
+        self.fail_append_after = Some(chunks);
+        self
+    }
+
+    /// `Err` when the test hook says this append must stop after `committed`
+    /// transactions; never without the `testing` feature.
+    #[allow(unused_variables)]
+    pub(crate) fn injected_append_failure(&self, committed: usize) -> StoreResult<()> {
+        #[cfg(feature = "testing")]
+        if self.fail_append_after.is_some_and(|n| committed >= n) {
+            return Err(StoreError::Unavailable(
+                "injected failure (test hook)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Caps the items per transaction below DynamoDB's 100 (tests use it to make
