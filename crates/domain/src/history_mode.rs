@@ -108,6 +108,7 @@ mod tests {
                 history_id,
                 from_store_id: None,
                 to_store_id: None,
+                layaway_stock_amount: None,
             },
             received_at: at(received),
         }

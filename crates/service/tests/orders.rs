@@ -231,6 +231,10 @@ impl H {
     /// Both simulators, a tenant with NextEngine tokens and pushes to our webhook;
     /// the order import still off.
     async fn start(push_api_changes: bool) -> H {
+        H::start_with(PushShape::Full, push_api_changes).await
+    }
+
+    async fn start_with(shape: PushShape, push_api_changes: bool) -> H {
         let ne = NeSim::start(
             NeConfig {
                 client_id: "cid".into(),
@@ -348,7 +352,7 @@ impl H {
                     ("code".into(), tenant.customer_code.clone()),
                 ],
                 pairs_as: PairsAs::Form,
-                shape: PushShape::Full,
+                shape,
                 push_api_changes,
             }),
         );
@@ -897,16 +901,21 @@ async fn settings_are_cleaned_checked_and_answered_with_the_manuals_messages() {
     assert!(h.sm.shipments().is_empty());
 }
 
-/// The shipments' stock changes (出荷, division 10) never go back to NextEngine.
-async fn no_echo(push_api_changes: bool) {
-    let h = H::start(push_api_changes).await;
+/// The shipments' stock changes (出荷, division 10) never go back to NextEngine,
+/// whatever the push carries: a push with only the stock after the change
+/// (`productId`, `storeId`, `stockAmount`) includes the shipment in that figure.
+async fn no_echo(shape: PushShape, push_api_changes: bool) {
+    let h = H::start_with(shape, push_api_changes).await;
     h.enable().await;
     // A store sale, so the pipeline has something to upload.
     h.sm.sale(CONTRACT, "1", "8000001", 2).await.unwrap();
-    h.seed(1, &[("8000002", 3)]);
+    h.seed(1, &[("8000002", 3), ("8000003", 1)]);
     let runs = run_all(&h.ctx, Jobs::All).await.unwrap();
     assert_eq!(runs[0].report.orders.as_ref().unwrap().imported.len(), 1);
     assert_eq!(h.sm.stock(CONTRACT, "1", "8000002"), Some(47));
+    // After the shipment, a store sale of the same goods: its push carries the
+    // stock after both (50 − 1 − 1 = 48 for 8000003).
+    h.sm.sale(CONTRACT, "1", "8000003", 1).await.unwrap();
     if push_api_changes {
         let shipped_push =
             h.sm.sends()
@@ -928,14 +937,33 @@ async fn no_echo(push_api_changes: bool) {
     );
     assert_eq!(h.ne.stock(COMPANY, "8000002"), Some(50));
     assert_eq!(h.ne.stock(COMPANY, "8000001"), Some(48));
+    assert_eq!(
+        h.ne.stock(COMPANY, "8000003"),
+        Some(49),
+        "only the store sale, not the web order NextEngine already counted: {uploads:?}"
+    );
 }
 
 #[tokio::test]
 async fn shipments_are_not_echoed_to_nextengine() {
-    no_echo(false).await;
+    for shape in [
+        PushShape::Full,
+        PushShape::Minimal,
+        PushShape::Absolute,
+        PushShape::Relative,
+    ] {
+        no_echo(shape, false).await;
+    }
 }
 
 #[tokio::test]
 async fn pushed_shipments_are_not_echoed_to_nextengine() {
-    no_echo(true).await;
+    for shape in [
+        PushShape::Full,
+        PushShape::Minimal,
+        PushShape::Absolute,
+        PushShape::Relative,
+    ] {
+        no_echo(shape, true).await;
+    }
 }
