@@ -398,6 +398,30 @@ fn save_report(conn: &Connection, report: &OutboxReport) -> StoreResult<()> {
     Ok(())
 }
 
+impl SqliteStore {
+    /// Loads the report, lets `change` decide and edit, and writes it back when
+    /// it says so, all in one `BEGIN IMMEDIATE` transaction: the decision is
+    /// made on the state no other writer can change before the write.
+    async fn change_report(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        change: impl FnOnce(&mut OutboxReport) -> bool + Send + 'static,
+    ) -> StoreResult<bool> {
+        let tenant = tenant.0.clone();
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut report = load_report(tx, &tenant, &id)?;
+            if !change(&mut report) {
+                return Ok(false);
+            }
+            save_report(tx, &report)?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
 // ---------------------------------------------------------------- tenants
 
 #[async_trait]
@@ -1130,18 +1154,43 @@ impl ReportOutbox for SqliteStore {
         .await
     }
 
+    async fn claim_report(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let owner = owner.to_string();
+        self.change_report(tenant, id, move |report| {
+            if !report.claimable_by(&owner, now) {
+                return false;
+            }
+            report.claim = Some(sne_ports::ReportClaim {
+                owner,
+                until: lease_until,
+            });
+            true
+        })
+        .await
+    }
+
     async fn mark_report_sent(
         &self,
         tenant: &TenantId,
         id: &str,
+        owner: &str,
         at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let tenant = tenant.0.clone();
-        let id = id.to_string();
-        self.write(move |tx| {
-            let mut report = load_report(tx, &tenant, &id)?;
+    ) -> StoreResult<bool> {
+        let owner = owner.to_string();
+        self.change_report(tenant, id, move |report| {
+            if !report.claimed_by(&owner) {
+                return false;
+            }
             report.sent_at = Some(at);
-            save_report(tx, &report)
+            report.claim = None;
+            true
         })
         .await
     }
@@ -1150,16 +1199,19 @@ impl ReportOutbox for SqliteStore {
         &self,
         tenant: &TenantId,
         id: &str,
+        owner: &str,
         error: &str,
-    ) -> StoreResult<()> {
-        let tenant = tenant.0.clone();
-        let id = id.to_string();
+    ) -> StoreResult<bool> {
+        let owner = owner.to_string();
         let error = error.to_string();
-        self.write(move |tx| {
-            let mut report = load_report(tx, &tenant, &id)?;
+        self.change_report(tenant, id, move |report| {
+            if !report.claimed_by(&owner) {
+                return false;
+            }
             report.attempts += 1;
             report.last_error = Some(error);
-            save_report(tx, &report)
+            report.claim = None;
+            true
         })
         .await
     }

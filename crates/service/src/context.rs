@@ -29,6 +29,10 @@ pub struct ServiceConfig {
     pub session_secret: SessionSecret,
     /// How long an admin login lasts.
     pub admin_session_ttl: Duration,
+    /// How long a run holds a report it is sending before another run may send it
+    /// (after a crash mid-send). Longer than one SMTP/SES send with its retries,
+    /// or a slow send would be sent a second time by an overlapping run.
+    pub report_send_lease: Duration,
 }
 
 /// Secret bytes whose `Debug` never shows them (the config may end up in logs).
@@ -70,6 +74,7 @@ impl Default for ServiceConfig {
             max_history_rows: 100_000,
             session_secret: SessionSecret::random(),
             admin_session_ttl: Duration::from_secs(8 * 3600),
+            report_send_lease: Duration::from_secs(300),
         }
     }
 }
