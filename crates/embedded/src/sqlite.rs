@@ -1234,6 +1234,72 @@ impl ReportOutbox for SqliteStore {
     }
 }
 
+// ---------------------------------------------------------------- login throttle
+
+/// The counter lives in the cursors table under the name and `<count>:<window
+/// start, seconds>` format it had before it got its own port, so an upgrade
+/// keeps a running lock and needs no schema change.
+const LOGIN_ATTEMPTS_CURSOR: &str = "admin_login_failures";
+
+#[async_trait]
+impl sne_ports::LoginThrottle for SqliteStore {
+    async fn reserve_login_attempt(
+        &self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<sne_ports::LoginAttempt> {
+        use sne_ports::LoginAttempt;
+        let tenant = tenant.0.clone();
+        self.write(move |tx| {
+            let stored: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM cursors WHERE tenant_id = ?1 AND name = ?2",
+                    params![tenant, LOGIN_ATTEMPTS_CURSOR],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            let (count, start) = stored
+                .as_deref()
+                .and_then(|v| v.split_once(':'))
+                .and_then(|(c, s)| Some((c.parse::<u32>().ok()?, s.parse::<i64>().ok()?)))
+                .unwrap_or((0, 0));
+            let ends = start.saturating_add(window.num_seconds());
+            let (count, start) = if count == 0 || now.timestamp() >= ends {
+                (1, now.timestamp())
+            } else if count >= limit {
+                let until = DateTime::from_timestamp(ends, 0).unwrap_or(now);
+                return Ok(LoginAttempt::Locked { until });
+            } else {
+                (count + 1, start)
+            };
+            tx.execute(
+                "INSERT INTO cursors (tenant_id, name, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET value = excluded.value",
+                params![tenant, LOGIN_ATTEMPTS_CURSOR, format!("{count}:{start}")],
+            )
+            .map_err(db)?;
+            Ok(LoginAttempt::Allowed { nth: count })
+        })
+        .await
+    }
+
+    async fn reset_login_attempts(&self, tenant: &TenantId) -> StoreResult<()> {
+        let tenant = tenant.0.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM cursors WHERE tenant_id = ?1 AND name = ?2",
+                params![tenant, LOGIN_ATTEMPTS_CURSOR],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

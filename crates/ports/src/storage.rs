@@ -413,6 +413,36 @@ pub trait ReportOutbox: Send + Sync {
     ) -> StoreResult<Vec<OutboxReport>>;
 }
 
+// ---------------------------------------------------------------- login throttle
+
+/// The answer to [`LoginThrottle::reserve_login_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// The attempt may be checked; it is the `nth` of the current window
+    /// (1-based), counted already.
+    Allowed { nth: u32 },
+    /// The window's attempts are used up until `until`; nothing was counted.
+    Locked { until: DateTime<Utc> },
+}
+
+#[async_trait]
+pub trait LoginThrottle: Send + Sync {
+    /// Counts one login attempt of the tenant before its password is checked,
+    /// in one atomic step with the check against the limit: at most `limit`
+    /// attempts are ever allowed in a window, however many arrive at once. A
+    /// window starts with the first attempt after the previous one ended and
+    /// lasts `window`.
+    async fn reserve_login_attempt(
+        &self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<LoginAttempt>;
+    /// Forgets the tenant's attempts (after a successful login).
+    async fn reset_login_attempts(&self, tenant: &TenantId) -> StoreResult<()>;
+}
+
 // ---------------------------------------------------------------- blobs
 
 #[async_trait]
@@ -439,6 +469,7 @@ pub trait Storage:
     + CursorStore
     + OrderImportStore
     + ReportOutbox
+    + LoginThrottle
 {
 }
 
@@ -452,5 +483,6 @@ impl<T> Storage for T where
         + CursorStore
         + OrderImportStore
         + ReportOutbox
+        + LoginThrottle
 {
 }
