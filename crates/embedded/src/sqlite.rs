@@ -414,6 +414,30 @@ fn save_report(conn: &Connection, report: &OutboxReport) -> StoreResult<()> {
     Ok(())
 }
 
+impl SqliteStore {
+    /// Loads the report, lets `change` decide and edit, and writes it back when
+    /// it says so, all in one `BEGIN IMMEDIATE` transaction: the decision is
+    /// made on the state no other writer can change before the write.
+    async fn change_report(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        change: impl FnOnce(&mut OutboxReport) -> bool + Send + 'static,
+    ) -> StoreResult<bool> {
+        let tenant = tenant.0.clone();
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut report = load_report(tx, &tenant, &id)?;
+            if !change(&mut report) {
+                return Ok(false);
+            }
+            save_report(tx, &report)?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
 // ---------------------------------------------------------------- tenants
 
 #[async_trait]
@@ -1093,18 +1117,43 @@ impl ReportOutbox for SqliteStore {
         .await
     }
 
+    async fn claim_report(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let owner = owner.to_string();
+        self.change_report(tenant, id, move |report| {
+            if !report.claimable_by(&owner, now) {
+                return false;
+            }
+            report.claim = Some(sne_ports::ReportClaim {
+                owner,
+                until: lease_until,
+            });
+            true
+        })
+        .await
+    }
+
     async fn mark_report_sent(
         &self,
         tenant: &TenantId,
         id: &str,
+        owner: &str,
         at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let tenant = tenant.0.clone();
-        let id = id.to_string();
-        self.write(move |tx| {
-            let mut report = load_report(tx, &tenant, &id)?;
+    ) -> StoreResult<bool> {
+        let owner = owner.to_string();
+        self.change_report(tenant, id, move |report| {
+            if !report.claimed_by(&owner) {
+                return false;
+            }
             report.sent_at = Some(at);
-            save_report(tx, &report)
+            report.claim = None;
+            true
         })
         .await
     }
@@ -1113,16 +1162,19 @@ impl ReportOutbox for SqliteStore {
         &self,
         tenant: &TenantId,
         id: &str,
+        owner: &str,
         error: &str,
-    ) -> StoreResult<()> {
-        let tenant = tenant.0.clone();
-        let id = id.to_string();
+    ) -> StoreResult<bool> {
+        let owner = owner.to_string();
         let error = error.to_string();
-        self.write(move |tx| {
-            let mut report = load_report(tx, &tenant, &id)?;
+        self.change_report(tenant, id, move |report| {
+            if !report.claimed_by(&owner) {
+                return false;
+            }
             report.attempts += 1;
             report.last_error = Some(error);
-            save_report(tx, &report)
+            report.claim = None;
+            true
         })
         .await
     }
@@ -1140,6 +1192,72 @@ impl ReportOutbox for SqliteStore {
                  ORDER BY created_at DESC, rowid DESC LIMIT ?2",
                 params![tenant, limit(limit_to)],
             )
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------- login throttle
+
+/// The counter lives in the cursors table under the name and `<count>:<window
+/// start, seconds>` format it had before it got its own port, so an upgrade
+/// keeps a running lock and needs no schema change.
+const LOGIN_ATTEMPTS_CURSOR: &str = "admin_login_failures";
+
+#[async_trait]
+impl sne_ports::LoginThrottle for SqliteStore {
+    async fn reserve_login_attempt(
+        &self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<sne_ports::LoginAttempt> {
+        use sne_ports::LoginAttempt;
+        let tenant = tenant.0.clone();
+        self.write(move |tx| {
+            let stored: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM cursors WHERE tenant_id = ?1 AND name = ?2",
+                    params![tenant, LOGIN_ATTEMPTS_CURSOR],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            let (count, start) = stored
+                .as_deref()
+                .and_then(|v| v.split_once(':'))
+                .and_then(|(c, s)| Some((c.parse::<u32>().ok()?, s.parse::<i64>().ok()?)))
+                .unwrap_or((0, 0));
+            let ends = start.saturating_add(window.num_seconds());
+            let (count, start) = if count == 0 || now.timestamp() >= ends {
+                (1, now.timestamp())
+            } else if count >= limit {
+                let until = DateTime::from_timestamp(ends, 0).unwrap_or(now);
+                return Ok(LoginAttempt::Locked { until });
+            } else {
+                (count + 1, start)
+            };
+            tx.execute(
+                "INSERT INTO cursors (tenant_id, name, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET value = excluded.value",
+                params![tenant, LOGIN_ATTEMPTS_CURSOR, format!("{count}:{start}")],
+            )
+            .map_err(db)?;
+            Ok(LoginAttempt::Allowed { nth: count })
+        })
+        .await
+    }
+
+    async fn reset_login_attempts(&self, tenant: &TenantId) -> StoreResult<()> {
+        let tenant = tenant.0.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM cursors WHERE tenant_id = ?1 AND name = ?2",
+                params![tenant, LOGIN_ATTEMPTS_CURSOR],
+            )
+            .map_err(db)?;
+            Ok(())
         })
         .await
     }

@@ -108,6 +108,10 @@ where
     cursor_is_compare_and_set(make().await).await;
     order_record_is_compare_and_set(make().await).await;
     report_outbox_is_idempotent(make().await).await;
+    report_claims_are_exclusive_and_expire(make().await).await;
+    concurrent_report_claims_have_one_winner(make().await).await;
+    login_attempts_are_counted_against_the_limit(make().await).await;
+    concurrent_login_attempts_never_exceed_the_limit(make().await).await;
     tenants_are_isolated(make().await).await;
 }
 
@@ -136,6 +140,10 @@ macro_rules! storage_conformance_tests {
             cursor_is_compare_and_set,
             order_record_is_compare_and_set,
             report_outbox_is_idempotent,
+            report_claims_are_exclusive_and_expire,
+            concurrent_report_claims_have_one_winner,
+            login_attempts_are_counted_against_the_limit,
+            concurrent_login_attempts_never_exceed_the_limit,
             tenants_are_isolated,
         );
     };
@@ -304,6 +312,7 @@ fn report(tenant: &TenantId, id: &str, at: DateTime<Utc>) -> OutboxReport {
         attempts: 0,
         last_error: None,
         reported_batches: vec![],
+        claim: None,
     }
 }
 
@@ -1559,19 +1568,36 @@ pub async fn report_outbox_is_idempotent<S: Storage + 'static>(fresh: Fresh<S>) 
         "oldest first"
     );
 
-    store
-        .record_report_failure(&a, "run-1", "SES: throttled")
-        .await
-        .unwrap();
+    assert!(
+        store
+            .claim_report(&a, "run-1", "sender", t0(), minutes(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_report_failure(&a, "run-1", "sender", "SES: throttled")
+            .await
+            .unwrap()
+    );
     let pending = store.pending_reports(&a).await.unwrap();
     assert_eq!(pending[0].attempts, 1);
     assert_eq!(pending[0].last_error.as_deref(), Some("SES: throttled"));
+    assert_eq!(pending[0].claim, None, "a failed send releases its claim");
     assert_eq!(pending.len(), 2, "a failed send stays pending");
 
-    other
-        .mark_report_sent(&a, "run-1", minutes(2))
-        .await
-        .unwrap();
+    assert!(
+        other
+            .claim_report(&a, "run-1", "sender-2", minutes(1), minutes(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        other
+            .mark_report_sent(&a, "run-1", "sender-2", minutes(2))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.pending_reports(&a).await.unwrap(), vec![r2.clone()]);
     assert!(
         !store.enqueue_report(&r1).await.unwrap(),
@@ -1583,13 +1609,300 @@ pub async fn report_outbox_is_idempotent<S: Storage + 'static>(fresh: Fresh<S>) 
     assert_eq!(recent[1].id, "run-1");
     assert_eq!(recent[1].sent_at, Some(minutes(2)));
     assert_eq!(recent[1].attempts, 1);
+    assert_eq!(recent[1].claim, None);
     assert_eq!(recent[1].subject, r1.subject);
     assert_eq!(store.recent_reports(&a, 1).await.unwrap(), vec![r2]);
     assert!(
         store
-            .mark_report_sent(&a, "unknown", minutes(3))
+            .mark_report_sent(&a, "unknown", "sender", minutes(3))
             .await
             .is_err()
+    );
+    assert!(
+        store
+            .claim_report(&a, "unknown", "sender", minutes(3), minutes(8))
+            .await
+            .is_err()
+    );
+}
+
+// ---------------------------------------------------------------- report claims
+
+pub async fn report_claims_are_exclusive_and_expire<S: Storage + 'static>(fresh: Fresh<S>) {
+    let (store, other) = (&*fresh.first, &*fresh.second);
+    let a = fresh.tenant("a");
+    store
+        .enqueue_report(&report(&a, "run-1", t0()))
+        .await
+        .unwrap();
+    let claim = |owner: &'static str, now: i64, lease: i64| {
+        other.claim_report(&a, "run-1", owner, minutes(now), minutes(now + lease))
+    };
+
+    assert!(
+        claim("one", 0, 5).await.unwrap(),
+        "an unsent report is free"
+    );
+    assert!(
+        !claim("two", 1, 5).await.unwrap(),
+        "held by one until minute 5"
+    );
+    assert!(!claim("two", 4, 5).await.unwrap(), "still held at minute 4");
+    assert!(claim("one", 1, 5).await.unwrap(), "the owner may renew");
+    let pending = store.pending_reports(&a).await.unwrap();
+    assert_eq!(
+        pending[0].claim,
+        Some(ReportClaim {
+            owner: "one".into(),
+            until: minutes(6)
+        }),
+        "claimed reports stay pending"
+    );
+    assert!(
+        !store
+            .mark_report_sent(&a, "run-1", "two", minutes(2))
+            .await
+            .unwrap(),
+        "only the holder marks sent"
+    );
+    assert!(
+        !store
+            .record_report_failure(&a, "run-1", "two", "x")
+            .await
+            .unwrap(),
+        "only the holder records a failure"
+    );
+    let unchanged = store.pending_reports(&a).await.unwrap();
+    assert_eq!(unchanged, pending, "refused writes change nothing");
+
+    // One's sender died: at the end of its lease another takes over.
+    assert!(
+        claim("two", 6, 5).await.unwrap(),
+        "an expired claim is taken over"
+    );
+    assert!(
+        !store
+            .mark_report_sent(&a, "run-1", "one", minutes(7))
+            .await
+            .unwrap(),
+        "a claim taken over is no longer the old owner's"
+    );
+    assert!(
+        !claim("one", 7, 5).await.unwrap(),
+        "nor can it take it back"
+    );
+    assert!(
+        store
+            .mark_report_sent(&a, "run-1", "two", minutes(8))
+            .await
+            .unwrap()
+    );
+    assert!(store.pending_reports(&a).await.unwrap().is_empty());
+    assert!(
+        !claim("three", 60, 5).await.unwrap(),
+        "a sent report is never claimed"
+    );
+    assert!(
+        !claim("two", 60, 5).await.unwrap(),
+        "not even by its sender"
+    );
+    assert!(
+        !store
+            .mark_report_sent(&a, "run-1", "two", minutes(61))
+            .await
+            .unwrap(),
+        "sent once"
+    );
+    assert_eq!(
+        store.recent_reports(&a, 1).await.unwrap()[0].sent_at,
+        Some(minutes(8))
+    );
+}
+
+pub async fn concurrent_report_claims_have_one_winner<S: Storage + 'static>(fresh: Fresh<S>) {
+    let a = fresh.tenant("a");
+    for id in ["run-1", "run-2", "run-3"] {
+        fresh
+            .first
+            .enqueue_report(&report(&a, id, t0()))
+            .await
+            .unwrap();
+    }
+    for id in ["run-1", "run-2", "run-3"] {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = if i % 2 == 0 {
+                    fresh.first.clone()
+                } else {
+                    fresh.second.clone()
+                };
+                let tenant = a.clone();
+                tokio::spawn(async move {
+                    let owner = format!("sender-{i}");
+                    let won = store
+                        .claim_report(&tenant, id, &owner, minutes(1), minutes(6))
+                        .await
+                        .unwrap();
+                    won.then_some(owner)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            winners.extend(task.await.unwrap());
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "{id}: exactly one claim wins: {winners:?}"
+        );
+        let stored = fresh.first.pending_reports(&a).await.unwrap();
+        let stored = stored.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(
+            stored.claim.as_ref().map(|c| c.owner.as_str()),
+            Some(winners[0].as_str()),
+            "{id}: the stored claim is the winner's"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- login throttle
+
+pub async fn login_attempts_are_counted_against_the_limit<S: Storage + 'static>(fresh: Fresh<S>) {
+    let (store, other) = (&*fresh.first, &*fresh.second);
+    let (a, b) = (fresh.tenant("a"), fresh.tenant("b"));
+    let window = Duration::minutes(15);
+    let allowed = |nth| LoginAttempt::Allowed { nth };
+    let locked = LoginAttempt::Locked { until: minutes(15) };
+    assert_eq!(
+        store
+            .reserve_login_attempt(&a, t0(), window, 3)
+            .await
+            .unwrap(),
+        allowed(1)
+    );
+    assert_eq!(
+        other
+            .reserve_login_attempt(&a, minutes(5), window, 3)
+            .await
+            .unwrap(),
+        allowed(2)
+    );
+    assert_eq!(
+        store
+            .reserve_login_attempt(&a, minutes(10), window, 3)
+            .await
+            .unwrap(),
+        allowed(3)
+    );
+    assert_eq!(
+        other
+            .reserve_login_attempt(&a, minutes(11), window, 3)
+            .await
+            .unwrap(),
+        locked,
+        "the window started with the first attempt and is used up"
+    );
+    assert_eq!(
+        store
+            .reserve_login_attempt(&a, minutes(14), window, 3)
+            .await
+            .unwrap(),
+        locked,
+        "a refused attempt does not extend the lock"
+    );
+    assert_eq!(
+        store
+            .reserve_login_attempt(&b, minutes(14), window, 3)
+            .await
+            .unwrap(),
+        allowed(1),
+        "tenants are counted apart"
+    );
+    assert_eq!(
+        other
+            .reserve_login_attempt(&a, minutes(15), window, 3)
+            .await
+            .unwrap(),
+        allowed(1),
+        "a new window starts when the old one ends"
+    );
+    assert_eq!(
+        store
+            .reserve_login_attempt(&a, minutes(16), window, 3)
+            .await
+            .unwrap(),
+        allowed(2)
+    );
+    other.reset_login_attempts(&a).await.unwrap();
+    assert_eq!(
+        store
+            .reserve_login_attempt(&a, minutes(17), window, 3)
+            .await
+            .unwrap(),
+        allowed(1),
+        "a reset forgets the window"
+    );
+    assert_eq!(
+        store
+            .reserve_login_attempt(&b, minutes(17), window, 3)
+            .await
+            .unwrap(),
+        allowed(2),
+        "and only the tenant's own"
+    );
+    store
+        .reset_login_attempts(&fresh.tenant("never"))
+        .await
+        .unwrap();
+}
+
+pub async fn concurrent_login_attempts_never_exceed_the_limit<S: Storage + 'static>(
+    fresh: Fresh<S>,
+) {
+    let a = fresh.tenant("a");
+    let window = Duration::minutes(15);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = if i % 2 == 0 {
+                fresh.first.clone()
+            } else {
+                fresh.second.clone()
+            };
+            let tenant = a.clone();
+            tokio::spawn(async move {
+                store
+                    .reserve_login_attempt(&tenant, minutes(1), window, 5)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut allowed = Vec::new();
+    let mut locked = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            LoginAttempt::Allowed { nth } => allowed.push(nth),
+            LoginAttempt::Locked { until } => {
+                assert_eq!(until, minutes(16));
+                locked += 1;
+            }
+        }
+    }
+    allowed.sort_unstable();
+    assert_eq!(
+        allowed,
+        vec![1, 2, 3, 4, 5],
+        "each allowed attempt counted once"
+    );
+    assert_eq!(locked, 15);
+    assert_eq!(
+        fresh
+            .second
+            .reserve_login_attempt(&a, minutes(2), window, 5)
+            .await
+            .unwrap(),
+        LoginAttempt::Locked { until: minutes(16) }
     );
 }
 
@@ -1779,13 +2092,19 @@ pub async fn tenants_are_isolated<S: Storage + 'static>(fresh: Fresh<S>) {
     );
     assert!(
         other
-            .mark_report_sent(&tb, "run-1", minutes(5))
+            .claim_report(&tb, "run-1", "run", minutes(5), minutes(10))
             .await
             .is_err()
     );
     assert!(
         other
-            .record_report_failure(&tb, "run-1", "x")
+            .mark_report_sent(&tb, "run-1", "run", minutes(5))
+            .await
+            .is_err()
+    );
+    assert!(
+        other
+            .record_report_failure(&tb, "run-1", "run", "x")
             .await
             .is_err()
     );

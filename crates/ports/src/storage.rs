@@ -297,6 +297,34 @@ pub struct OutboxReport {
     /// them reported in the same atomic step, so no outcome is told twice or lost.
     #[serde(default)]
     pub reported_batches: Vec<String>,
+    /// The sender that is sending it right now, if any (see [`ReportOutbox::claim_report`]).
+    #[serde(default)]
+    pub claim: Option<ReportClaim>,
+}
+
+/// A sender's hold on an unsent report. It has a lease so that a sender that
+/// died mid-send does not keep the report from ever going out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportClaim {
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
+impl OutboxReport {
+    /// Unsent, and not held by another owner's claim that runs past `now`.
+    pub fn claimable_by(&self, owner: &str, now: DateTime<Utc>) -> bool {
+        self.sent_at.is_none()
+            && self
+                .claim
+                .as_ref()
+                .is_none_or(|c| c.owner == owner || c.until <= now)
+    }
+
+    /// Unsent and claimed by `owner` (whether or not the lease has run out: as
+    /// long as nobody took it over, the claim is still the owner's).
+    pub fn claimed_by(&self, owner: &str) -> bool {
+        self.sent_at.is_none() && self.claim.as_ref().is_some_and(|c| c.owner == owner)
+    }
 }
 
 #[async_trait]
@@ -306,26 +334,75 @@ pub trait ReportOutbox: Send + Sync {
     /// `reported_batches` reported in it ([`UploadBatch::mark_reported`]), all or
     /// nothing: Conflict when one of them cannot be marked.
     async fn enqueue_report(&self, report: &OutboxReport) -> StoreResult<bool>;
-    /// Unsent reports, oldest first.
+    /// Unsent reports, oldest first (claimed or not).
     async fn pending_reports(&self, tenant: &TenantId) -> StoreResult<Vec<OutboxReport>>;
+    /// Takes the report for sending until `lease_until`, as one conditional
+    /// write: true only when it is unsent and no other owner's claim runs past
+    /// `now`. False (and nothing written) otherwise; NotFound when absent.
+    /// A sender sends only what it claimed, so two runs at once never send one
+    /// report twice, and a crashed sender's report goes out once its lease ends.
+    async fn claim_report(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Marks the report sent and ends the claim, only while `owner` holds it
+    /// (see [`OutboxReport::claimed_by`]). False and nothing written otherwise.
     async fn mark_report_sent(
         &self,
         tenant: &TenantId,
         id: &str,
+        owner: &str,
         at: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
+    /// Counts a failed send and releases `owner`'s claim, so the next run
+    /// retries at once. False and nothing written when the claim is not `owner`'s.
     async fn record_report_failure(
         &self,
         tenant: &TenantId,
         id: &str,
+        owner: &str,
         error: &str,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// Newest first, sent or not.
     async fn recent_reports(
         &self,
         tenant: &TenantId,
         limit: usize,
     ) -> StoreResult<Vec<OutboxReport>>;
+}
+
+// ---------------------------------------------------------------- login throttle
+
+/// The answer to [`LoginThrottle::reserve_login_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// The attempt may be checked; it is the `nth` of the current window
+    /// (1-based), counted already.
+    Allowed { nth: u32 },
+    /// The window's attempts are used up until `until`; nothing was counted.
+    Locked { until: DateTime<Utc> },
+}
+
+#[async_trait]
+pub trait LoginThrottle: Send + Sync {
+    /// Counts one login attempt of the tenant before its password is checked,
+    /// in one atomic step with the check against the limit: at most `limit`
+    /// attempts are ever allowed in a window, however many arrive at once. A
+    /// window starts with the first attempt after the previous one ended and
+    /// lasts `window`.
+    async fn reserve_login_attempt(
+        &self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<LoginAttempt>;
+    /// Forgets the tenant's attempts (after a successful login).
+    async fn reset_login_attempts(&self, tenant: &TenantId) -> StoreResult<()>;
 }
 
 // ---------------------------------------------------------------- blobs
@@ -354,6 +431,7 @@ pub trait Storage:
     + CursorStore
     + OrderImportStore
     + ReportOutbox
+    + LoginThrottle
 {
 }
 
@@ -367,5 +445,6 @@ impl<T> Storage for T where
         + CursorStore
         + OrderImportStore
         + ReportOutbox
+        + LoginThrottle
 {
 }

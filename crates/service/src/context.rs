@@ -34,6 +34,10 @@ pub struct ServiceConfig {
     pub session_secret: SessionSecret,
     /// How long an admin login lasts.
     pub admin_session_ttl: Duration,
+    /// How long a run holds a report it is sending before another run may send it
+    /// (after a crash mid-send). Longer than one SMTP/SES send with its retries,
+    /// or a slow send would be sent a second time by an overlapping run.
+    pub report_send_lease: Duration,
 }
 
 impl ServiceConfig {
@@ -86,6 +90,7 @@ impl Default for ServiceConfig {
             order_import_lease: Duration::from_secs(900),
             session_secret: SessionSecret::random(),
             admin_session_ttl: Duration::from_secs(8 * 3600),
+            report_send_lease: Duration::from_secs(300),
         }
     }
 }

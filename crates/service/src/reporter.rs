@@ -12,6 +12,8 @@ use sne_ports::{Attachment, Mail, OutboxReport, StoreError, StoredAttachment, Up
 pub struct SendOutcome {
     pub sent: usize,
     pub failed: usize,
+    /// Pending reports another run was sending (claimed by it); that run sends them.
+    pub skipped: usize,
 }
 
 /// Puts the run's report into the outbox (unless there is nothing to say), marking
@@ -57,6 +59,7 @@ pub async fn enqueue_report(
             attempts: 0,
             last_error: None,
             reported_batches: finished.iter().map(|b| b.batch_id.clone()).collect(),
+            claim: None,
         })
         .await?;
     Ok(Some(id))
@@ -103,7 +106,10 @@ async fn retry_file(
     }))
 }
 
-/// Sends every unsent report of the tenant, oldest first.
+/// Sends every unsent report of the tenant, oldest first. Each is claimed before
+/// it is sent, so runs that overlap (two processes, two Lambdas) never send the
+/// same report twice while a claim runs; one whose sender died goes out with the
+/// first run after its lease (`report_send_lease`).
 pub async fn send_pending(ctx: &Context, tenant: &Tenant) -> SendOutcome {
     let mut outcome = SendOutcome::default();
     let pending = match ctx.storage.pending_reports(&tenant.id).await {
@@ -113,25 +119,60 @@ pub async fn send_pending(ctx: &Context, tenant: &Tenant) -> SendOutcome {
             return outcome;
         }
     };
+    let owner = format!("send-{}", uuid::Uuid::new_v4().simple());
+    let lease = chrono::Duration::from_std(ctx.config.report_send_lease)
+        .unwrap_or(chrono::Duration::minutes(5));
     for report in pending {
+        let now = ctx.clock.now();
+        match ctx
+            .storage
+            .claim_report(&tenant.id, &report.id, &owner, now, now + lease)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(tenant = %tenant.id, report = %report.id, "report being sent by another run");
+                outcome.skipped += 1;
+                continue;
+            }
+            Err(e) => {
+                // Unclaimed, it stays pending for the next run.
+                tracing::warn!(tenant = %tenant.id, report = %report.id, error = %e, "report not claimed");
+                outcome.failed += 1;
+                continue;
+            }
+        }
         match send_one(ctx, &report).await {
             Ok(()) => {
-                if let Err(e) = ctx
+                match ctx
                     .storage
-                    .mark_report_sent(&tenant.id, &report.id, ctx.clock.now())
+                    .mark_report_sent(&tenant.id, &report.id, &owner, ctx.clock.now())
                     .await
                 {
-                    // The mail went out; at worst it is sent once more next run.
-                    tracing::error!(tenant = %tenant.id, error = %e, "sent report not marked");
+                    Ok(true) => {}
+                    // The send outlasted the lease and another run took the report
+                    // over: it may go out twice, the price of not losing it.
+                    Ok(false) => tracing::warn!(
+                        tenant = %tenant.id, report = %report.id,
+                        "report sent after its claim was taken over"
+                    ),
+                    // The mail went out; at worst it is sent once more after the lease.
+                    Err(e) => {
+                        tracing::error!(tenant = %tenant.id, error = %e, "sent report not marked")
+                    }
                 }
                 outcome.sent += 1;
             }
             Err(e) => {
                 tracing::warn!(tenant = %tenant.id, report = %report.id, error = %e, "report not sent");
-                let _ = ctx
+                if let Err(e) = ctx
                     .storage
-                    .record_report_failure(&tenant.id, &report.id, &e)
-                    .await;
+                    .record_report_failure(&tenant.id, &report.id, &owner, &e)
+                    .await
+                {
+                    // The claim runs out by itself; the next run after it retries.
+                    tracing::warn!(tenant = %tenant.id, error = %e, "report failure not recorded");
+                }
                 outcome.failed += 1;
             }
         }

@@ -4,6 +4,7 @@
 
 mod batches;
 mod ledger;
+mod login;
 mod records;
 mod tenants;
 

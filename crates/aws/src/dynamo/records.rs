@@ -59,25 +59,30 @@ impl DynamoStore {
         Ok(item)
     }
 
-    /// Read, change, write back under the revision read; lost races re-read.
+    /// Read, let `change` decide and edit, write back under the revision read;
+    /// lost races re-read and decide again, so every decision (e.g. "no other
+    /// claim is running") holds for the state the write replaced. False when
+    /// `change` refused, with nothing written.
     async fn update_report(
         &self,
         tenant: &TenantId,
         id: &str,
-        change: impl Fn(&mut OutboxReport),
-    ) -> StoreResult<()> {
+        change: impl Fn(&mut OutboxReport) -> bool,
+    ) -> StoreResult<bool> {
         let pk = tenant_pk(tenant);
         let mut round = 0;
         loop {
             let (mut report, rev) = self.report_item(tenant, id).await?;
             let was_pending = report.sent_at.is_none();
-            change(&mut report);
+            if !change(&mut report) {
+                return Ok(false);
+            }
             let mut tx = vec![self.put(self.report_put(&report, rev + 1)?, Some(Cond::rev(rev)))];
             if was_pending && report.sent_at.is_some() {
                 tx.push(self.delete(&pk, &report_index_sk("RPEND", &report), None));
             }
             match self.transact(tx).await? {
-                Tx::Committed => return Ok(()),
+                Tx::Committed => return Ok(true),
                 Tx::Cancelled(_) => {
                     round += 1;
                     cas_backoff(round).await?;
@@ -225,14 +230,41 @@ impl ReportOutbox for DynamoStore {
         Ok(reports)
     }
 
+    async fn claim_report(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.update_report(tenant, id, |report| {
+            if !report.claimable_by(owner, now) {
+                return false;
+            }
+            report.claim = Some(sne_ports::ReportClaim {
+                owner: owner.to_string(),
+                until: lease_until,
+            });
+            true
+        })
+        .await
+    }
+
     async fn mark_report_sent(
         &self,
         tenant: &TenantId,
         id: &str,
+        owner: &str,
         at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         self.update_report(tenant, id, |report| {
+            if !report.claimed_by(owner) {
+                return false;
+            }
             report.sent_at = Some(at);
+            report.claim = None;
+            true
         })
         .await
     }
@@ -241,11 +273,17 @@ impl ReportOutbox for DynamoStore {
         &self,
         tenant: &TenantId,
         id: &str,
+        owner: &str,
         error: &str,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         self.update_report(tenant, id, |report| {
+            if !report.claimed_by(owner) {
+                return false;
+            }
             report.attempts += 1;
             report.last_error = Some(error.to_string());
+            report.claim = None;
+            true
         })
         .await
     }

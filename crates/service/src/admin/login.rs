@@ -2,9 +2,7 @@
 
 use super::session::{self, PRELOGIN_COOKIE, SESSION_COOKIE, Session};
 use super::views::{Layout, LoginPage};
-use super::{
-    AdminError, AdminResult, Flash, LOGIN_FAILURES_CURSOR, page, redirect_with, take_flash,
-};
+use super::{AdminResult, Flash, page, redirect_with, take_flash};
 use crate::Context;
 use crate::tenants::{hash_password, verify_password};
 use axum::Form;
@@ -13,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use sne_domain::TenantId;
+use sne_ports::LoginAttempt;
 use std::sync::OnceLock;
 
 pub const MAX_FAILURES: u32 = 5;
@@ -86,57 +85,13 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| hash_password("smaregi-ne dummy password"))
 }
 
-/// `<count>:<window start>` of the tenant's recent failures.
-fn parse_failures(raw: Option<&str>) -> (u32, i64) {
-    raw.and_then(|v| v.split_once(':'))
-        .and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?)))
-        .unwrap_or((0, 0))
-}
-
-async fn is_locked(ctx: &Context, tenant: &TenantId) -> Result<bool, AdminError> {
-    let raw = ctx.storage.cursor(tenant, LOGIN_FAILURES_CURSOR).await?;
-    let (count, start) = parse_failures(raw.as_deref());
-    Ok(count >= MAX_FAILURES && ctx.clock.now().timestamp() < start + FAILURE_WINDOW_SECS)
-}
-
-/// Counts one failure; returns the count in the current window.
-async fn record_failure(ctx: &Context, tenant: &TenantId) -> Result<u32, AdminError> {
-    for _ in 0..10 {
-        let now = ctx.clock.now().timestamp();
-        let raw = ctx.storage.cursor(tenant, LOGIN_FAILURES_CURSOR).await?;
-        let (count, start) = parse_failures(raw.as_deref());
-        let (count, start) = if count == 0 || now >= start + FAILURE_WINDOW_SECS {
-            (1, now)
-        } else {
-            (count + 1, start)
-        };
-        if ctx
-            .storage
-            .set_cursor(
-                tenant,
-                LOGIN_FAILURES_CURSOR,
-                raw.as_deref(),
-                &format!("{count}:{start}"),
-            )
-            .await?
-        {
-            return Ok(count);
-        }
-    }
-    Err(AdminError::Internal(
-        "login failure counter kept changing".into(),
-    ))
-}
-
-async fn reset_failures(ctx: &Context, tenant: &TenantId) -> Result<(), AdminError> {
-    let raw = ctx.storage.cursor(tenant, LOGIN_FAILURES_CURSOR).await?;
-    if parse_failures(raw.as_deref()).0 > 0 {
-        // Losing this race to a concurrent failure only keeps a stricter count.
-        ctx.storage
-            .set_cursor(tenant, LOGIN_FAILURES_CURSOR, raw.as_deref(), "0:0")
-            .await?;
-    }
-    Ok(())
+/// Argon2 takes tens of milliseconds of CPU by design; on the blocking pool a
+/// flood of logins cannot stall the webhook and the jobs served by the same runtime.
+async fn verify_off_runtime(password: &str, hash: &str) -> bool {
+    let (password, hash) = (password.to_string(), hash.to_string());
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
 }
 
 pub async fn submit(
@@ -176,24 +131,36 @@ pub async fn submit(
         ctx.storage.tenant_by_admin_email(&email).await?
     };
     let Some(tenant) = tenant else {
-        let _ = verify_password(&form.password, dummy_hash());
+        let _ = verify_off_runtime(&form.password, dummy_hash()).await;
         return refuse(WRONG_MESSAGE);
     };
-    if is_locked(&ctx, &tenant.id).await? {
-        let _ = verify_password(&form.password, dummy_hash());
-        tracing::warn!(tenant = %tenant.id, "admin login refused: too many failures");
-        return refuse(LOCKED_MESSAGE);
-    }
-    if !verify_password(&form.password, &tenant.admin_password_hash) {
-        let count = record_failure(&ctx, &tenant.id).await?;
-        tracing::warn!(tenant = %tenant.id, failures = count, "admin login failed");
-        return refuse(if count >= MAX_FAILURES {
+    // The attempt is counted before the password is checked, in the same atomic
+    // step as the check against the limit: parallel requests cannot all pass a
+    // check made before any of them has failed, so at most MAX_FAILURES
+    // passwords are ever tried per window.
+    let window = chrono::Duration::seconds(FAILURE_WINDOW_SECS);
+    let nth = match ctx
+        .storage
+        .reserve_login_attempt(&tenant.id, ctx.clock.now(), window, MAX_FAILURES)
+        .await?
+    {
+        LoginAttempt::Allowed { nth } => nth,
+        LoginAttempt::Locked { .. } => {
+            // No hash to check: the answer says "locked" whatever the password,
+            // so a flood against a locked login costs no CPU.
+            tracing::warn!(tenant = %tenant.id, "admin login refused: too many failures");
+            return refuse(LOCKED_MESSAGE);
+        }
+    };
+    if !verify_off_runtime(&form.password, &tenant.admin_password_hash).await {
+        tracing::warn!(tenant = %tenant.id, failures = nth, "admin login failed");
+        return refuse(if nth >= MAX_FAILURES {
             LOCKED_MESSAGE
         } else {
             WRONG_MESSAGE
         });
     }
-    reset_failures(&ctx, &tenant.id).await?;
+    ctx.storage.reset_login_attempts(&tenant.id).await?;
     tracing::info!(tenant = %tenant.id, "admin login");
     let mut response = Redirect::to("/").into_response();
     session::add_header(

@@ -30,8 +30,6 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use sne_ports::StoreError;
 
-/// CursorStore name of the login failure counter (`<count>:<window start, Unix s>`).
-pub const LOGIN_FAILURES_CURSOR: &str = "admin_login_failures";
 /// Largest mapping table accepted (tens of thousands of rows fit easily).
 const MAPPING_UPLOAD_LIMIT: usize = 10 * 1024 * 1024;
 
