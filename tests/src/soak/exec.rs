@@ -49,6 +49,9 @@ pub async fn observe(scenario: &Scenario, mix: &Mix) -> (Facts, Vec<Violation>) 
     }
     let mut found = world.settle().await;
     let facts = world.facts().await;
+    if std::env::var_os("SOAK_DEBUG").is_some() {
+        world.dump(&facts).await;
+    }
     found.dedup();
     (facts, found)
 }
@@ -472,6 +475,39 @@ impl World {
             open.push(format!("{queues} NextEngine queue(s) open"));
         }
         (!open.is_empty()).then(|| open.join(", "))
+    }
+
+    /// `SOAK_DEBUG=1`: what the simulators and the store hold after settling.
+    async fn dump(&self, facts: &Facts) {
+        let h = &self.h;
+        eprintln!("--- setup {:?}", self.scenario.setup);
+        for s in h.smaregi.sends() {
+            eprintln!("send {} {} {} {}", s.id, s.status, s.message, s.body);
+        }
+        for u in h.ne.uploads() {
+            eprintln!(
+                "upload {} {} {:?} {:?}",
+                u.que_id, u.status, u.csv, u.message
+            );
+        }
+        for b in h
+            .ctx
+            .storage
+            .recent_batches(&h.tenant.id, 1000)
+            .await
+            .unwrap_or_default()
+        {
+            eprintln!(
+                "batch {} {} que={:?} lines={:?} notes={:?} err={:?}",
+                b.batch_id, b.state, b.que_id, b.lines, b.notes, b.last_error
+            );
+        }
+        for c in &facts.oracle.changes {
+            eprintln!("change {c:?}");
+        }
+        for m in &facts.mails {
+            eprintln!("mail {}\n{}", m.subject, m.body);
+        }
     }
 
     async fn facts(&self) -> Facts {

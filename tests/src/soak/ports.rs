@@ -33,6 +33,8 @@ pub enum Port {
     NextEngine,
     Smaregi,
     Mail,
+    /// The outbox call that records a mail as sent (or not sent).
+    MailMark,
     Blob,
 }
 
@@ -60,6 +62,10 @@ pub struct Gate {
     calls: AtomicUsize,
     ne_calls: AtomicUsize,
     fired: AtomicBool,
+    /// A mail went out and is not marked sent yet.
+    mail_window: AtomicBool,
+    /// The crash point fell into a mail window: crash at the first call after it.
+    deferred: AtomicBool,
     crashed: Notify,
     pub paused: Notify,
     pub resume: Notify,
@@ -74,6 +80,8 @@ impl Gate {
             calls: AtomicUsize::new(0),
             ne_calls: AtomicUsize::new(0),
             fired: AtomicBool::new(false),
+            mail_window: AtomicBool::new(false),
+            deferred: AtomicBool::new(false),
             crashed: Notify::new(),
             paused: Notify::new(),
             resume: Notify::new(),
@@ -120,7 +128,19 @@ impl Gate {
                 tokio::time::sleep(std::time::Duration::from_millis(15)).await;
             }
         }
-        if self.faults.crash_at == Some(n) {
+        let window = self.mail_window.load(Ordering::SeqCst);
+        let mut crash = self.faults.crash_at == Some(n);
+        if !self.faults.mail_crash_after_effect {
+            // Between a mail that went out and its "sent" mark any outbox is
+            // at-least-once; a crash there says nothing about the service.
+            if crash && window {
+                self.deferred.store(true, Ordering::SeqCst);
+                crash = false;
+            } else if !window && self.deferred.swap(false, Ordering::SeqCst) {
+                crash = true;
+            }
+        }
+        if crash {
             let effect = self.faults.crash_after_effect
                 && (port != Port::Mail || self.faults.mail_crash_after_effect);
             if effect {
@@ -129,7 +149,13 @@ impl Gate {
             self.fire();
             return std::future::pending().await;
         }
-        call.await
+        let out = call.await;
+        match port {
+            Port::Mail => self.mail_window.store(true, Ordering::SeqCst),
+            Port::MailMark => self.mail_window.store(false, Ordering::SeqCst),
+            _ => {}
+        }
+        out
     }
 }
 
@@ -228,13 +254,51 @@ gated_storage!(OrderImportStore {
     fn order_records(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<OrderImportRecord>>;
 });
 
-gated_storage!(ReportOutbox {
-    fn enqueue_report(&self, report: &OutboxReport) -> StoreResult<bool>;
-    fn pending_reports(&self, tenant: &TenantId) -> StoreResult<Vec<OutboxReport>>;
-    fn mark_report_sent(&self, tenant: &TenantId, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
-    fn record_report_failure(&self, tenant: &TenantId, id: &str, error: &str) -> StoreResult<()>;
-    fn recent_reports(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<OutboxReport>>;
-});
+#[async_trait]
+impl ReportOutbox for GatedStorage {
+    async fn enqueue_report(&self, report: &OutboxReport) -> StoreResult<bool> {
+        self.gate
+            .pass(Port::Storage, self.inner.enqueue_report(report))
+            .await
+    }
+    async fn pending_reports(&self, tenant: &TenantId) -> StoreResult<Vec<OutboxReport>> {
+        self.gate
+            .pass(Port::Storage, self.inner.pending_reports(tenant))
+            .await
+    }
+    async fn mark_report_sent(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.gate
+            .pass(Port::MailMark, self.inner.mark_report_sent(tenant, id, at))
+            .await
+    }
+    async fn record_report_failure(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        error: &str,
+    ) -> StoreResult<()> {
+        self.gate
+            .pass(
+                Port::MailMark,
+                self.inner.record_report_failure(tenant, id, error),
+            )
+            .await
+    }
+    async fn recent_reports(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxReport>> {
+        self.gate
+            .pass(Port::Storage, self.inner.recent_reports(tenant, limit))
+            .await
+    }
+}
 
 pub struct GatedBlobs {
     inner: Arc<dyn BlobStore>,
