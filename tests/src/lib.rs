@@ -1,6 +1,8 @@
 //! A whole smaregi-ne (router on a real socket, embedded storage in a temp dir)
 //! between a Smaregi simulator and a NextEngine simulator, for end-to-end tests.
 
+pub mod soak;
+
 use mail_parser::MimeHeaders;
 use sne_domain::tenant::{SmaregiCredentials, Tenant};
 use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
@@ -31,6 +33,10 @@ pub struct Options {
     pub smaregi_stock: Vec<(&'static str, i64)>,
     /// NextEngine goods with (stock, allocated).
     pub ne_goods: Vec<(&'static str, i64, i64)>,
+    /// Smaregi stores beyond 1 (本店) and 2 (二号店): (id, name).
+    pub extra_stores: Vec<(&'static str, &'static str)>,
+    /// The tenant's counted stores (`None`: all).
+    pub counted_stores: Option<Vec<String>>,
     pub config: ServiceConfig,
 }
 
@@ -42,6 +48,8 @@ impl Default for Options {
             push_api_changes: false,
             smaregi_stock: vec![("8000001", 10), ("8000002", 10), ("8000003", 10)],
             ne_goods: vec![("8000001", 10, 0), ("8000002", 10, 0), ("8000003", 10, 0)],
+            extra_stores: vec![],
+            counted_stores: None,
             config: ServiceConfig::default(),
         }
     }
@@ -102,6 +110,9 @@ impl Harness {
         smaregi.add_contract(CONTRACT, SMAREGI_TOKEN);
         smaregi.add_store(CONTRACT, "1", "本店");
         smaregi.add_store(CONTRACT, "2", "二号店");
+        for (id, name) in &options.extra_stores {
+            smaregi.add_store(CONTRACT, id, name);
+        }
         for (product, stock) in &options.smaregi_stock {
             smaregi.add_product(CONTRACT, product, &format!("CODE-{product}"), "商品");
             smaregi
@@ -135,7 +146,7 @@ impl Harness {
                 admin_email: "admin@shop.example".into(),
                 admin_password: "admin-password".into(),
                 notify_emails: vec!["notify@shop.example".into()],
-                counted_stores: None,
+                counted_stores: options.counted_stores.clone(),
             },
         )
         .await
@@ -180,9 +191,68 @@ impl Harness {
 
     /// Moves time forward for the service and both simulators.
     pub fn advance(&self, secs: i64) {
-        self.clock.advance(chrono::Duration::seconds(secs));
-        self.ne.advance_clock(secs);
-        self.smaregi.advance_clock(secs);
+        self.advancer()(secs);
+    }
+
+    /// [`Harness::advance`] as a value that port wrappers can hold.
+    pub fn advancer(&self) -> Arc<dyn Fn(i64) + Send + Sync> {
+        let (clock, ne, smaregi) = (self.clock.clone(), self.ne.clone(), self.smaregi.clone());
+        Arc::new(move |secs| {
+            clock.advance(chrono::Duration::seconds(secs));
+            ne.advance_clock(secs);
+            smaregi.advance_clock(secs);
+        })
+    }
+
+    /// The push settings the harness started with, with another shape and
+    /// `push_api_changes`.
+    pub fn configure_push(&self, shape: PushShape, pairs_as: PairsAs, push_api_changes: bool) {
+        self.smaregi.configure_push(
+            CONTRACT,
+            Some(PushConfig {
+                url: format!("{}/smaregi/webhook", self.service_url),
+                pairs: vec![
+                    ("contract_id".into(), CONTRACT.into()),
+                    ("code".into(), self.tenant.customer_code.clone()),
+                ],
+                pairs_as,
+                shape,
+                push_api_changes,
+            }),
+        );
+    }
+
+    /// An operator's own goods CSV, uploaded into NextEngine's queue as the
+    /// operator would (a raw `/api_v1_master_goods/upload`, not through the
+    /// service). It uses the company's current token pair only while its access
+    /// token is well inside its life, so the call never rotates the pair the
+    /// service holds; otherwise nothing is sent and `None` is returned.
+    pub async fn operator_upload(&self, csv: &str) -> anyhow::Result<Option<String>> {
+        let pair = self
+            .ne
+            .token_pair_of(COMPANY)
+            .ok_or_else(|| anyhow::anyhow!("no tokens"))?;
+        if pair.access_token_end_date <= self.ne.now_jst() + chrono::Duration::seconds(300) {
+            return Ok(None);
+        }
+        let body = format!(
+            "access_token={}&refresh_token={}&data_type=csv&data={}",
+            pair.access_token,
+            pair.refresh_token,
+            percent_encode(csv)
+        );
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api_v1_master_goods/upload", self.ne.base_url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(answer
+            .get("que_id")
+            .and_then(|q| q.as_str())
+            .map(str::to_string))
     }
 
     /// A second, independent wiring on the same data directory: what a second
@@ -231,7 +301,25 @@ impl Harness {
 
     /// Every mail in the outbox, oldest first, parsed.
     pub fn mails(&self) -> Vec<SentMail> {
-        let outbox = self.dir.path().join("outbox");
+        mails_in(self.dir.path())
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every mail in `<data_dir>/outbox`, oldest first, parsed.
+pub fn mails_in(data_dir: &Path) -> Vec<SentMail> {
+    {
+        let outbox = data_dir.join("outbox");
         let mut paths: Vec<_> = std::fs::read_dir(&outbox)
             .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
@@ -262,7 +350,7 @@ impl Harness {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentMail {
     pub subject: String,
     pub body: String,

@@ -1,0 +1,168 @@
+//! The seeded fault simulation (issue 10): `soak --runs N --seed S [flags]`.
+//!
+//! Prints every violation with its seed and run index, the invariant and the
+//! figures, and the shortest event list that reproduces it (delta debugging);
+//! then the runs per second, and `N runs, M violations` as the last line. Exits
+//! non-zero when M > 0.
+//!
+//! Flags isolate a failure by switching parts of the fault mix off:
+//! `--no-crash --no-orders --no-history --no-faults --no-concurrent
+//! --no-operator --no-slow --no-rotation --no-resends`, `--shapes full,minimal,absolute,relative`,
+//! `--events N` (per run), `--run-index I` (replay one run of the campaign),
+//! `--shrink-budget N` (re-executions per violation, 0 = no shrinking),
+//! `--mail-crash-after` (a crashing mail send may go out first).
+
+use sne_e2e::soak::scenario::Scenario;
+use sne_e2e::soak::{Mix, Violation, execute, shrink};
+use sne_simulators::smaregi::PushShape;
+use std::panic::AssertUnwindSafe;
+use std::process::ExitCode;
+use std::time::Instant;
+
+struct Args {
+    runs: u64,
+    seed: u64,
+    run_index: Option<u64>,
+    shrink_budget: usize,
+    mix: Mix,
+}
+
+fn usage(message: &str) -> ! {
+    eprintln!("soak: {message}");
+    eprintln!(
+        "usage: soak --runs N --seed S [--events N] [--run-index I] [--shrink-budget N] [--shapes full,minimal,absolute,relative] [--no-crash] [--no-orders] [--no-history] [--no-faults] [--no-concurrent] [--no-operator] [--no-slow] [--no-rotation] [--no-resends] [--mail-crash-after]"
+    );
+    std::process::exit(2)
+}
+
+fn parse() -> Args {
+    let mut args = Args {
+        runs: 100,
+        seed: 1,
+        run_index: None,
+        shrink_budget: 120,
+        mix: Mix::default(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{name} needs a value")))
+        };
+        let number = |text: String| -> u64 {
+            text.parse()
+                .unwrap_or_else(|_| usage(&format!("not a number: {text}")))
+        };
+        match flag.as_str() {
+            "--runs" => args.runs = number(value("--runs")),
+            "--seed" => args.seed = number(value("--seed")),
+            "--events" => args.mix.events = number(value("--events")) as usize,
+            "--run-index" => args.run_index = Some(number(value("--run-index"))),
+            "--shrink-budget" => args.shrink_budget = number(value("--shrink-budget")) as usize,
+            "--shapes" => {
+                args.mix.shapes = value("--shapes")
+                    .split(',')
+                    .map(|s| match s.trim() {
+                        "full" => PushShape::Full,
+                        "minimal" => PushShape::Minimal,
+                        "absolute" => PushShape::Absolute,
+                        "relative" => PushShape::Relative,
+                        other => usage(&format!("unknown shape {other}")),
+                    })
+                    .collect();
+                if args.mix.shapes.is_empty() {
+                    usage("--shapes needs at least one shape");
+                }
+            }
+            "--no-crash" => args.mix.crash = false,
+            "--no-orders" => args.mix.orders = false,
+            "--no-history" => args.mix.history = false,
+            "--no-faults" => args.mix.ne_faults = false,
+            "--no-concurrent" => args.mix.concurrent = false,
+            "--no-operator" => args.mix.operator_uploads = false,
+            "--no-slow" => args.mix.slow = false,
+            "--no-rotation" => args.mix.rotation = false,
+            "--no-resends" => args.mix.resends = false,
+            "--mail-crash-after" => args.mix.mail_crash_after_effect = true,
+            "-h" | "--help" => usage("help"),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    args
+}
+
+/// A panic inside a run is a violation too (e.g. a mail that is not 7-bit).
+fn checked(scenario: &Scenario, mix: &Mix) -> Vec<Violation> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| execute(scenario, mix))) {
+        Ok(found) => found,
+        Err(panic) => vec![Violation {
+            invariant: "panic",
+            detail: panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a run panicked".into()),
+        }],
+    }
+}
+
+fn main() -> ExitCode {
+    let args = parse();
+    let indices: Vec<u64> = match args.run_index {
+        Some(i) => vec![i],
+        None => (0..args.runs).collect(),
+    };
+    let started = Instant::now();
+    let mut violations = 0usize;
+    let mut failing: Vec<(Scenario, Vec<Violation>)> = Vec::new();
+    for &index in &indices {
+        let scenario = Scenario::generate(args.seed, index, &args.mix);
+        let found = checked(&scenario, &args.mix);
+        for v in &found {
+            println!("VIOLATION seed={} run={index} {v}", args.seed);
+        }
+        violations += found.len();
+        if !found.is_empty() {
+            failing.push((scenario, found));
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let runs = indices.len();
+
+    if args.shrink_budget > 0 {
+        for (scenario, found) in &failing {
+            let mut classes: Vec<&'static str> = found.iter().map(|v| v.invariant).collect();
+            classes.dedup();
+            for class in classes {
+                let (shortest, tries) = shrink(scenario, &args.mix, class, args.shrink_budget);
+                println!(
+                    "SHORTEST seed={} run={} invariant={class}: {} of {} events ({tries} re-executions)",
+                    scenario.seed,
+                    scenario.run_index,
+                    shortest.events.len(),
+                    scenario.events.len()
+                );
+                println!("  setup: {:?}", shortest.setup);
+                for (n, event) in shortest.events.iter().enumerate() {
+                    println!("  {:>3}. {event}", n + 1);
+                }
+                for v in checked(&shortest, &args.mix)
+                    .iter()
+                    .filter(|v| v.invariant == class)
+                {
+                    println!("  -> {v}");
+                }
+            }
+        }
+    }
+    println!(
+        "runs/second: {:.2} ({runs} runs in {elapsed:.1} s, shrinking not counted)",
+        runs as f64 / elapsed.max(1e-9)
+    );
+    println!("{runs} runs, {violations} violations");
+    if violations > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

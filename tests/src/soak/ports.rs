@@ -1,0 +1,483 @@
+//! Wrappers around every port a [`Context`] holds. They count calls and, at the
+//! chosen call, let the run "crash": the call either never starts or runs to
+//! completion (its effect happens), and then never resolves, while the driver is
+//! told to drop the run's future. The NextEngine wrapper can also make a call
+//! slow (the shared clock jumps past the unknown-outcome grace before the call
+//! goes out) or let the access token expire just before a call (rotation).
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sne_domain::batch_state::BatchState;
+use sne_domain::complete::Mirror;
+use sne_domain::tenant::{NeTokens, SmaregiCredentials, Tenant};
+use sne_domain::{PushRow, StockChange, TenantId};
+use sne_ports::mail::MailError;
+use sne_ports::nextengine::{
+    NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry,
+};
+use sne_ports::smaregi::{
+    NewShipment, ShipmentStoreCheck, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore,
+};
+use sne_ports::*;
+use sne_service::Context;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio::sync::Notify;
+
+/// Which port a call goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Storage,
+    NextEngine,
+    Smaregi,
+    Mail,
+    /// The outbox call that records a mail as sent (or not sent).
+    MailMark,
+    Blob,
+}
+
+/// What one run's wrappers do, decided by the event that starts the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Crash at this call (0-based, counted over every port).
+    pub crash_at: Option<usize>,
+    /// Whether the crashing call takes effect before the run dies.
+    pub crash_after_effect: bool,
+    /// Whether a crashing mail send may take effect (a mail that went out but
+    /// was never marked sent is sent again: at-least-once by nature).
+    pub mail_crash_after_effect: bool,
+    /// The n-th NextEngine call is slow: the clock passes the grace first.
+    pub slow_ne_call: Option<usize>,
+    /// Before the n-th NextEngine call the access token expires (rotation).
+    pub rotate_before_ne_call: Option<usize>,
+    /// At this call (over every port) the run pauses while something else
+    /// happens (a Smaregi change made in the middle of a run).
+    pub pause_at: Option<usize>,
+}
+
+pub struct Gate {
+    faults: Faults,
+    calls: AtomicUsize,
+    ne_calls: AtomicUsize,
+    fired: AtomicBool,
+    /// A mail went out and is not marked sent yet.
+    mail_window: AtomicBool,
+    /// The crash point fell into a mail window: crash at the first call after it.
+    deferred: AtomicBool,
+    crashed: Notify,
+    pub paused: Notify,
+    pub resume: Notify,
+    advance: Arc<dyn Fn(i64) + Send + Sync>,
+    slow_secs: i64,
+}
+
+impl Gate {
+    pub fn new(faults: Faults, advance: Arc<dyn Fn(i64) + Send + Sync>, slow_secs: i64) -> Gate {
+        Gate {
+            faults,
+            calls: AtomicUsize::new(0),
+            ne_calls: AtomicUsize::new(0),
+            fired: AtomicBool::new(false),
+            mail_window: AtomicBool::new(false),
+            deferred: AtomicBool::new(false),
+            crashed: Notify::new(),
+            paused: Notify::new(),
+            resume: Notify::new(),
+            advance,
+            slow_secs,
+        }
+    }
+
+    /// Resolves once the crash point was hit.
+    pub async fn crashed(&self) {
+        self.crashed.notified().await
+    }
+
+    pub fn has_crashed(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        self.crashed.notify_one();
+    }
+
+    async fn pass<T>(&self, port: Port, call: impl Future<Output = T>) -> T {
+        if self.has_crashed() {
+            return std::future::pending().await;
+        }
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.faults.pause_at == Some(n) {
+            self.paused.notify_one();
+            self.resume.notified().await;
+        }
+        if port == Port::NextEngine {
+            let k = self.ne_calls.fetch_add(1, Ordering::SeqCst);
+            if self.faults.rotate_before_ne_call == Some(k) {
+                (self.advance)(86_401);
+            }
+            if self.faults.slow_ne_call == Some(k) {
+                (self.advance)(self.slow_secs);
+                // Real time for whatever else runs meanwhile (a second run).
+                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            }
+        }
+        let window = self.mail_window.load(Ordering::SeqCst);
+        let mut crash = self.faults.crash_at == Some(n);
+        if !self.faults.mail_crash_after_effect {
+            // Between a mail that went out and its "sent" mark any outbox is
+            // at-least-once; a crash there says nothing about the service.
+            if crash && window {
+                self.deferred.store(true, Ordering::SeqCst);
+                crash = false;
+            } else if !window && self.deferred.swap(false, Ordering::SeqCst) {
+                crash = true;
+            }
+        }
+        if crash {
+            let effect = self.faults.crash_after_effect
+                && (port != Port::Mail || self.faults.mail_crash_after_effect);
+            if effect {
+                let _ = call.await;
+            }
+            self.fire();
+            return std::future::pending().await;
+        }
+        let out = call.await;
+        match port {
+            Port::Mail => self.mail_window.store(true, Ordering::SeqCst),
+            Port::MailMark => self.mail_window.store(false, Ordering::SeqCst),
+            _ => {}
+        }
+        out
+    }
+}
+
+/// `ctx` with every port behind `gate`.
+pub fn gated(ctx: &Context, gate: Arc<Gate>) -> Context {
+    Context {
+        storage: Arc::new(GatedStorage {
+            inner: ctx.storage.clone(),
+            gate: gate.clone(),
+        }),
+        blobs: Arc::new(GatedBlobs {
+            inner: ctx.blobs.clone(),
+            gate: gate.clone(),
+        }),
+        mailer: Arc::new(GatedMailer {
+            inner: ctx.mailer.clone(),
+            gate: gate.clone(),
+        }),
+        nextengine: Arc::new(GatedNe {
+            inner: ctx.nextengine.clone(),
+            gate: gate.clone(),
+        }),
+        smaregi: Arc::new(GatedSmaregi {
+            inner: ctx.smaregi.clone(),
+            gate,
+        }),
+        ..ctx.clone()
+    }
+}
+
+pub struct GatedStorage {
+    inner: Arc<dyn Storage>,
+    gate: Arc<Gate>,
+}
+
+macro_rules! gated_storage {
+    ($trait:ident { $( fn $name:ident(&self $(, $arg:ident : $ty:ty)* ) -> $ret:ty; )* }) => {
+        #[async_trait]
+        impl $trait for GatedStorage {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    self.gate.pass(Port::Storage, self.inner.$name($($arg),*)).await
+                }
+            )*
+        }
+    };
+}
+
+gated_storage!(TenantStore {
+    fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
+    fn tenant_by_contract(&self, contract_id: &str) -> StoreResult<Option<Tenant>>;
+    fn tenant_by_admin_email(&self, email: &str) -> StoreResult<Option<Tenant>>;
+    fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    fn update_tenant(&self, tenant: &Tenant) -> StoreResult<Tenant>;
+});
+
+gated_storage!(TokenStore {
+    fn ne_tokens(&self, tenant: &TenantId) -> StoreResult<Option<NeTokens>>;
+    fn swap_ne_tokens(&self, tenant: &TenantId, expected: Option<&str>, new: &NeTokens) -> StoreResult<bool>;
+});
+
+gated_storage!(ProductPairStore {
+    fn product_pairs(&self, tenant: &TenantId, source: PairSource) -> StoreResult<Vec<(String, String)>>;
+    fn put_product_pairs(&self, tenant: &TenantId, source: PairSource, pairs: &[(String, String)], replace_all: bool) -> StoreResult<()>;
+});
+
+gated_storage!(StockLedger {
+    fn append_changes(&self, tenant: &TenantId, changes: &[StockChange]) -> StoreResult<AppendOutcome>;
+    fn claim_batch(&self, tenant: &TenantId, claim: &ClaimRequest) -> StoreResult<Option<ClaimedBatch>>;
+    fn pending_changes(&self, tenant: &TenantId) -> StoreResult<usize>;
+    fn changes_of_batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Vec<StockChange>>;
+});
+
+gated_storage!(StockMirrorStore {
+    fn mirror(&self, tenant: &TenantId, keys: &[(String, String)]) -> StoreResult<Mirror>;
+});
+
+gated_storage!(BatchStore {
+    fn finish_build(&self, tenant: &TenantId, batch_id: &str, owner: &str, content: &BuiltContent) -> StoreResult<UploadBatch>;
+    fn transition(&self, tenant: &TenantId, batch_id: &str, transition: &Transition) -> StoreResult<UploadBatch>;
+    fn batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Option<UploadBatch>>;
+    fn batches_in_state(&self, tenant: &TenantId, state: BatchState) -> StoreResult<Vec<UploadBatch>>;
+    fn recent_batches(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<UploadBatch>>;
+    fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
+});
+
+gated_storage!(CursorStore {
+    fn cursor(&self, tenant: &TenantId, name: &str) -> StoreResult<Option<String>>;
+    fn set_cursor(&self, tenant: &TenantId, name: &str, expected: Option<&str>, value: &str) -> StoreResult<bool>;
+});
+
+gated_storage!(OrderImportStore {
+    fn order_record(&self, tenant: &TenantId, receive_order_id: &str) -> StoreResult<Option<OrderImportRecord>>;
+    fn put_order_record(&self, record: &OrderImportRecord, expected_tag: Option<&str>) -> StoreResult<()>;
+    fn order_records(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<OrderImportRecord>>;
+});
+
+#[async_trait]
+impl ReportOutbox for GatedStorage {
+    async fn enqueue_report(&self, report: &OutboxReport) -> StoreResult<bool> {
+        self.gate
+            .pass(Port::Storage, self.inner.enqueue_report(report))
+            .await
+    }
+    async fn pending_reports(&self, tenant: &TenantId) -> StoreResult<Vec<OutboxReport>> {
+        self.gate
+            .pass(Port::Storage, self.inner.pending_reports(tenant))
+            .await
+    }
+    async fn mark_report_sent(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.gate
+            .pass(Port::MailMark, self.inner.mark_report_sent(tenant, id, at))
+            .await
+    }
+    async fn record_report_failure(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        error: &str,
+    ) -> StoreResult<()> {
+        self.gate
+            .pass(
+                Port::MailMark,
+                self.inner.record_report_failure(tenant, id, error),
+            )
+            .await
+    }
+    async fn recent_reports(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxReport>> {
+        self.gate
+            .pass(Port::Storage, self.inner.recent_reports(tenant, limit))
+            .await
+    }
+}
+
+pub struct GatedBlobs {
+    inner: Arc<dyn BlobStore>,
+    gate: Arc<Gate>,
+}
+
+#[async_trait]
+impl BlobStore for GatedBlobs {
+    async fn put_blob(&self, key: &str, bytes: &[u8], content_type: &str) -> StoreResult<()> {
+        self.gate
+            .pass(Port::Blob, self.inner.put_blob(key, bytes, content_type))
+            .await
+    }
+    async fn get_blob(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.gate.pass(Port::Blob, self.inner.get_blob(key)).await
+    }
+    async fn download_url(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> StoreResult<Option<String>> {
+        self.gate
+            .pass(Port::Blob, self.inner.download_url(key, expires_in))
+            .await
+    }
+}
+
+pub struct GatedMailer {
+    inner: Arc<dyn Mailer>,
+    gate: Arc<Gate>,
+}
+
+#[async_trait]
+impl Mailer for GatedMailer {
+    async fn send(&self, mail: &Mail) -> Result<String, MailError> {
+        self.gate.pass(Port::Mail, self.inner.send(mail)).await
+    }
+}
+
+pub struct GatedNe {
+    inner: Arc<dyn NextEngineApi>,
+    gate: Arc<Gate>,
+}
+
+#[async_trait]
+impl NextEngineApi for GatedNe {
+    fn sign_in_url(&self) -> String {
+        self.inner.sign_in_url()
+    }
+    async fn authorize(&self, uid: &str, state: &str) -> Result<NeAuth, NeError> {
+        self.gate
+            .pass(Port::NextEngine, self.inner.authorize(uid, state))
+            .await
+    }
+    async fn existing_goods(
+        &self,
+        tenant: &TenantId,
+        codes: &[String],
+    ) -> Result<HashSet<String>, NeError> {
+        self.gate
+            .pass(Port::NextEngine, self.inner.existing_goods(tenant, codes))
+            .await
+    }
+    async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError> {
+        self.gate
+            .pass(Port::NextEngine, self.inner.upload_stock_csv(tenant, csv))
+            .await
+    }
+    async fn queues_by_id(
+        &self,
+        tenant: &TenantId,
+        que_ids: &[String],
+    ) -> Result<Vec<QueueEntry>, NeError> {
+        self.gate
+            .pass(Port::NextEngine, self.inner.queues_by_id(tenant, que_ids))
+            .await
+    }
+    async fn goods_upload_queues_since(
+        &self,
+        tenant: &TenantId,
+        since: NaiveDateTime,
+    ) -> Result<Vec<QueueEntry>, NeError> {
+        self.gate
+            .pass(
+                Port::NextEngine,
+                self.inner.goods_upload_queues_since(tenant, since),
+            )
+            .await
+    }
+    async fn order_rows(
+        &self,
+        tenant: &TenantId,
+        query: &OrderRowQuery,
+    ) -> Result<Vec<NeOrderRow>, NeError> {
+        self.gate
+            .pass(Port::NextEngine, self.inner.order_rows(tenant, query))
+            .await
+    }
+    async fn keep_tokens_alive(&self, tenant: &TenantId) -> Result<(), NeError> {
+        self.gate
+            .pass(Port::NextEngine, self.inner.keep_tokens_alive(tenant))
+            .await
+    }
+}
+
+pub struct GatedSmaregi {
+    inner: Arc<dyn SmaregiApi>,
+    gate: Arc<Gate>,
+}
+
+#[async_trait]
+impl SmaregiApi for GatedSmaregi {
+    async fn stock_history_after(
+        &self,
+        creds: &SmaregiCredentials,
+        after_id: u64,
+        max_rows: usize,
+    ) -> Result<Vec<PushRow>, SmaregiError> {
+        self.gate
+            .pass(
+                Port::Smaregi,
+                self.inner.stock_history_after(creds, after_id, max_rows),
+            )
+            .await
+    }
+    async fn latest_stock_history_id(
+        &self,
+        creds: &SmaregiCredentials,
+    ) -> Result<Option<u64>, SmaregiError> {
+        self.gate
+            .pass(Port::Smaregi, self.inner.latest_stock_history_id(creds))
+            .await
+    }
+    async fn product_codes(
+        &self,
+        creds: &SmaregiCredentials,
+        product_ids: &[String],
+    ) -> Result<Vec<(String, String)>, SmaregiError> {
+        self.gate
+            .pass(Port::Smaregi, self.inner.product_codes(creds, product_ids))
+            .await
+    }
+    async fn stores(&self, creds: &SmaregiCredentials) -> Result<Vec<SmaregiStore>, SmaregiError> {
+        self.gate
+            .pass(Port::Smaregi, self.inner.stores(creds))
+            .await
+    }
+    async fn shipments_by_identification(
+        &self,
+        creds: &SmaregiCredentials,
+        identification_no: &str,
+    ) -> Result<Vec<ShipmentSummary>, SmaregiError> {
+        self.gate
+            .pass(
+                Port::Smaregi,
+                self.inner
+                    .shipments_by_identification(creds, identification_no),
+            )
+            .await
+    }
+    async fn create_shipment(
+        &self,
+        creds: &SmaregiCredentials,
+        shipment: &NewShipment,
+    ) -> Result<Option<String>, SmaregiError> {
+        self.gate
+            .pass(Port::Smaregi, self.inner.create_shipment(creds, shipment))
+            .await
+    }
+    async fn check_shipment_store(
+        &self,
+        creds: &SmaregiCredentials,
+        store_id: &str,
+    ) -> Result<ShipmentStoreCheck, SmaregiError> {
+        self.gate
+            .pass(
+                Port::Smaregi,
+                self.inner.check_shipment_store(creds, store_id),
+            )
+            .await
+    }
+}
