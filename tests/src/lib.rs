@@ -222,37 +222,13 @@ impl Harness {
         );
     }
 
-    /// An operator's own goods CSV, uploaded into NextEngine's queue as the
-    /// operator would (a raw `/api_v1_master_goods/upload`, not through the
-    /// service). It uses the company's current token pair only while its access
-    /// token is well inside its life, so the call never rotates the pair the
-    /// service holds; otherwise nothing is sent and `None` is returned.
+    /// An operator's own goods CSV, uploaded through NextEngine's screen into the
+    /// same queue list the service's uploads land in.
     pub async fn operator_upload(&self, csv: &str) -> anyhow::Result<Option<String>> {
-        let pair = self
-            .ne
-            .token_pair_of(COMPANY)
-            .ok_or_else(|| anyhow::anyhow!("no tokens"))?;
-        if pair.access_token_end_date <= self.ne.now_jst() + chrono::Duration::seconds(300) {
-            return Ok(None);
-        }
-        let body = format!(
-            "access_token={}&refresh_token={}&data_type=csv&data={}",
-            pair.access_token,
-            pair.refresh_token,
-            percent_encode(csv)
-        );
-        let answer: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/api_v1_master_goods/upload", self.ne.base_url()))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(answer
-            .get("que_id")
-            .and_then(|q| q.as_str())
-            .map(str::to_string))
+        self.ne
+            .operator_upload(COMPANY, csv, "商品マスタ_手動.csv")
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!(e))
     }
 
     /// A second, independent wiring on the same data directory: what a second
@@ -303,17 +279,6 @@ impl Harness {
     pub fn mails(&self) -> Vec<SentMail> {
         mails_in(self.dir.path())
     }
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Every mail in `<data_dir>/outbox`, oldest first, parsed.

@@ -9,8 +9,8 @@ use crate::{COMPANY, CONTRACT, Harness, Options, SMAREGI_TOKEN};
 use sne_domain::batch_state::BatchState;
 use sne_domain::tenant::{NeTokens, SmaregiCredentials, Tenant};
 use sne_domain::upload_csv::render_upload_csv;
-use sne_ports::Transition;
 use sne_service::Context;
+use sne_service::held::{HeldDecision, resolve_held};
 use sne_service::orders::{OrderImportForm, configure_order_import};
 use sne_service::run::{Jobs, run_all};
 use sne_simulators::nextengine::{Fault, FaultKind, SeedOrder, SeedOrderRow};
@@ -588,10 +588,8 @@ impl World {
 /// decide (`BatchState::NeedsAttention`), with the truth only the simulator
 /// knows: if NextEngine received exactly this file under a queue id no other
 /// batch claims, the batch is that queue ("treat as uploaded"); otherwise
-/// NextEngine never got it ("upload again"). The service has no resolution
-/// API yet, so the decision is written with the storage `transition` call the
-/// service's own state machine allows (`NeedsAttention → Uploaded | Built`);
-/// this one function is what the real resolution API replaces.
+/// NextEngine never got it ("upload again"), decided through the service's own
+/// resolution ([`resolve_held`]), as the admin screen and the CLI do.
 pub async fn operator_resolves_held_batches(h: &Harness) {
     let store = &h.ctx.storage;
     let tenant = &h.tenant.id;
@@ -611,15 +609,12 @@ pub async fn operator_resolves_held_batches(h: &Harness) {
             h.ne.uploads()
                 .into_iter()
                 .find(|u| u.csv == csv && !known.contains(&u.que_id));
-        let now = h.ctx.clock.now();
-        let transition = match received {
-            Some(upload) => {
-                let mut t = Transition::new(BatchState::NeedsAttention, BatchState::Uploaded, now);
-                t.que_id = Some(upload.que_id);
-                t
-            }
-            None => Transition::new(BatchState::NeedsAttention, BatchState::Built, now),
+        let decision = match received {
+            Some(upload) => HeldDecision::TreatAsUploaded {
+                que_id: upload.que_id,
+            },
+            None => HeldDecision::Reupload,
         };
-        let _ = store.transition(tenant, &batch.batch_id, &transition).await;
+        let _ = resolve_held(&h.ctx, tenant, &batch.batch_id, decision, "soak-operator").await;
     }
 }

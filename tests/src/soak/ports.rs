@@ -241,6 +241,12 @@ gated_storage!(BatchStore {
     fn batches_in_state(&self, tenant: &TenantId, state: BatchState) -> StoreResult<Vec<UploadBatch>>;
     fn recent_batches(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<UploadBatch>>;
     fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
+    fn unreported_outcomes(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<UploadBatch>>;
+});
+
+gated_storage!(LoginThrottle {
+    fn reserve_login_attempt(&self, tenant: &TenantId, now: DateTime<Utc>, window: chrono::Duration, limit: u32) -> StoreResult<LoginAttempt>;
+    fn reset_login_attempts(&self, tenant: &TenantId) -> StoreResult<()>;
 });
 
 gated_storage!(CursorStore {
@@ -266,26 +272,46 @@ impl ReportOutbox for GatedStorage {
             .pass(Port::Storage, self.inner.pending_reports(tenant))
             .await
     }
+    async fn claim_report(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.gate
+            .pass(
+                Port::Storage,
+                self.inner.claim_report(tenant, id, owner, now, lease_until),
+            )
+            .await
+    }
     async fn mark_report_sent(
         &self,
         tenant: &TenantId,
         id: &str,
+        owner: &str,
         at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         self.gate
-            .pass(Port::MailMark, self.inner.mark_report_sent(tenant, id, at))
+            .pass(
+                Port::MailMark,
+                self.inner.mark_report_sent(tenant, id, owner, at),
+            )
             .await
     }
     async fn record_report_failure(
         &self,
         tenant: &TenantId,
         id: &str,
+        owner: &str,
         error: &str,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         self.gate
             .pass(
                 Port::MailMark,
-                self.inner.record_report_failure(tenant, id, error),
+                self.inner.record_report_failure(tenant, id, owner, error),
             )
             .await
     }
