@@ -38,6 +38,9 @@ pub struct Options {
     /// The tenant's counted stores (`None`: all).
     pub counted_stores: Option<Vec<String>>,
     pub config: ServiceConfig,
+    /// Whether NextEngine's queue rows tell API uploads from screen uploads
+    /// (`NeConfig::queue_upload_names`; the reference cannot tell).
+    pub queue_upload_names: bool,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             extra_stores: vec![],
             counted_stores: None,
             config: ServiceConfig::default(),
+            queue_upload_names: true,
         }
     }
 }
@@ -84,6 +88,7 @@ impl Harness {
                 client_id: CLIENT_ID.into(),
                 client_secret: CLIENT_SECRET.into(),
                 auto_login_company: COMPANY.into(),
+                queue_upload_names: options.queue_upload_names,
                 ..NeConfig::default()
             },
             local(),

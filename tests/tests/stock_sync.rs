@@ -299,7 +299,7 @@ async fn a_lost_upload_answer_leads_to_exactly_one_upload() {
 async fn an_upload_nextengine_never_received_is_sent_once_after_the_grace_period() {
     let h = Harness::start(Options {
         config: sne_service::ServiceConfig {
-            unknown_outcome_grace: Duration::from_millis(0),
+            unknown_outcome_grace: Duration::from_secs(10),
             ..Default::default()
         },
         ..Options::default()
@@ -313,6 +313,7 @@ async fn an_upload_nextengine_never_received_is_sent_once_after_the_grace_period
     );
     h.run(Jobs::All).await;
     assert!(h.ne.uploads().is_empty());
+    h.advance(11);
     h.run(Jobs::All).await;
     assert_eq!(
         uploaded_csvs(&h),

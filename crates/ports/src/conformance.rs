@@ -104,6 +104,8 @@ where
     every_allowed_transition_works(make().await).await;
     refused_transitions_change_nothing(make().await).await;
     transitions_need_their_data(make().await).await;
+    a_stale_step_is_refused(make().await).await;
+    outcomes_are_reported_once_with_their_report(make().await).await;
     batch_listings_are_ordered(make().await).await;
     cursor_is_compare_and_set(make().await).await;
     order_record_is_compare_and_set(make().await).await;
@@ -136,6 +138,8 @@ macro_rules! storage_conformance_tests {
             every_allowed_transition_works,
             refused_transitions_change_nothing,
             transitions_need_their_data,
+            a_stale_step_is_refused,
+            outcomes_are_reported_once_with_their_report,
             batch_listings_are_ordered,
             cursor_is_compare_and_set,
             order_record_is_compare_and_set,
@@ -1341,6 +1345,102 @@ pub async fn refused_transitions_change_nothing<S: Storage + 'static>(fresh: Fre
         "transition of a batch that does not exist",
     );
     assert_eq!(store.batch(&a, "missing").await.unwrap(), None);
+}
+
+/// Two runners both saw the batch `Uploading` (its answer lost). One sends it
+/// again (`→ Built → Uploading`); the other's step, planned on what it read,
+/// must fail although the state matches again: it would send the file twice.
+pub async fn a_stale_step_is_refused<S: Storage + 'static>(fresh: Fresh<S>) {
+    use BatchState::*;
+    let (store, other) = (&*fresh.first, &*fresh.second);
+    let a = fresh.tenant("a");
+    built_batch(store, &a, "b1", t0()).await;
+    step(store, &a, "b1", Built, Uploading, minutes(1)).await;
+    let seen_by_both = batch_of(other, &a, "b1").await;
+    let back = store
+        .transition(&a, "b1", &Transition::of(&seen_by_both, Built, minutes(11)))
+        .await
+        .unwrap();
+    let again = store
+        .transition(&a, "b1", &Transition::of(&back, Uploading, minutes(12)))
+        .await
+        .unwrap();
+    assert_eq!(again.state, seen_by_both.state);
+    assert_conflict(
+        other
+            .transition(&a, "b1", &Transition::of(&seen_by_both, Built, minutes(13)))
+            .await,
+        "a step planned on an older revision",
+    );
+    assert_eq!(batch_of(store, &a, "b1").await, again, "nothing changed");
+    assert!(again.revision > seen_by_both.revision);
+}
+
+/// A report marks the outcomes it tells in the same atomic step that stores it:
+/// told once, by exactly one of two racing reports, and never lost.
+pub async fn outcomes_are_reported_once_with_their_report<S: Storage + 'static>(fresh: Fresh<S>) {
+    use BatchState::*;
+    let (store, other) = (&*fresh.first, &*fresh.second);
+    let a = fresh.tenant("a");
+    for (id, at) in [("b1", 0), ("b2", 10)] {
+        built_batch(store, &a, id, minutes(at)).await;
+        step(store, &a, id, Built, Uploading, minutes(at + 1)).await;
+        step(store, &a, id, Uploading, Uploaded, minutes(at + 2)).await;
+    }
+    assert!(store.unreported_outcomes(&a, 10).await.unwrap().is_empty());
+    step(store, &a, "b1", Uploaded, Succeeded, minutes(20)).await;
+    step(store, &a, "b2", Uploaded, Succeeded, minutes(21)).await;
+    let waiting: Vec<_> = other
+        .unreported_outcomes(&a, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.batch_id)
+        .collect();
+    assert_eq!(
+        waiting,
+        vec!["b1".to_string(), "b2".to_string()],
+        "oldest first"
+    );
+    assert_eq!(store.unreported_outcomes(&a, 1).await.unwrap().len(), 1);
+
+    let mut r1 = report(&a, "r1", minutes(22));
+    r1.reported_batches = waiting.clone();
+    let mut r2 = report(&a, "r2", minutes(22));
+    r2.reported_batches = vec!["b2".into()];
+    let (x, y) = futures::join!(store.enqueue_report(&r1), other.enqueue_report(&r2));
+    assert!(
+        matches!(
+            (&x, &y),
+            (Ok(true), Err(StoreError::Conflict(_))) | (Err(StoreError::Conflict(_)), Ok(true))
+        ),
+        "exactly one report tells b2: {x:?} / {y:?}"
+    );
+    let stored: Vec<_> = store
+        .recent_reports(&a, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        stored.len(),
+        1,
+        "the losing report was not stored: {stored:?}"
+    );
+    if x.is_ok() {
+        assert!(store.unreported_outcomes(&a, 10).await.unwrap().is_empty());
+        assert_eq!(
+            batch_of(other, &a, "b2").await.reported_in.as_deref(),
+            Some("r1")
+        );
+        // Enqueueing the same report again is a no-op, not a conflict.
+        assert!(!store.enqueue_report(&r1).await.unwrap());
+    } else {
+        let left = store.unreported_outcomes(&a, 10).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].batch_id, "b1");
+    }
 }
 
 pub async fn transitions_need_their_data<S: Storage + 'static>(fresh: Fresh<S>) {

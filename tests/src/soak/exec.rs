@@ -94,6 +94,7 @@ async fn start(scenario: &Scenario) -> World {
             .store3_uncounted
             .then(|| vec!["1".to_string(), "2".to_string()]),
         config: sne_service::ServiceConfig::default(),
+        queue_upload_names: true,
     })
     .await;
     let mut tenant = fresh_tenant(&h).await;
