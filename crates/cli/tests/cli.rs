@@ -109,3 +109,174 @@ fn the_demo_scenario_moves_a_sale_into_nextengine_and_writes_a_mail() {
         .count();
     assert!(mails >= 1, "{out}");
 }
+
+/// An upload held as 要確認 in the tenant's store, as a run leaves it when the
+/// queue list cannot prove which queue was ours.
+fn hold_an_upload(data_dir: &std::path::Path, contract: &str) -> String {
+    use sne_domain::batch_state::BatchState;
+    use sne_domain::change::{ChangeKind, ChangeSource, PushRow};
+    use sne_domain::upload_csv::UploadLine;
+    use sne_ports::{BatchStore, StockLedger, TenantStore};
+    use sne_ports::{BuiltContent, ClaimRequest, QueueCandidate, Transition};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = sne_embedded::SqliteStore::open(data_dir).unwrap();
+        let tenant = store
+            .tenant_by_contract(contract)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let now = chrono::Utc::now();
+        store
+            .append_changes(
+                &tenant,
+                &[sne_domain::StockChange {
+                    dedupe_key: "h:1".into(),
+                    source: ChangeSource::History,
+                    row: PushRow {
+                        store_id: "1".into(),
+                        product_id: "8000001".into(),
+                        kind: ChangeKind::History,
+                        division: None,
+                        amount: Some(-1),
+                        after: Some(9),
+                        changed_at: None,
+                        history_id: Some(1),
+                        from_store_id: None,
+                        to_store_id: None,
+                        layaway_stock_amount: None,
+                    },
+                    received_at: now,
+                }],
+            )
+            .await
+            .unwrap();
+        let claim = ClaimRequest {
+            new_batch_id: "b_held".into(),
+            owner: "run".into(),
+            now,
+            lease_until: now + chrono::Duration::minutes(5),
+            max_changes: 10,
+        };
+        store.claim_batch(&tenant, &claim).await.unwrap().unwrap();
+        let built = store
+            .finish_build(
+                &tenant,
+                "b_held",
+                "run",
+                &BuiltContent {
+                    lines: vec![UploadLine {
+                        goods_code: "8000001".into(),
+                        delta: -1,
+                    }],
+                    change_count: 1,
+                    at: now,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let up = store
+            .transition(
+                &tenant,
+                "b_held",
+                &Transition::of(&built, BatchState::Uploading, now),
+            )
+            .await
+            .unwrap();
+        let mut hold = Transition::of(&up, BatchState::NeedsAttention, now);
+        hold.candidates = vec![QueueCandidate {
+            que_id: "77".into(),
+            created_at: "2026-12-01 10:00:00".into(),
+            upload_name: String::new(),
+            client_file_name: String::new(),
+        }];
+        store.transition(&tenant, "b_held", &hold).await.unwrap();
+        "b_held".to_string()
+    })
+}
+
+#[test]
+fn a_held_upload_is_listed_and_decided_once_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(smaregi_ne(dir.path()).args([
+        "tenant",
+        "create",
+        "--contract-id",
+        "c-held",
+        "--admin-email",
+        "admin@shop.example",
+        "--admin-password",
+        "long-enough-password",
+        "--notify-email",
+        "shop@shop.example",
+    ]));
+    let batch = hold_an_upload(dir.path(), "c-held");
+    let list = run_ok(smaregi_ne(dir.path()).args(["held", "list", "--contract-id", "c-held"]));
+    let json: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(json[0]["batch_id"], batch.as_str());
+    assert_eq!(json[0]["candidates"][0]["que_id"], "77");
+    assert!(json[0]["csv"].as_str().unwrap().contains("8000001,-1"));
+
+    // Bad input: a queue id that is no number changes nothing.
+    let bad = smaregi_ne(dir.path())
+        .args([
+            "held",
+            "resolve",
+            "--contract-id",
+            "c-held",
+            "--batch-id",
+            &batch,
+        ])
+        .args(["--uploaded", "--que-id", "x7", "--by", "ops@shop.example"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("半角数字"));
+
+    let done = run_ok(
+        smaregi_ne(dir.path())
+            .args([
+                "held",
+                "resolve",
+                "--contract-id",
+                "c-held",
+                "--batch-id",
+                &batch,
+            ])
+            .args(["--uploaded", "--que-id", "77", "--by", "ops@shop.example"]),
+    );
+    assert!(done.contains("キューID 77"), "{done}");
+    let list = run_ok(smaregi_ne(dir.path()).args(["held", "list", "--contract-id", "c-held"]));
+    assert_eq!(list.trim(), "[]");
+    let twice = smaregi_ne(dir.path())
+        .args([
+            "held",
+            "resolve",
+            "--contract-id",
+            "c-held",
+            "--batch-id",
+            &batch,
+        ])
+        .arg("--reupload")
+        .output()
+        .unwrap();
+    assert!(!twice.status.success(), "decided once");
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("要確認ではありません"));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let decided = runtime.block_on(async {
+        use sne_ports::{BatchStore, TenantStore};
+        let store = sne_embedded::SqliteStore::open(dir.path()).unwrap();
+        let tenant = store
+            .tenant_by_contract("c-held")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        store.batch(&tenant, &batch).await.unwrap().unwrap()
+    });
+    assert_eq!(decided.que_id.as_deref(), Some("77"));
+    assert_eq!(decided.decision.unwrap().by, "ops@shop.example");
+}

@@ -35,7 +35,7 @@ pub const ORDER_CURSOR: &str = "ne_order_rows_modified";
 pub const STARTED_MESSAGE: &str = "受注数取り込みを開始しました";
 pub const STOPPED_MESSAGE: &str = "受注数取り込みを停止しました";
 /// Cursor holding the per-tenant import lease (`ImportLease`).
-const IMPORT_LEASE: &str = "ne_order_import_lease";
+pub const IMPORT_LEASE: &str = "ne_order_import_lease";
 pub const HISTORY_REQUIRED: &str = "受注数取り込みには在庫変動履歴の読み取りが必要です。取り込んだ出荷がネクストエンジンへ二重に通知されないよう、取り込みを止めています。管理画面の設定で「在庫変動履歴の読み取り」を有効にしてください";
 /// NextEngine's rows are read again from this long before the cursor: a row
 /// written with an earlier timestamp than a concurrent read (or shifted between

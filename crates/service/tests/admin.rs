@@ -1025,3 +1025,124 @@ async fn stock_history_reading_is_switched_in_the_settings() {
     assert!(html.contains("在庫情報参照"), "{html}");
     assert!(!history_on(&env).await);
 }
+
+/// Holds one upload of tenant A as 要確認, as a run leaves it when NextEngine's
+/// queue list cannot prove which queue was ours. Returns its id.
+async fn hold_an_upload_of_a(env: &Env) -> String {
+    use sne_domain::batch_state::BatchState;
+    use sne_domain::upload_csv::UploadLine;
+    use sne_ports::{BuiltContent, ClaimRequest, QueueCandidate, Transition};
+    let store = &env.ctx.storage;
+    let a = &env.a.id;
+    let a_code = env.tenant(a).await.customer_code;
+    let (status, _) = webhook(&env.router(), push_body(CONTRACT_A, &a_code, 41)).await;
+    assert_eq!(status, StatusCode::OK);
+    let now = env.ctx.clock.now();
+    let claim = ClaimRequest {
+        new_batch_id: "b_held".into(),
+        owner: "run".into(),
+        now,
+        lease_until: now + chrono::Duration::minutes(5),
+        max_changes: 10,
+    };
+    store.claim_batch(a, &claim).await.unwrap().unwrap();
+    let built = store
+        .finish_build(
+            a,
+            "b_held",
+            "run",
+            &BuiltContent {
+                lines: vec![UploadLine {
+                    goods_code: "8000001".into(),
+                    delta: -1,
+                }],
+                change_count: 1,
+                at: now,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let up = store
+        .transition(
+            a,
+            "b_held",
+            &Transition::of(&built, BatchState::Uploading, now),
+        )
+        .await
+        .unwrap();
+    let mut hold = Transition::of(&up, BatchState::NeedsAttention, now);
+    hold.candidates = vec![QueueCandidate {
+        que_id: "77".into(),
+        created_at: "2026-12-01 10:00:00".into(),
+        upload_name: String::new(),
+        client_file_name: String::new(),
+    }];
+    store.transition(a, "b_held", &hold).await.unwrap();
+    "b_held".into()
+}
+
+#[tokio::test]
+async fn a_held_upload_is_shown_with_its_candidates_and_decided_once_by_its_own_tenant() {
+    use sne_domain::batch_state::BatchState;
+    let mut env = Env::start(true).await;
+    let batch = hold_an_upload_of_a(&env).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let page = a.get("/history").await.text();
+    assert!(page.contains("要確認のアップロード"), "{page}");
+    assert!(page.contains(&format!("/history/held/{batch}/resolve")));
+    assert!(page.contains("77") && page.contains("8000001: -1"));
+    assert!(page.contains(&format!("/history/batches/{batch}/csv")));
+    let path = format!("/history/held/{batch}/resolve");
+
+    // Another tenant cannot touch it; a missing CSRF token is refused.
+    let mut b = Browser::logged_in(&env, EMAIL_B).await;
+    let b_csrf = b.csrf("/history").await;
+    let reply = b
+        .post(&path, &[("csrf", &b_csrf), ("action", "reupload")])
+        .await;
+    assert!(b.follow(reply).await.text().contains("見つかりません"));
+    let reply = a.post(&path, &[("action", "reupload")]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let still = env
+        .ctx
+        .storage
+        .batch(&env.a.id, &batch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.state, BatchState::NeedsAttention);
+
+    // A queue id that is no number is refused and changes nothing.
+    let csrf = a.csrf("/history").await;
+    let reply = a
+        .post(
+            &path,
+            &[("csrf", &csrf), ("action", "uploaded"), ("que_id", "abc")],
+        )
+        .await;
+    assert!(a.follow(reply).await.text().contains("半角数字"));
+
+    let reply = a
+        .post(&path, &[("csrf", &csrf), ("action", "reupload")])
+        .await;
+    assert!(reply.redirects_to("/history"));
+    assert!(
+        a.follow(reply)
+            .await
+            .text()
+            .contains("再アップロードします")
+    );
+    let decided = env
+        .ctx
+        .storage
+        .batch(&env.a.id, &batch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decided.state, BatchState::Built);
+    assert_eq!(decided.decision.as_ref().unwrap().by, EMAIL_A);
+    assert_eq!(env.runs_requested.try_recv().unwrap(), env.a.id);
+    let page = a.get("/history").await.text();
+    assert!(!page.contains("要確認のアップロード"), "decided once");
+}

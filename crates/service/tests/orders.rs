@@ -17,7 +17,7 @@ use sne_ports::smaregi::{
 };
 use sne_ports::{OrderImportState, PairSource, SystemClock};
 use sne_service::orders::{
-    ImportOptions, ORDER_CURSOR, OrderImportError, OrderImportForm, STARTED_MESSAGE,
+    IMPORT_LEASE, ImportOptions, ORDER_CURSOR, OrderImportError, OrderImportForm, STARTED_MESSAGE,
     STOPPED_MESSAGE, configure_order_import, run_order_import_with,
 };
 use sne_service::run::{Jobs, run_all};
@@ -966,4 +966,94 @@ async fn pushed_shipments_are_not_echoed_to_nextengine() {
     ] {
         no_echo(shape, true).await;
     }
+}
+
+#[tokio::test]
+async fn an_import_in_progress_elsewhere_is_left_alone_until_its_lease_runs_out() {
+    let h = H::start(false).await;
+    h.enable().await;
+    h.seed(7, &[("8000001", 1)]);
+    // Another process (the other Lambda) holds the tenant's import right now.
+    let now = chrono::Utc::now();
+    let held = format!(
+        "import-other|{}",
+        (now + chrono::Duration::minutes(10)).to_rfc3339()
+    );
+    assert!(
+        h.ctx
+            .storage
+            .set_cursor(&h.tenant, IMPORT_LEASE, None, &held)
+            .await
+            .unwrap()
+    );
+    let tenant = h.tenant().await;
+    let options = ImportOptions { page_size: 50 };
+    assert!(
+        run_order_import_with(&h.ctx, &tenant, &options)
+            .await
+            .is_none(),
+        "no section: the holder reports"
+    );
+    assert_eq!(h.shipments_of("7"), 0, "nothing shipped beside the holder");
+    assert_eq!(h.state("7").await, None);
+
+    // The holder died: once its lease ran out, the next run imports, once.
+    let expired = format!(
+        "import-other|{}",
+        (now - chrono::Duration::seconds(1)).to_rfc3339()
+    );
+    h.ctx
+        .storage
+        .set_cursor(&h.tenant, IMPORT_LEASE, Some(&held), &expired)
+        .await
+        .unwrap();
+    let section = run_order_import_with(&h.ctx, &tenant, &options)
+        .await
+        .unwrap();
+    assert!(section.error.is_none(), "{section:?}");
+    assert_eq!(h.shipments_of("7"), 1);
+    assert!(matches!(
+        h.state("7").await,
+        Some(OrderImportState::Imported { .. })
+    ));
+    // The lease was handed back: the next run starts at once.
+    let again = run_order_import_with(&h.ctx, &tenant, &options)
+        .await
+        .unwrap();
+    assert!(again.error.is_none());
+    assert_eq!(h.shipments_of("7"), 1);
+}
+
+#[tokio::test]
+async fn the_import_stops_while_stock_history_is_not_read() {
+    let h = H::start(false).await;
+    h.enable().await;
+    // Switching history off is refused while the import is on…
+    let tenant = h.tenant().await;
+    let refused = sne_service::uploader::set_history_mode(&h.ctx, &tenant, false).await;
+    assert!(refused.is_err(), "{refused:?}");
+    // …and an import found without it (e.g. a mode lost by hand) ships nothing.
+    let mode = h
+        .ctx
+        .storage
+        .cursor(&h.tenant, sne_service::uploader::HISTORY_MODE)
+        .await
+        .unwrap();
+    h.ctx
+        .storage
+        .set_cursor(
+            &h.tenant,
+            sne_service::uploader::HISTORY_MODE,
+            mode.as_deref(),
+            "off",
+        )
+        .await
+        .unwrap();
+    h.seed(8, &[("8000001", 1)]);
+    let section = h.import(50).await;
+    assert_eq!(
+        section.error.as_deref(),
+        Some(sne_service::orders::HISTORY_REQUIRED)
+    );
+    assert_eq!(h.shipments_of("8"), 0);
 }
