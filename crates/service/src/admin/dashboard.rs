@@ -97,9 +97,9 @@ pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderM
                 });
             }
             BatchState::NeedsAttention => actions.push(ActionItem {
-                title: format!("{} のアップロードの結果を確認できません", jst(batch.created_at)),
-                detail: "ネクストエンジンから応答がなく、ファイルが受け付けられたかを自動で判断できませんでした。二重に在庫が変わらないよう自動の再送は止めています。ネクストエンジンのアップロード履歴(キュー)に同じ時刻のファイルがあるか確認し、なければ履歴からCSVをダウンロードして手動でアップロードしてください。".into(),
-                link: Some(("/history".into(), "履歴とCSVへ".into())),
+                title: format!("{} のアップロードが要確認です", jst(batch.created_at)),
+                detail: "ネクストエンジンから応答がなく、どのキューがこのファイルか自動で特定できませんでした。二重に在庫が変わらないよう自動の再送は止めています(それ以降の在庫変動は通常どおり通知しています)。ネクストエンジンのアップロードキューと在庫を確認し、履歴の「要確認のアップロード」で「アップロード済みとして扱う」か「再アップロードする」を選んでください。手動でのアップロードは不要です。".into(),
+                link: Some(("/history#held".into(), "要確認のアップロードへ".into())),
             }),
             BatchState::Failed => {
                 if let Some(QueueOutcome::Failed { .. }) = &batch.outcome
