@@ -25,7 +25,7 @@ use sne_domain::report::{FailedOrder, ImportedOrder, OrderSection};
 use sne_domain::tenant::{MappingMode, OrderImportSettings, SmaregiCredentials, Tenant};
 use sne_domain::time::{API_FORMAT, parse_api_time, to_jst};
 use sne_ports::nextengine::{NeError, NeOrderRow, OrderRowQuery};
-use sne_ports::smaregi::{NewShipment, ShipmentStoreCheck, SmaregiError};
+use sne_ports::smaregi::{NewShipment, SmaregiError};
 use sne_ports::{OrderImportRecord, OrderImportState, PairSource, StoreError};
 use std::collections::BTreeMap;
 
@@ -119,7 +119,7 @@ pub async fn configure_order_import(
         .await?
         .ok_or(OrderImportError::UnknownTenant)?;
     let (creds, store_id) = validate_form(&tenant, &form)?;
-    check_with_smaregi(ctx, &creds, &store_id).await?;
+    check_with_smaregi(ctx, &creds, &store_id, &mut warnings).await?;
     // History reading goes on before the import does, so every shipment the
     // import creates is read back from StockHistory as 出荷 and never uploaded.
     let tenant =
@@ -244,6 +244,7 @@ async fn check_with_smaregi(
     ctx: &Context,
     creds: &SmaregiCredentials,
     store_id: &str,
+    warnings: &mut Vec<String>,
 ) -> Result<(), OrderImportError> {
     // 1. shipment_ref: proves the credentials and 「24.出荷情報取得」.
     ctx.smaregi
@@ -255,27 +256,21 @@ async fn check_with_smaregi(
                 &e,
             )
         })?;
-    // 2. shipment_upd: proves 「17.出荷情報更新」 and, as far as it can, the store.
-    let dry = ctx
-        .smaregi
-        .check_shipment_store(creds, store_id)
-        .await
-        .map_err(|e| {
-            smaregi_check_error(
-                "スマレジAPI設定の機能設定で「17.出荷情報更新」を「利用する」にしてください",
-                &e,
-            )
-        })?;
-    // 3. The store list, when 店舗情報参照 is enabled, is the definitive answer;
-    //    the manual does not ask for it, so without it the dry call decides.
-    let exists = match ctx.smaregi.stores(creds).await {
-        Ok(stores) => stores.iter().any(|s| s.store_id == store_id),
-        Err(_) => dry == ShipmentStoreCheck::StoreExists,
-    };
-    if !exists {
-        return Err(OrderImportError::Invalid(format!(
-            "取り込み先スマレジ側店舗ID {store_id} の店舗がスマレジにありません。スマレジ管理画面 店舗 > 店舗一覧 で店舗IDを確認してください"
-        )));
+    // 2. The store, from 店舗情報参照 (store_ref). Only read calls: a test write
+    //    that a lenient Smaregi accepted would be a real 未出荷 shipment.
+    //    「17.出荷情報更新」 cannot be proven without writing; a disabled one stops
+    //    the first import with a text that names it.
+    match ctx.smaregi.stores(creds).await {
+        Ok(stores) if stores.iter().any(|s| s.store_id == store_id) => {}
+        Ok(_) => {
+            return Err(OrderImportError::Invalid(format!(
+                "取り込み先スマレジ側店舗ID {store_id} の店舗がスマレジにありません。スマレジ管理画面 店舗 > 店舗一覧 で店舗IDを確認してください"
+            )));
+        }
+        Err(e @ SmaregiError::Transport(_)) => return Err(smaregi_check_error("", &e)),
+        Err(_) => warnings.push(format!(
+            "スマレジAPI設定の機能設定で「店舗情報参照」が利用できないため、店舗ID {store_id} を確認できませんでした。店舗IDが正しいことをスマレジ管理画面 店舗 > 店舗一覧 で確認してください(誤っている場合は最初の取り込みで止まり、通知メールでお知らせします)"
+        )),
     }
     // The import needs stock-history reading (see `import_orders`), which needs
     // 在庫情報参照 (stock_ref) with the same credentials.
@@ -794,6 +789,17 @@ async fn cancel_if_needed(ctx: &Context, tenant: &Tenant, order: &NeOrder) -> Re
     }
 }
 
+/// Whether a `shipment_upd` refusal is about the order itself: it names one of
+/// the order's products, or a field of its detail rows (the API's own names,
+/// `productId` / `quantity`, reference §1.7), not the header or the setting.
+fn names_order_data(message: &str, shipment: &NewShipment) -> bool {
+    shipment
+        .lines
+        .iter()
+        .any(|(product_id, _)| message.contains(product_id.as_str()))
+        || ["productId", "quantity"].iter().any(|f| message.contains(f))
+}
+
 /// goods code × quantity → Smaregi product id × quantity, one row per product.
 fn shipment_lines(map: &ProductMap, lines: &[(String, i64)]) -> Result<Vec<(String, i64)>, String> {
     let mut unmapped = Vec::new();
@@ -909,12 +915,20 @@ async fn ship(
                 .await
             }
         },
-        Err(SmaregiError::Api { code, message }) => {
+        // Final only when Smaregi names the order's own data: a retry would meet
+        // the same refusal, and the operator registers the order by hand.
+        Err(SmaregiError::Api { code, message }) if names_order_data(&message, &shipment) => {
             settle(OrderImportState::Failed {
                 reason: format!("スマレジが出荷登録を受け付けませんでした ({code}): {message}"),
             })
             .await
         }
+        // Anything else (a code never seen, the store, a function switched off) is
+        // about the setting, not this order: the run stops, `Started` stays, and
+        // the order is shipped once the setting is mended.
+        Err(SmaregiError::Api { code, message }) => Err(format!(
+            "スマレジが出荷登録を受け付けませんでした ({code}): {message}。受注の内容ではなく設定の問題と考えられるため、受注は登録せずに取り込みを止めています。スマレジAPI設定の機能設定「17.出荷情報更新」が「利用する」か、取り込み先スマレジ側店舗IDが正しいかを確認してください"
+        )),
         // Unknown outcome or refused credentials: `Started` stays, and the next
         // run looks the shipment up before anything else.
         Err(e) => Err(smaregi_run_error(&e)),
