@@ -496,3 +496,67 @@ async fn a_report_that_cannot_be_sent_goes_out_with_the_next_run() {
     h.run(Jobs::All).await;
     assert_eq!(h.mails().len(), 1);
 }
+
+/// The manual's rules, a 棚卸, a sale and a shipment made through the old API,
+/// with stock-history reading on: the same NextEngine stock whatever the pushes
+/// carry and whether Smaregi pushes the API's own changes (reference
+/// smaregi-api.md, Update "stock_send rows" and "Echo of old-API writes").
+#[tokio::test]
+async fn with_history_reading_every_push_shape_gives_the_manuals_deltas() {
+    for shape in [
+        PushShape::Minimal,
+        PushShape::Absolute,
+        PushShape::Relative,
+        PushShape::Full,
+    ] {
+        for push_api_changes in [false, true] {
+            let mut h = Harness::start(Options {
+                shape,
+                push_api_changes,
+                smaregi_stock: vec![("8000001", 2), ("8000002", -5), ("8000003", -3)],
+                ..Options::default()
+            })
+            .await;
+            h.enable_history_access().await;
+            h.advance(1);
+            let case = format!("{shape:?}, push_api_changes {push_api_changes}");
+            for (product, qty) in [("8000001", 3), ("8000002", 3), ("8000003", 5)] {
+                h.smaregi
+                    .receive(CONTRACT, "1", product, qty)
+                    .await
+                    .unwrap();
+            }
+            let creds = h.tenant.smaregi_api.clone().unwrap();
+            h.ctx
+                .smaregi
+                .create_shipment(
+                    &creds,
+                    &NewShipment {
+                        store_id: "1".into(),
+                        recipient_name: "ネット販売".into(),
+                        shipment_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+                        identification_no: "2001".into(),
+                        memo: "web-2001".into(),
+                        token: "tok-2001".into(),
+                        lines: vec![("8000001".into(), 1)],
+                        is_return: false,
+                    },
+                )
+                .await
+                .unwrap();
+            h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+            // 棚卸 from −2 to 4: +6, whatever the stock was.
+            h.smaregi
+                .stocktake(CONTRACT, "1", "8000002", 4)
+                .await
+                .unwrap();
+            for _ in 0..2 {
+                h.run(Jobs::All).await;
+                h.ne.run_queues();
+            }
+            assert_eq!(h.ne_stock("8000001"), 12, "{case}: +3, the 出荷 not, −1");
+            assert_eq!(h.ne_stock("8000002"), 16, "{case}: 0 from −5, then 棚卸 +6");
+            assert_eq!(h.ne_stock("8000003"), 12, "{case}: +2 of +5 from −3");
+        }
+    }
+}

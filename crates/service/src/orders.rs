@@ -797,7 +797,9 @@ fn names_order_data(message: &str, shipment: &NewShipment) -> bool {
         .lines
         .iter()
         .any(|(product_id, _)| message.contains(product_id.as_str()))
-        || ["productId", "quantity"].iter().any(|f| message.contains(f))
+        || ["productId", "quantity"]
+            .iter()
+            .any(|f| message.contains(f))
 }
 
 /// goods code × quantity → Smaregi product id × quantity, one row per product.

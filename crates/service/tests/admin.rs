@@ -1089,7 +1089,10 @@ async fn a_held_upload_is_shown_with_its_candidates_and_decided_once_by_its_own_
     let batch = hold_an_upload_of_a(&env).await;
     let mut a = Browser::logged_in(&env, EMAIL_A).await;
     let dashboard = a.get("/").await.text();
-    assert!(dashboard.contains("アップロードが要確認です"), "{dashboard}");
+    assert!(
+        dashboard.contains("アップロードが要確認です"),
+        "{dashboard}"
+    );
     assert!(dashboard.contains("/history#held"));
     let page = a.get("/history").await.text();
     assert!(page.contains("要確認のアップロード"), "{page}");

@@ -693,7 +693,10 @@ async fn each_smaregi_rejection_is_recorded_with_its_reason() {
     h.seed(3, &[("8000001", 1)]);
     let section = h.import(50).await;
     let error = section.error.clone().unwrap_or_default();
-    assert!(error.contains("shipmentStoreId") && error.contains("店舗ID"), "{section:?}");
+    assert!(
+        error.contains("shipmentStoreId") && error.contains("店舗ID"),
+        "{section:?}"
+    );
     assert!(section.failed.iter().all(|f| f.receive_order_id != "3"));
     assert_eq!(h.state("3").await, Some(OrderImportState::Started));
     assert!(h.sm.shipments().is_empty());
@@ -834,7 +837,10 @@ async fn settings_are_cleaned_checked_and_answered_with_the_manuals_messages() {
     );
     // Saving it switched stock-history reading on, and said so.
     assert!(
-        unchecked.warnings.iter().any(|w| w.contains("在庫変動履歴")),
+        unchecked
+            .warnings
+            .iter()
+            .any(|w| w.contains("在庫変動履歴")),
         "{unchecked:?}"
     );
     assert!(
@@ -860,7 +866,10 @@ async fn settings_are_cleaned_checked_and_answered_with_the_manuals_messages() {
             .contains("在庫情報参照")
     );
     assert!(!h.tenant().await.order_import.enabled, "nothing saved");
-    h.sm.set_functions(CONTRACT, &["shipment_upd", "shipment_ref", "stock_ref", "store_ref"]);
+    h.sm.set_functions(
+        CONTRACT,
+        &["shipment_upd", "shipment_ref", "stock_ref", "store_ref"],
+    );
 
     // Pasted with spaces and line breaks.
     let pasted = OrderImportForm {
@@ -874,7 +883,10 @@ async fn settings_are_cleaned_checked_and_answered_with_the_manuals_messages() {
         .unwrap();
     assert_eq!(saved.message, "受注数取り込みを開始しました");
     assert_eq!(saved.message, STARTED_MESSAGE);
-    assert!(saved.warnings.is_empty(), "history is on already: {saved:?}");
+    assert!(
+        saved.warnings.is_empty(),
+        "history is on already: {saved:?}"
+    );
     let tenant = h.tenant().await;
     assert!(tenant.order_import.enabled);
     assert_eq!(tenant.order_import.store_id.as_deref(), Some("1"));
