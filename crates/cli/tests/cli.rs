@@ -113,11 +113,7 @@ fn the_demo_scenario_moves_a_sale_into_nextengine_and_writes_a_mail() {
 /// An upload held as 要確認 in the tenant's store, as a run leaves it when the
 /// queue list cannot prove which queue was ours.
 fn hold_an_upload(data_dir: &std::path::Path, contract: &str) -> String {
-    use sne_domain::batch_state::BatchState;
-    use sne_domain::change::{ChangeKind, ChangeSource, PushRow};
-    use sne_domain::upload_csv::UploadLine;
-    use sne_ports::{BatchStore, StockLedger, TenantStore};
-    use sne_ports::{BuiltContent, ClaimRequest, QueueCandidate, Transition};
+    use sne_ports::TenantStore;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = sne_embedded::SqliteStore::open(data_dir).unwrap();
@@ -127,73 +123,24 @@ fn hold_an_upload(data_dir: &std::path::Path, contract: &str) -> String {
             .unwrap()
             .unwrap()
             .id;
-        let now = chrono::Utc::now();
-        store
-            .append_changes(
-                &tenant,
-                &[sne_domain::StockChange {
-                    dedupe_key: "h:1".into(),
-                    source: ChangeSource::History,
-                    row: PushRow {
-                        store_id: "1".into(),
-                        product_id: "8000001".into(),
-                        kind: ChangeKind::History,
-                        division: None,
-                        amount: Some(-1),
-                        after: Some(9),
-                        changed_at: None,
-                        history_id: Some(1),
-                        from_store_id: None,
-                        to_store_id: None,
-                        layaway_stock_amount: None,
-                    },
-                    received_at: now,
-                }],
-            )
-            .await
-            .unwrap();
-        let claim = ClaimRequest {
-            new_batch_id: "b_held".into(),
-            owner: "run".into(),
-            now,
-            lease_until: now + chrono::Duration::minutes(5),
-            max_changes: 10,
-        };
-        store.claim_batch(&tenant, &claim).await.unwrap().unwrap();
-        let built = store
-            .finish_build(
-                &tenant,
-                "b_held",
-                "run",
-                &BuiltContent {
-                    lines: vec![UploadLine {
-                        goods_code: "8000001".into(),
-                        delta: -1,
-                    }],
-                    change_count: 1,
-                    at: now,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let up = store
-            .transition(
-                &tenant,
-                "b_held",
-                &Transition::of(&built, BatchState::Uploading, now),
-            )
-            .await
-            .unwrap();
-        let mut hold = Transition::of(&up, BatchState::NeedsAttention, now);
-        hold.candidates = vec![QueueCandidate {
-            que_id: "77".into(),
-            created_at: "2026-12-01 10:00:00".into(),
-            upload_name: String::new(),
-            client_file_name: String::new(),
-        }];
-        store.transition(&tenant, "b_held", &hold).await.unwrap();
-        "b_held".to_string()
+        sne_ports::conformance::hold_a_batch(
+            &store,
+            &tenant,
+            "b_held",
+            sne_domain::upload_csv::UploadLine {
+                goods_code: "8000001".into(),
+                delta: -1,
+            },
+            vec![sne_ports::QueueCandidate {
+                que_id: "77".into(),
+                created_at: "2026-12-01 10:00:00".into(),
+                upload_name: String::new(),
+                client_file_name: String::new(),
+            }],
+            chrono::Utc::now(),
+        )
+        .await
+        .batch_id
     })
 }
 

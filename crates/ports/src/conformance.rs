@@ -2270,3 +2270,69 @@ pub async fn tenants_are_isolated<S: Storage + 'static>(fresh: Fresh<S>) {
     );
     assert_eq!(store.tenant(&tb).await.unwrap(), Some(b));
 }
+
+/// A batch of `tenant` held as 要確認 — an upload whose answer was lost and whose
+/// queue NextEngine's list could not prove — made through the store's own
+/// steps, for the tests of what operators do with such a batch (admin screen,
+/// CLI). It claims whatever is pending plus one change of `line`.
+pub async fn hold_a_batch(
+    store: &dyn Storage,
+    tenant: &TenantId,
+    batch_id: &str,
+    line: UploadLine,
+    candidates: Vec<QueueCandidate>,
+    now: DateTime<Utc>,
+) -> UploadBatch {
+    let change = StockChange {
+        dedupe_key: format!("held:{batch_id}"),
+        source: ChangeSource::History,
+        row: PushRow {
+            store_id: "1".into(),
+            product_id: line.goods_code.clone(),
+            kind: ChangeKind::History,
+            division: None,
+            amount: Some(line.delta),
+            after: None,
+            changed_at: None,
+            history_id: None,
+            from_store_id: None,
+            to_store_id: None,
+            layaway_stock_amount: None,
+        },
+        received_at: now,
+    };
+    store.append_changes(tenant, &[change]).await.unwrap();
+    let claim = ClaimRequest {
+        new_batch_id: batch_id.into(),
+        owner: "held-test".into(),
+        now,
+        lease_until: now + Duration::minutes(5),
+        max_changes: usize::MAX,
+    };
+    store.claim_batch(tenant, &claim).await.unwrap().unwrap();
+    let built = store
+        .finish_build(
+            tenant,
+            batch_id,
+            "held-test",
+            &BuiltContent {
+                lines: vec![line],
+                change_count: 1,
+                at: now,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let uploading = store
+        .transition(
+            tenant,
+            batch_id,
+            &Transition::of(&built, BatchState::Uploading, now),
+        )
+        .await
+        .unwrap();
+    let mut hold = Transition::of(&uploading, BatchState::NeedsAttention, now);
+    hold.candidates = candidates;
+    store.transition(tenant, batch_id, &hold).await.unwrap()
+}

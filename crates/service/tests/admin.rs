@@ -1029,57 +1029,24 @@ async fn stock_history_reading_is_switched_in_the_settings() {
 /// Holds one upload of tenant A as 要確認, as a run leaves it when NextEngine's
 /// queue list cannot prove which queue was ours. Returns its id.
 async fn hold_an_upload_of_a(env: &Env) -> String {
-    use sne_domain::batch_state::BatchState;
-    use sne_domain::upload_csv::UploadLine;
-    use sne_ports::{BuiltContent, ClaimRequest, QueueCandidate, Transition};
-    let store = &env.ctx.storage;
-    let a = &env.a.id;
-    let a_code = env.tenant(a).await.customer_code;
-    let (status, _) = webhook(&env.router(), push_body(CONTRACT_A, &a_code, 41)).await;
-    assert_eq!(status, StatusCode::OK);
-    let now = env.ctx.clock.now();
-    let claim = ClaimRequest {
-        new_batch_id: "b_held".into(),
-        owner: "run".into(),
-        now,
-        lease_until: now + chrono::Duration::minutes(5),
-        max_changes: 10,
-    };
-    store.claim_batch(a, &claim).await.unwrap().unwrap();
-    let built = store
-        .finish_build(
-            a,
-            "b_held",
-            "run",
-            &BuiltContent {
-                lines: vec![UploadLine {
-                    goods_code: "8000001".into(),
-                    delta: -1,
-                }],
-                change_count: 1,
-                at: now,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let up = store
-        .transition(
-            a,
-            "b_held",
-            &Transition::of(&built, BatchState::Uploading, now),
-        )
-        .await
-        .unwrap();
-    let mut hold = Transition::of(&up, BatchState::NeedsAttention, now);
-    hold.candidates = vec![QueueCandidate {
-        que_id: "77".into(),
-        created_at: "2026-12-01 10:00:00".into(),
-        upload_name: String::new(),
-        client_file_name: String::new(),
-    }];
-    store.transition(a, "b_held", &hold).await.unwrap();
-    "b_held".into()
+    sne_ports::conformance::hold_a_batch(
+        env.ctx.storage.as_ref(),
+        &env.a.id,
+        "b_held",
+        sne_domain::upload_csv::UploadLine {
+            goods_code: "8000001".into(),
+            delta: -1,
+        },
+        vec![sne_ports::QueueCandidate {
+            que_id: "77".into(),
+            created_at: "2026-12-01 10:00:00".into(),
+            upload_name: String::new(),
+            client_file_name: String::new(),
+        }],
+        env.ctx.clock.now(),
+    )
+    .await
+    .batch_id
 }
 
 #[tokio::test]
