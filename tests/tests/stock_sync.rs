@@ -560,3 +560,42 @@ async fn with_history_reading_every_push_shape_gives_the_manuals_deltas() {
         }
     }
 }
+
+/// A function switched off in Smaregi is not a passing glitch: the report says
+/// what to check, and nothing is counted from the pushes meanwhile.
+#[tokio::test]
+async fn a_refused_history_read_says_what_to_check_in_smaregi() {
+    let mut h = Harness::start(Options {
+        shape: PushShape::Minimal,
+        ..Options::default()
+    })
+    .await;
+    h.enable_history_access().await;
+    h.advance(1);
+    let without_stock_ref: Vec<&str> = sne_simulators::smaregi::ALL_FUNCTIONS
+        .iter()
+        .copied()
+        .filter(|f| *f != "stock_ref")
+        .collect();
+    h.smaregi.set_functions(CONTRACT, &without_stock_ref);
+    h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+    let run = h.run(Jobs::All).await;
+    assert!(
+        run.report
+            .notices
+            .iter()
+            .any(|n| n.contains("在庫情報参照")),
+        "{:?}",
+        run.report.notices
+    );
+    assert!(h.ne.uploads().is_empty(), "the push was only a signal");
+    h.smaregi
+        .set_functions(CONTRACT, sne_simulators::smaregi::ALL_FUNCTIONS);
+    h.run(Jobs::All).await;
+    h.ne.run_queues();
+    assert_eq!(
+        h.ne_stock("8000001"),
+        9,
+        "counted once the read works again"
+    );
+}

@@ -24,6 +24,7 @@ use sne_domain::upload_batch::{LostUpload, find_lost_upload};
 use sne_domain::upload_csv::render_upload_csv;
 use sne_domain::{StockChange, TenantId};
 use sne_ports::nextengine::NeError;
+use sne_ports::smaregi::SmaregiError;
 use sne_ports::{
     BuiltContent, ClaimRequest, OperatorDecision, PairSource, QueueCandidate, Transition,
     UploadBatch,
@@ -250,9 +251,15 @@ async fn upload_steps(
     if let (Some(_), Some(creds)) = (mode.on_since(), &tenant.smaregi_api)
         && let Err(e) = collect_history(ctx, tenant, creds).await
     {
-        notices.push(format!(
-            "スマレジの在庫変動履歴を読めませんでした(次回再試行します): {e}"
-        ));
+        notices.push(match e {
+            // Refused credentials or a function switched off: retrying alone never
+            // helps, the operator has to look (reference: smaregi-api.md, Update
+            // "Error codes" — only code 14 is attested).
+            HistoryModeError::Smaregi(SmaregiError::Auth { .. }) => format!(
+                "スマレジが在庫変動履歴の読み取りを受け付けませんでした。スマレジ管理画面 設定 > システム連携 > スマレジAPI設定 で契約ID・アクセストークンと、機能設定の「在庫情報参照」が「利用する」になっていることを確認してください。読み取れるまで在庫の変動は通知されません: {e}"
+            ),
+            e => format!("スマレジの在庫変動履歴を読めませんでした(次回再試行します): {e}"),
+        });
     }
     let now = ctx.clock.now();
     let claim = ClaimRequest {
