@@ -640,3 +640,33 @@ async fn shipment_store_check_registers_nothing() {
         Err(SmaregiError::Auth { .. })
     ));
 }
+
+/// Pages whose sizes say rows were cut somewhere we cannot page around:
+/// 4 rows, then 3 of 4 with 10 in total.
+async fn ragged(body: String) -> axum::response::Response {
+    let page = if body.contains("%22page%22%3A1") {
+        1
+    } else {
+        2
+    };
+    let n = if page == 1 { 4 } else { 3 };
+    let rows: Vec<serde_json::Value> = (0..n)
+        .map(|i| serde_json::json!({"storeId": format!("{page}{i}"), "storeName": "x"}))
+        .collect();
+    let json = serde_json::json!({"total_count": "10", "result": rows}).to_string();
+    (StatusCode::OK, [("content-type", "application/json")], json).into_response()
+}
+
+#[tokio::test]
+async fn a_cut_page_that_cannot_be_paged_around_is_an_error() {
+    let app = axum::Router::new().route("/access/", axum::routing::post(ragged));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/access/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = SmaregiClient::new(url, retry(), Duration::from_secs(5)).with_page_size(4);
+    let err = client.stores(&creds()).await.unwrap_err();
+    assert!(
+        matches!(err, SmaregiError::Api { ref code, ref message } if code == "invalid_response" && message.contains("3 of 4")),
+        "{err:?}"
+    );
+}
