@@ -37,6 +37,9 @@ pub struct SmaregiErrorCodes {
     pub unknown_proc: u32,
     pub bad_params: u32,
     pub validation: u32,
+    /// A heavy-table lookup without a narrowing condition: the refusal is
+    /// documented, its code and text are not (reference "Update" table).
+    pub narrowing_required: u32,
 }
 
 impl Default for SmaregiErrorCodes {
@@ -48,6 +51,7 @@ impl Default for SmaregiErrorCodes {
             unknown_proc: 41,
             bad_params: 42,
             validation: 43,
+            narrowing_required: 44,
         }
     }
 }
@@ -63,6 +67,16 @@ pub struct SmaregiConfig {
     /// false → `{"Shipment":0,"ShipmentIds":[],"ShipmentDetail":0}` (default),
     /// true → the counts and ids of the original request.
     pub replay_returns_original: bool,
+    /// Heavy tables refuse lookups without an id or date range (admin
+    /// ver.4.10.0). `None` turns the rule off.
+    pub narrowing: Option<NarrowingRule>,
+    /// What several objects in `conditions` mean.
+    pub condition_objects: ConditionObjects,
+    /// Rows a `*_ref` page holds at most, whatever `limit` asks, without
+    /// saying so. `None`: `limit` is honoured.
+    pub page_cap: Option<usize>,
+    /// Where page `n` starts when `page_cap` cut the page short.
+    pub capped_offset: CappedOffset,
 }
 
 impl Default for SmaregiConfig {
@@ -73,8 +87,58 @@ impl Default for SmaregiConfig {
             max_limit: 1000,
             push_timeout_ms: 10_000,
             replay_returns_original: false,
+            narrowing: Some(NarrowingRule::default()),
+            condition_objects: ConditionObjects::And,
+            page_cap: Some(500),
+            capped_offset: CappedOffset::Requested,
         }
     }
+}
+
+/// The narrowing rule documented for `TransactionHead` and assumed for
+/// `StockHistory`: every lookup names an id range of at most `max_id_range`
+/// ids (or one id), or a date range of at most `max_days` days.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NarrowingRule {
+    pub tables: Vec<String>,
+    pub id_field: String,
+    pub max_id_range: u64,
+    pub date_fields: Vec<String>,
+    pub max_days: i64,
+}
+
+impl Default for NarrowingRule {
+    fn default() -> Self {
+        NarrowingRule {
+            tables: vec!["StockHistory".into()],
+            id_field: "id".into(),
+            max_id_range: 100_000,
+            date_fields: vec!["updDateTime".into(), "targetDateTime".into()],
+            max_days: 31,
+        }
+    }
+}
+
+/// Several condition objects: the old API supports no OR (reference
+/// "Update" table), but what it does instead is not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionObjects {
+    /// All objects' keys ANDed, as if they were one object.
+    And,
+    /// Only the first object counts; the rest are ignored.
+    FirstOnly,
+    /// Each object's keys ANDed, the objects ORed (the old simulator).
+    Or,
+}
+
+/// When `page_cap` is below `limit`, page `n` starts at `(n-1) × limit`
+/// (`Requested`: the cut rows are never returned) or at `(n-1) × cap`
+/// (`Capped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CappedOffset {
+    Requested,
+    Capped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,6 +325,7 @@ impl SmaregiSim {
             .route("/_sim/sends/{id}/resend", post(ctl_resend))
             .route("/_sim/shipments", get(ctl_shipments))
             .route("/_sim/history", get(ctl_history))
+            .route("/_sim/history/next_id", post(ctl_next_history_id))
             .route("/_sim/clock", get(ctl_clock))
             .route("/_sim/clock/advance", post(ctl_advance))
             .with_state(self.clone())
@@ -358,6 +423,24 @@ impl SmaregiSim {
             .get(contract_id)
             .map(|c| c.history.clone())
             .unwrap_or_default()
+    }
+
+    /// Makes the next `StockHistory` row get id `next_id`, leaving a gap as
+    /// a busy contract's other stores or deleted rows would. Ids never go
+    /// back.
+    pub fn set_next_history_id(&self, contract_id: &str, next_id: u64) -> anyhow::Result<()> {
+        let mut st = self.lock();
+        let c = st
+            .contracts
+            .get_mut(contract_id)
+            .ok_or_else(|| anyhow::anyhow!("unknown contract {contract_id}"))?;
+        anyhow::ensure!(
+            next_id >= c.next_history_id,
+            "next history id {next_id} is below the current {}",
+            c.next_history_id
+        );
+        c.next_history_id = next_id;
+        Ok(())
     }
 
     pub fn sends(&self) -> Vec<SendLog> {
@@ -999,7 +1082,6 @@ fn reference(
             )));
         }
     }
-    // Each object's keys are ANDed, the objects ORed.
     let mut groups: Vec<Vec<(String, String, String)>> = Vec::new();
     match params.get("conditions") {
         None | Some(Value::Null) => {}
@@ -1034,6 +1116,29 @@ fn reference(
         }
         _ => return Err(bad("conditionsは配列で指定して下さい。".into())),
     }
+    let st = sim.lock();
+    let groups = match st.config.condition_objects {
+        ConditionObjects::Or => groups,
+        ConditionObjects::And if groups.is_empty() => groups,
+        ConditionObjects::And => vec![groups.concat()],
+        ConditionObjects::FirstOnly => groups.into_iter().take(1).collect(),
+    };
+    if let Some(rule) = &st.config.narrowing
+        && rule.tables.iter().any(|t| t == table)
+        && (groups.is_empty() || !groups.iter().all(|g| narrowed(rule, g)))
+    {
+        return Err(api_err(
+            codes.narrowing_required,
+            "検索条件が不正です。",
+            format!(
+                "{table}の参照には絞り込み条件が必要です。({}の範囲は{}件以内、{}の範囲は{}日以内で指定して下さい)",
+                rule.id_field,
+                rule.max_id_range,
+                rule.date_fields.join("/"),
+                rule.max_days
+            ),
+        ));
+    }
     let mut order = Vec::new();
     if let Some(o) = params.get("order") {
         let list: Vec<String> = match o {
@@ -1057,7 +1162,6 @@ fn reference(
             order.push((f, desc));
         }
     }
-    let st = sim.lock();
     let num = |k: &str, default: usize| -> Result<usize, ApiError> {
         match params.get(k) {
             None | Some(Value::Null) => Ok(default),
@@ -1115,10 +1219,18 @@ fn reference(
         std::cmp::Ordering::Equal
     });
     let total = rows.len();
+    let per_page = st
+        .config
+        .page_cap
+        .map_or(limit, |cap| limit.min(cap.max(1)));
+    let stride = match st.config.capped_offset {
+        CappedOffset::Requested => limit,
+        CappedOffset::Capped => per_page,
+    };
     let result: Vec<Value> = rows
         .into_iter()
-        .skip((page - 1) * limit)
-        .take(limit)
+        .skip((page - 1) * stride)
+        .take(per_page)
         .map(|r| {
             let mut o = Map::new();
             for f in &fields {
@@ -1129,6 +1241,52 @@ fn reference(
         })
         .collect();
     Ok(json!({"total_count": total.to_string(), "result": result}))
+}
+
+/// Whether one ANDed group of conditions bounds the lookup as `rule` asks.
+fn narrowed(rule: &NarrowingRule, group: &[(String, String, String)]) -> bool {
+    let int = |v: &str| v.trim().parse::<i128>().ok();
+    let mut lo: Option<i128> = None; // exclusive
+    let mut hi: Option<i128> = None; // inclusive
+    for (_, op, v) in group.iter().filter(|(f, ..)| *f == rule.id_field) {
+        let Some(n) = int(v) else { continue };
+        match op.as_str() {
+            "=" => return true,
+            ">" => lo = Some(lo.map_or(n, |l| l.max(n))),
+            ">=" => lo = Some(lo.map_or(n - 1, |l| l.max(n - 1))),
+            "<=" => hi = Some(hi.map_or(n, |h| h.min(n))),
+            "<" => hi = Some(hi.map_or(n - 1, |h| h.min(n - 1))),
+            _ => {}
+        }
+    }
+    if let (Some(l), Some(h)) = (lo, hi)
+        && h - l <= rule.max_id_range as i128
+    {
+        return true;
+    }
+    let time = |v: &str| {
+        NaiveDateTime::parse_from_str(v.trim(), "%Y-%m-%d %H:%M:%S")
+            .ok()
+            .or_else(|| {
+                NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+            })
+    };
+    rule.date_fields.iter().any(|df| {
+        let mut from = None;
+        let mut to = None;
+        for (_, op, v) in group.iter().filter(|(f, ..)| f == df) {
+            let Some(t) = time(v) else { continue };
+            match op.as_str() {
+                "=" => return true,
+                ">" | ">=" => from = Some(from.map_or(t, |x: NaiveDateTime| x.max(t))),
+                "<" | "<=" => to = Some(to.map_or(t, |x: NaiveDateTime| x.min(t))),
+                _ => {}
+            }
+        }
+        matches!((from, to), (Some(a), Some(b)) if b - a <= chrono::Duration::days(rule.max_days))
+    })
 }
 
 fn table_data<'a>(params: &'a Value, table: &str) -> Option<&'a Vec<Value>> {
@@ -1621,6 +1779,19 @@ struct ContractQuery {
 
 async fn ctl_history(State(sim): State<SmaregiSim>, Query(q): Query<ContractQuery>) -> Json<Value> {
     Json(json!(sim.history(&q.contract_id)))
+}
+
+#[derive(Deserialize)]
+struct NextIdBody {
+    contract_id: String,
+    next_id: u64,
+}
+
+async fn ctl_next_history_id(State(sim): State<SmaregiSim>, Json(b): Json<NextIdBody>) -> Response {
+    match sim.set_next_history_id(&b.contract_id, b.next_id) {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(e) => ctl_err(e),
+    }
 }
 
 async fn ctl_clock(State(sim): State<SmaregiSim>) -> Json<Value> {

@@ -4,13 +4,19 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
-use sne_simulators::smaregi::{PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim};
+use sne_simulators::smaregi::{
+    CappedOffset, ConditionObjects, PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim,
+};
 
 const K: &str = "c1";
 const TOKEN: &str = "tok";
 
 async fn ready() -> SmaregiSim {
-    let sim = SmaregiSim::start(SmaregiConfig::default(), "127.0.0.1:0".parse().unwrap())
+    ready_with(SmaregiConfig::default()).await
+}
+
+async fn ready_with(config: SmaregiConfig) -> SmaregiSim {
+    let sim = SmaregiSim::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     sim.add_contract(K, TOKEN);
@@ -94,7 +100,7 @@ async fn stock_ref_conditions_paging_and_limit() {
     sim.sale(K, "2", "8000002", 1).await.unwrap();
     let params = |page: u32| {
         json!({"table_name":"StockHistory",
-            "conditions":[{"id >":"1","storeId":"1"}],
+            "conditions":[{"id >":"1","id <=":"100001","storeId":"1"}],
             "order":["id desc"], "limit":2, "page":page})
     };
     let (s, v) = call(&sim, K, TOKEN, "stock_ref", params(1)).await;
@@ -107,19 +113,18 @@ async fn stock_ref_conditions_paging_and_limit() {
     let (_, v) = call(&sim, K, TOKEN, "stock_ref", params(2)).await;
     assert_eq!(v["result"].as_array().unwrap().len(), 2);
     assert_eq!(v["result"][1]["id"], "2");
-    // OR of objects + fields
     let (_, v) = call(
         &sim,
         K,
         TOKEN,
         "stock_ref",
         json!({"table_name":"Stock","fields":["storeId","stockAmount"],
-               "conditions":[{"storeId":"2"},{"productId":"8000001"}]}),
+               "conditions":[{"storeId":"2"}]}),
     )
     .await;
-    assert_eq!(v["total_count"], "2");
+    assert_eq!(v["total_count"], "1");
     assert_eq!(v["result"][0].as_object().unwrap().len(), 2);
-    assert_eq!(v["result"][1]["stockAmount"], "-1");
+    assert_eq!(v["result"][0]["stockAmount"], "-1");
     let (s, v) = call(
         &sim,
         K,
@@ -538,4 +543,236 @@ async fn control_api_actions() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+/// Stock rows (1, 8000001) = 5, (2, 8000002) = -1, (1, 8000002) = 7.
+async fn three_stock_rows(sim: &SmaregiSim) {
+    sim.set_stock(K, "1", "8000001", 5).await.unwrap();
+    sim.sale(K, "2", "8000002", 1).await.unwrap();
+    sim.set_stock(K, "1", "8000002", 7).await.unwrap();
+}
+
+fn stock_pairs(v: &Value) -> Vec<(String, String)> {
+    v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["storeId"].as_str().unwrap().to_string(),
+                r["productId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn several_condition_objects_are_and_by_default() {
+    let both = json!({"table_name":"Stock","order":["storeId","productId"],
+        "conditions":[{"storeId":"1"},{"productId":"8000002"}]});
+    let pair = |s: &str, p: &str| (s.to_string(), p.to_string());
+
+    let sim = ready().await;
+    three_stock_rows(&sim).await;
+    let (s, v) = call(&sim, K, TOKEN, "stock_ref", both.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["total_count"], "1");
+    assert_eq!(stock_pairs(&v), vec![pair("1", "8000002")]);
+
+    let sim = ready_with(SmaregiConfig {
+        condition_objects: ConditionObjects::FirstOnly,
+        ..SmaregiConfig::default()
+    })
+    .await;
+    three_stock_rows(&sim).await;
+    let (_, v) = call(&sim, K, TOKEN, "stock_ref", both.clone()).await;
+    assert_eq!(
+        stock_pairs(&v),
+        vec![pair("1", "8000001"), pair("1", "8000002")]
+    );
+
+    let sim = ready_with(SmaregiConfig {
+        condition_objects: ConditionObjects::Or,
+        ..SmaregiConfig::default()
+    })
+    .await;
+    three_stock_rows(&sim).await;
+    let (_, v) = call(&sim, K, TOKEN, "stock_ref", both).await;
+    assert_eq!(
+        stock_pairs(&v),
+        vec![
+            pair("1", "8000001"),
+            pair("1", "8000002"),
+            pair("2", "8000002")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stock_history_lookups_must_be_narrowed() {
+    let sim = ready().await;
+    for q in 1..=3 {
+        sim.receive(K, "1", "8000001", q).await.unwrap();
+    }
+    let now = sim.now_jst();
+    let at = |days: i64| {
+        (now + chrono::Duration::days(days))
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    };
+    let hist = |conditions: Value| json!({"table_name":"StockHistory","conditions":conditions,"order":["id"]});
+    let refused = [
+        json!(null),
+        json!([]),
+        json!([{"id >":"0"}]),
+        json!([{"storeId":"1"}]),
+        json!([{"id >":"0","id <=":"100001"}]),
+        json!([{"id >=":"1","id <=":"100001"}]),
+        json!([{"updDateTime >=":at(-32),"updDateTime <=":at(0)}]),
+        json!([{"updDateTime >=":at(-1)}]),
+        json!([{"updDateTime like":"20%"}]),
+    ];
+    for c in refused {
+        let (s, v) = call(&sim, K, TOKEN, "stock_ref", hist(c.clone())).await;
+        assert_eq!(s, 400, "{c} → {v}");
+        assert_eq!(v["error_code"], 44, "{c} → {v}");
+        assert!(
+            v["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("絞り込み条件"),
+            "{v}"
+        );
+    }
+    let accepted = [
+        (json!([{"id >":"0","id <=":"100000"}]), 3),
+        (json!([{"id >=":"2","id <":"100002"}]), 2),
+        (json!([{"id":"2"}]), 1),
+        (
+            json!([{"updDateTime >=":at(-31),"updDateTime <=":at(0)}]),
+            3,
+        ),
+        (
+            json!([{"targetDateTime >":at(-1),"targetDateTime <":at(1)}]),
+            3,
+        ),
+    ];
+    for (c, n) in accepted {
+        let (s, v) = call(&sim, K, TOKEN, "stock_ref", hist(c.clone())).await;
+        assert_eq!(s, 200, "{c} → {v}");
+        assert_eq!(v["total_count"], n.to_string(), "{c} → {v}");
+    }
+    // Under AND the bounds may sit in different objects; under OR each
+    // object is a lookup of its own and must be narrowed by itself.
+    let split = hist(json!([{"id >":"0"},{"id <=":"100000"}]));
+    let (s, v) = call(&sim, K, TOKEN, "stock_ref", split.clone()).await;
+    assert_eq!((s, v["total_count"].clone()), (200, json!("3")), "{v}");
+    let or = ready_with(SmaregiConfig {
+        condition_objects: ConditionObjects::Or,
+        ..SmaregiConfig::default()
+    })
+    .await;
+    let (s, _) = call(&or, K, TOKEN, "stock_ref", split).await;
+    assert_eq!(s, 400);
+    // Light tables are not affected; the rule can be switched off.
+    let (s, _) = call(&sim, K, TOKEN, "stock_ref", json!({"table_name":"Stock"})).await;
+    assert_eq!(s, 200);
+    let lax = ready_with(SmaregiConfig {
+        narrowing: None,
+        ..SmaregiConfig::default()
+    })
+    .await;
+    lax.receive(K, "1", "8000001", 1).await.unwrap();
+    let (s, v) = call(
+        &lax,
+        K,
+        TOKEN,
+        "stock_ref",
+        json!({"table_name":"StockHistory"}),
+    )
+    .await;
+    assert_eq!((s, v["total_count"].clone()), (200, json!("1")));
+}
+
+#[tokio::test]
+async fn history_ids_can_jump() {
+    let sim = ready().await;
+    sim.receive(K, "1", "8000001", 1).await.unwrap();
+    sim.set_next_history_id(K, 250_001).unwrap();
+    sim.receive(K, "1", "8000001", 1).await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/history/next_id", sim.base_url()))
+        .json(&json!({"contract_id":K,"next_id":400_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    sim.receive(K, "1", "8000001", 1).await.unwrap();
+    let ids: Vec<u64> = sim.history(K).iter().map(|h| h.id).collect();
+    assert_eq!(ids, vec![1, 250_001, 400_000]);
+    assert!(sim.set_next_history_id(K, 10).is_err());
+    assert!(sim.set_next_history_id("nobody", 10).is_err());
+}
+
+async fn page(sim: &SmaregiSim, limit: usize, page: usize) -> (String, Vec<String>) {
+    let (s, v) = call(
+        sim,
+        K,
+        TOKEN,
+        "stock_ref",
+        json!({"table_name":"StockHistory","fields":["id"],
+               "conditions":[{"id >":"0","id <=":"100000"}],
+               "order":["id"],"limit":limit,"page":page}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let ids = v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    (v["total_count"].as_str().unwrap().to_string(), ids)
+}
+
+#[tokio::test]
+async fn pages_are_capped_silently() {
+    let ids = |r: std::ops::RangeInclusive<u32>| r.map(|n| n.to_string()).collect::<Vec<_>>();
+    let capped = |offset| SmaregiConfig {
+        page_cap: Some(3),
+        capped_offset: offset,
+        ..SmaregiConfig::default()
+    };
+    let sim = ready_with(capped(CappedOffset::Requested)).await;
+    for _ in 0..12 {
+        sim.receive(K, "1", "8000001", 1).await.unwrap();
+    }
+    // The total is the true one; the page is cut to 3 and page 2 starts
+    // after the 5 rows asked for, so rows 4 and 5 are never seen.
+    assert_eq!(page(&sim, 5, 1).await, ("12".into(), ids(1..=3)));
+    assert_eq!(page(&sim, 5, 2).await, ("12".into(), ids(6..=8)));
+    assert_eq!(page(&sim, 2, 2).await, ("12".into(), ids(3..=4)));
+
+    let sim = ready_with(capped(CappedOffset::Capped)).await;
+    for _ in 0..12 {
+        sim.receive(K, "1", "8000001", 1).await.unwrap();
+    }
+    assert_eq!(page(&sim, 5, 2).await, ("12".into(), ids(4..=6)));
+
+    // The default cap is 500, below the documented 1000.
+    let sim = ready().await;
+    for _ in 0..501 {
+        sim.receive(K, "1", "8000001", 1).await.unwrap();
+    }
+    let (total, got) = page(&sim, 1000, 1).await;
+    assert_eq!((total.as_str(), got.len()), ("501", 500));
+    let lax = ready_with(SmaregiConfig {
+        page_cap: None,
+        ..SmaregiConfig::default()
+    })
+    .await;
+    for _ in 0..501 {
+        lax.receive(K, "1", "8000001", 1).await.unwrap();
+    }
+    assert_eq!(page(&lax, 1000, 1).await.1.len(), 501);
 }

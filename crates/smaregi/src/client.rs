@@ -23,10 +23,28 @@ pub const DEFAULT_API_URL: &str = "https://webapi.smaregi.jp/access/";
 /// count as such errors too, whatever the code.
 pub const DEFAULT_AUTH_ERROR_CODES: &[&str] = &["14", "21", "31"];
 
-/// The old API's maximum `limit`.
-const PAGE_LIMIT: usize = 1000;
-/// Product ids per `product_ref` call, ORed as separate condition objects.
+/// The old API's documented maximum `limit`.
+const MAX_PAGE_LIMIT: usize = 1000;
+/// One public client saw pages silently cut to 500 rows whatever `limit`
+/// asked (reference "Update" table), so ask for no more by default.
+pub const DEFAULT_PAGE_SIZE: usize = 500;
+/// `StockHistory` lookups must name an id range of at most 100,000 ids
+/// (the admin ver.4.10.0 rule for heavy tables, assumed for this table).
+const HISTORY_ID_WINDOW: u64 = 100_000;
+/// Date windows for finding the newest history id: 30 days stays inside the
+/// 31-day cap whether Smaregi counts the end inclusively or not.
+const HISTORY_DAYS_WINDOW: i64 = 30;
+/// The first date window reaches this far past our clock, so a Smaregi
+/// clock somewhat ahead of ours does not hide the newest rows.
+const HISTORY_CLOCK_MARGIN_HOURS: i64 = 24;
+/// Date windows walked back before concluding there is no history: about
+/// 13 months, one call each.
+pub const DEFAULT_HISTORY_LOOKBACK_WINDOWS: u32 = 13;
+/// Product ids per `product_ref` range lookup.
 const PRODUCT_CHUNK: usize = 100;
+/// Widest `productId` range per lookup, which bounds the rows it can return
+/// however densely the shop numbers its products.
+const PRODUCT_SPAN: u64 = 1000;
 
 const HISTORY_FIELDS: &[&str] = &[
     "id",
@@ -46,6 +64,8 @@ pub struct SmaregiClient {
     retry: RetryPolicy,
     http: reqwest::Client,
     auth_codes: Vec<String>,
+    page_size: usize,
+    history_lookback: u32,
 }
 
 impl fmt::Debug for SmaregiClient {
@@ -54,6 +74,8 @@ impl fmt::Debug for SmaregiClient {
             .field("api_url", &self.api_url)
             .field("retry", &self.retry)
             .field("auth_codes", &self.auth_codes)
+            .field("page_size", &self.page_size)
+            .field("history_lookback", &self.history_lookback)
             .finish_non_exhaustive()
     }
 }
@@ -83,7 +105,22 @@ impl SmaregiClient {
                 .iter()
                 .map(|c| c.to_string())
                 .collect(),
+            page_size: DEFAULT_PAGE_SIZE,
+            history_lookback: DEFAULT_HISTORY_LOOKBACK_WINDOWS,
         }
+    }
+
+    /// Rows asked for per `*_ref` page (1 to 1000; default 500).
+    pub fn with_page_size(mut self, rows: usize) -> Self {
+        self.page_size = rows.clamp(1, MAX_PAGE_LIMIT);
+        self
+    }
+
+    /// How many 30-day windows [`SmaregiApi::latest_stock_history_id`]
+    /// walks back before answering "no history" (at least 1).
+    pub fn with_history_lookback(mut self, windows: u32) -> Self {
+        self.history_lookback = windows.max(1);
+        self
     }
 
     /// Replaces the error codes read as [`SmaregiError::Auth`].
@@ -208,7 +245,9 @@ impl SmaregiClient {
         }
     }
 
-    /// A `*_ref` call paged from 1 until `limit * page >= total_count`.
+    /// A `*_ref` call paged from 1 until a page comes back empty, or short
+    /// with every row of `total_count` received. `limit × page` is no end
+    /// signal: Smaregi may cut pages below `limit` without saying so.
     async fn reference(
         &self,
         creds: &SmaregiCredentials,
@@ -216,11 +255,11 @@ impl SmaregiClient {
         mut params: Map<String, Value>,
         max_rows: usize,
     ) -> Result<Vec<Map<String, Value>>, SmaregiError> {
-        let limit = PAGE_LIMIT.min(max_rows.max(1));
-        params.insert("limit".into(), json!(limit));
+        let mut limit = self.page_size.min(max_rows.max(1));
         let mut out = Vec::new();
         let mut page = 1usize;
         loop {
+            params.insert("limit".into(), json!(limit));
             params.insert("page".into(), json!(page));
             let v = self
                 .call(creds, proc_name, &Value::Object(params.clone()), true)
@@ -242,9 +281,32 @@ impl SmaregiClient {
                     _ => return Err(invalid(format!("{proc_name} row is not an object"))),
                 }
             }
-            if n == 0 || limit * page >= total || out.len() >= max_rows {
+            if out.len() >= max_rows {
                 out.truncate(max_rows);
                 return Ok(out);
+            }
+            if n == 0 || out.len() >= total {
+                return Ok(out);
+            }
+            if n < limit {
+                // A short page while rows are still missing: Smaregi cut the
+                // page. Where its next page starts is unknown, so go on with
+                // pages of the size it returns, which start right after the
+                // rows received whichever way it counts.
+                if out.len() % n != 0 {
+                    return Err(invalid(format!(
+                        "{proc_name} returned {n} of {limit} rows on page {page} with {} of {total} received; the rest cannot be paged safely",
+                        out.len()
+                    )));
+                }
+                warn!(
+                    proc_name,
+                    limit,
+                    returned = n,
+                    "Smaregi cut a page short; paging on with its size"
+                );
+                limit = n;
+                page = out.len() / n;
             }
             page += 1;
         }
@@ -280,17 +342,42 @@ impl SmaregiApi for SmaregiClient {
         if max_rows == 0 {
             return Ok(Vec::new());
         }
-        let params = obj(json!({
-            "table_name": "StockHistory",
-            "fields": HISTORY_FIELDS,
-            "conditions": [{"id >": after_id.to_string()}],
-            "order": ["id"],
-        }));
-        let rows = self.reference(creds, "stock_ref", params, max_rows).await?;
-        let mut out = rows
-            .iter()
-            .map(history_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        // Id windows, because the lookup must be narrowed; ids may jump by
+        // more than a window, so an empty window is no end signal: walk on
+        // up to the newest id, found only once a window falls short.
+        let mut out = Vec::new();
+        let mut cursor = after_id;
+        let mut newest: Option<Option<u64>> = None;
+        loop {
+            let upper = cursor.saturating_add(HISTORY_ID_WINDOW);
+            let params = obj(json!({
+                "table_name": "StockHistory",
+                "fields": HISTORY_FIELDS,
+                "conditions": [{"id >": cursor.to_string(), "id <=": upper.to_string()}],
+                "order": ["id"],
+            }));
+            let rows = self
+                .reference(creds, "stock_ref", params, max_rows - out.len())
+                .await?;
+            for r in &rows {
+                let row = history_row(r)?;
+                // Guard against loose matching on Smaregi's side.
+                if row.history_id.is_some_and(|id| id > cursor && id <= upper) {
+                    out.push(row);
+                }
+            }
+            if out.len() >= max_rows || upper == u64::MAX {
+                break;
+            }
+            let latest = match newest {
+                Some(n) => n,
+                None => *newest.insert(self.latest_stock_history_id(creds).await?),
+            };
+            match latest {
+                Some(n) if n > upper => cursor = upper,
+                _ => break,
+            }
+        }
         out.sort_by_key(|r| r.history_id);
         Ok(out)
     }
@@ -299,16 +386,28 @@ impl SmaregiApi for SmaregiClient {
         &self,
         creds: &SmaregiCredentials,
     ) -> Result<Option<u64>, SmaregiError> {
-        let params = obj(json!({
-            "table_name": "StockHistory",
-            "fields": ["id"],
-            "order": ["id desc"],
-        }));
-        let rows = self.reference(creds, "stock_ref", params, 1).await?;
-        match rows.first() {
-            None => Ok(None),
-            Some(r) => parse_id(r).map(Some),
+        // A lookup needs a narrowing condition and the newest id is what we
+        // do not know, so ask by date: the newest row of the latest window
+        // that has any. Ids grow with `updDateTime`, the time a row is
+        // written (`targetDateTime` may be back-dated).
+        let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+        let mut to = jst_now() + chrono::Duration::hours(HISTORY_CLOCK_MARGIN_HOURS);
+        for _ in 0..self.history_lookback {
+            let from = to - chrono::Duration::days(HISTORY_DAYS_WINDOW);
+            let params = obj(json!({
+                "table_name": "StockHistory",
+                "fields": ["id"],
+                "conditions": [{"updDateTime >=": fmt(from), "updDateTime <=": fmt(to)}],
+                "order": ["id desc"],
+            }));
+            let rows = self.reference(creds, "stock_ref", params, 1).await?;
+            if let Some(r) = rows.first() {
+                return parse_id(r).map(Some);
+            }
+            to = from;
         }
+        debug!(contract = %creds.contract_id, windows = self.history_lookback, "no StockHistory rows in the lookback");
+        Ok(None)
     }
 
     async fn product_codes(
@@ -321,14 +420,15 @@ impl SmaregiApi for SmaregiClient {
             .map(String::as_str)
             .filter(|p| !p.is_empty())
             .collect();
-        let ids: Vec<&str> = wanted.iter().copied().collect();
         let mut out = Vec::new();
-        for chunk in ids.chunks(PRODUCT_CHUNK) {
-            let conditions: Vec<Value> = chunk.iter().map(|id| json!({"productId": id})).collect();
+        // Several condition objects are no OR in the old API, so each
+        // lookup is one condition: a single id, or a bounded id range whose
+        // extra rows are dropped below.
+        for condition in product_conditions(&wanted) {
             let params = obj(json!({
                 "table_name": "Product",
                 "fields": ["productId", "productCode"],
-                "conditions": conditions,
+                "conditions": [condition],
                 "order": ["productId"],
             }));
             let rows = self
@@ -510,6 +610,49 @@ impl SmaregiApi for SmaregiClient {
 
 // ---------------------------------------------------------------- parsing
 
+fn jst_now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc() + chrono::Duration::hours(9)
+}
+
+/// One condition object per lookup for the wanted product ids. Ranges only
+/// join ids of one length without leading zeros, where numeric and text
+/// order agree, so a range means the same whichever way Smaregi compares.
+fn product_conditions(wanted: &BTreeSet<&str>) -> Vec<Value> {
+    let mut numeric: Vec<u64> = Vec::new();
+    let mut out = Vec::new();
+    for id in wanted {
+        match id.parse::<u64>() {
+            Ok(n) if n.to_string() == *id => numeric.push(n),
+            _ => out.push(json!({ "productId": id })),
+        }
+    }
+    numeric.sort_by_key(|n| (n.to_string().len(), *n));
+    let mut chunk: Vec<u64> = Vec::new();
+    let flush = |chunk: &mut Vec<u64>, out: &mut Vec<Value>| {
+        match chunk.as_slice() {
+            [] => {}
+            [one] => out.push(json!({ "productId": one.to_string() })),
+            [first, .., last] => out.push(json!({
+                "productId >=": first.to_string(),
+                "productId <=": last.to_string(),
+            })),
+        }
+        chunk.clear();
+    };
+    for n in numeric {
+        if let Some(&first) = chunk.first()
+            && (chunk.len() >= PRODUCT_CHUNK
+                || n - first > PRODUCT_SPAN
+                || n.to_string().len() != first.to_string().len())
+        {
+            flush(&mut chunk, &mut out);
+        }
+        chunk.push(n);
+    }
+    flush(&mut chunk, &mut out);
+    out
+}
+
 fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
@@ -624,6 +767,39 @@ mod tests {
         assert_eq!(row.to_store_id, None);
         assert!(row.changed_at.is_some());
         assert!(history_row(&obj(json!({"id":"x","storeId":"1","productId":"2"}))).is_err());
+    }
+
+    #[test]
+    fn product_lookups_are_single_bounded_conditions() {
+        let wanted: BTreeSet<&str> = [
+            "5", "6", "7", "99", "100", "101", "1000", "2000", "2001", "08", "x",
+        ]
+        .into_iter()
+        .collect();
+        let range = |a: &str, b: &str| json!({"productId >=": a, "productId <=": b});
+        let one = |a: &str| json!({ "productId": a });
+        assert_eq!(
+            product_conditions(&wanted),
+            vec![
+                one("08"),
+                one("x"),
+                range("5", "7"),
+                one("99"),
+                range("100", "101"),
+                range("1000", "2000"),
+                one("2001"),
+            ]
+        );
+        let dense: Vec<String> = (0..250).map(|n| (10_000 + n).to_string()).collect();
+        let dense: BTreeSet<&str> = dense.iter().map(String::as_str).collect();
+        assert_eq!(
+            product_conditions(&dense),
+            vec![
+                range("10000", "10099"),
+                range("10100", "10199"),
+                range("10200", "10249"),
+            ]
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use sne_domain::tenant::SmaregiCredentials;
 use sne_domain::{ChangeKind, StockDivision};
 use sne_ports::smaregi::{NewShipment, SmaregiApi, SmaregiError};
-use sne_simulators::smaregi::{SmaregiConfig, SmaregiSim};
+use sne_simulators::smaregi::{CappedOffset, ConditionObjects, SmaregiConfig, SmaregiSim};
 use sne_smaregi::{RetryPolicy, SmaregiClient};
 
 const CONTRACT: &str = "sb_test";
@@ -35,7 +35,11 @@ fn creds() -> SmaregiCredentials {
 
 /// Contract with stores 1 and 2 and products 8000001..=8000003.
 async fn setup() -> (SmaregiSim, SmaregiClient) {
-    let sim = SmaregiSim::start(SmaregiConfig::default(), "127.0.0.1:0".parse().unwrap())
+    setup_with(SmaregiConfig::default()).await
+}
+
+async fn setup_with(config: SmaregiConfig) -> (SmaregiSim, SmaregiClient) {
+    let sim = SmaregiSim::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     sim.add_contract(CONTRACT, TOKEN);
@@ -168,6 +172,230 @@ async fn product_codes_in_chunks() {
             .unwrap()
             .is_empty()
     );
+}
+
+fn ids_of(rows: &[sne_domain::PushRow]) -> Vec<u64> {
+    rows.iter().map(|r| r.history_id.unwrap()).collect()
+}
+
+#[tokio::test]
+async fn stock_history_walks_id_windows_across_wide_gaps() {
+    let (sim, client) = setup().await;
+    for _ in 0..3 {
+        sim.receive(CONTRACT, "1", "8000001", 1).await.unwrap();
+    }
+    // Two whole empty windows, then a row right on a window's upper edge
+    // seen from 3 (3 + 3 × 100000), then a far jump.
+    sim.set_next_history_id(CONTRACT, 250_001).unwrap();
+    sim.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+    sim.set_next_history_id(CONTRACT, 300_003).unwrap();
+    sim.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+    sim.set_next_history_id(CONTRACT, 5_000_000).unwrap();
+    sim.transfer(CONTRACT, "1", "2", "8000001", 1)
+        .await
+        .unwrap();
+    let all = client
+        .stock_history_after(&creds(), 0, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_of(&all),
+        vec![1, 2, 3, 250_001, 300_003, 5_000_000, 5_000_001]
+    );
+    assert_eq!(all[3].division, Some(StockDivision::Sale));
+    assert_eq!(all[6].division, Some(StockDivision::TransferIn));
+    assert_eq!(all[6].after, Some(1));
+
+    let from_3 = client
+        .stock_history_after(&creds(), 3, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_of(&from_3),
+        vec![250_001, 300_003, 5_000_000, 5_000_001]
+    );
+    // max_rows holds across windows and the rest comes with the next read.
+    let two = client.stock_history_after(&creds(), 2, 2).await.unwrap();
+    assert_eq!(ids_of(&two), vec![3, 250_001]);
+    let next = client
+        .stock_history_after(&creds(), 250_001, 2)
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&next), vec![300_003, 5_000_000]);
+    let rest = client
+        .stock_history_after(&creds(), 5_000_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&rest), vec![5_000_001]);
+    assert!(
+        client
+            .stock_history_after(&creds(), 5_000_001, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A cursor beyond every id reads one window and asks for the newest id.
+    assert!(
+        client
+            .stock_history_after(&creds(), 9_000_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        client.latest_stock_history_id(&creds()).await.unwrap(),
+        Some(5_000_001)
+    );
+}
+
+#[tokio::test]
+async fn stock_history_on_an_empty_contract() {
+    let (_sim, client) = setup().await;
+    assert!(
+        client
+            .stock_history_after(&creds(), 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        client
+            .stock_history_after(&creds(), 123_456, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn latest_history_id_walks_back_over_quiet_months() {
+    let (sim, client) = setup().await;
+    // The last stock change was 100 days ago: three 30-day windows find
+    // nothing, the fourth does.
+    sim.advance_clock(-100 * 86_400);
+    sim.receive(CONTRACT, "1", "8000001", 1).await.unwrap();
+    sim.set_next_history_id(CONTRACT, 700_000).unwrap();
+    sim.receive(CONTRACT, "1", "8000001", 1).await.unwrap();
+    sim.advance_clock(100 * 86_400);
+    assert_eq!(
+        client.latest_stock_history_id(&creds()).await.unwrap(),
+        Some(700_000)
+    );
+    // A lookback shorter than the quiet spell reports no history.
+    let short = client.clone().with_history_lookback(3);
+    assert_eq!(short.latest_stock_history_id(&creds()).await.unwrap(), None);
+    // The gap needs the newest id to be walked.
+    let rows = client.stock_history_after(&creds(), 1, 10).await.unwrap();
+    assert_eq!(ids_of(&rows), vec![700_000]);
+    // A change today is the newest, whatever lies further back.
+    sim.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+    assert_eq!(
+        short.latest_stock_history_id(&creds()).await.unwrap(),
+        Some(700_001)
+    );
+}
+
+#[tokio::test]
+async fn product_codes_do_not_rely_on_or() {
+    for mode in [
+        ConditionObjects::And,
+        ConditionObjects::FirstOnly,
+        ConditionObjects::Or,
+    ] {
+        let (sim, client) = setup_with(SmaregiConfig {
+            condition_objects: mode,
+            ..SmaregiConfig::default()
+        })
+        .await;
+        // Dense ids (one range lookup per 100), sparse ones, ids of other
+        // lengths, and products we do not ask for inside the ranges.
+        for n in 0..250 {
+            sim.add_product(CONTRACT, &format!("9{n:05}"), &format!("P-{n}"), "x");
+        }
+        for id in ["5", "77", "123456789012345", "8000100", "8009999"] {
+            sim.add_product(CONTRACT, id, &format!("C{id}"), "x");
+        }
+        sim.add_product(CONTRACT, "8000004", "", "コードなし");
+        let mut ids: Vec<String> = (0..250).step_by(2).map(|n| format!("9{n:05}")).collect();
+        ids.extend(
+            [
+                "8000001",
+                "8000003",
+                "8000004",
+                "8009999",
+                "5",
+                "77",
+                "123456789012345",
+                "1234",
+                "",
+                "8000001",
+            ]
+            .map(String::from),
+        );
+        let mut pairs = client.product_codes(&creds(), &ids).await.unwrap();
+        pairs.sort();
+        let mut expected: Vec<(String, String)> = (0..250)
+            .step_by(2)
+            .map(|n| (format!("9{n:05}"), format!("P-{n}")))
+            .collect();
+        expected.extend(
+            [
+                ("8000001", "CODE-1"),
+                ("8000003", "CODE-3"),
+                ("8009999", "C8009999"),
+                ("5", "C5"),
+                ("77", "C77"),
+                ("123456789012345", "C123456789012345"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string())),
+        );
+        expected.sort();
+        assert_eq!(pairs, expected, "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn paging_survives_pages_cut_below_the_page_size() {
+    for offset in [CappedOffset::Requested, CappedOffset::Capped] {
+        let (sim, client) = setup_with(SmaregiConfig {
+            page_cap: Some(300),
+            capped_offset: offset,
+            // Paging alone: the window rule is covered above.
+            narrowing: None,
+            ..SmaregiConfig::default()
+        })
+        .await;
+        for _ in 0..1206 {
+            sim.receive(CONTRACT, "1", "8000001", 1).await.unwrap();
+        }
+        let all = client
+            .stock_history_after(&creds(), 0, 10_000)
+            .await
+            .unwrap();
+        assert_eq!(ids_of(&all), (1..=1206).collect::<Vec<_>>(), "{offset:?}");
+        let some = client.stock_history_after(&creds(), 5, 700).await.unwrap();
+        assert_eq!(ids_of(&some), (6..=705).collect::<Vec<_>>(), "{offset:?}");
+        for n in 0..700 {
+            sim.add_product(CONTRACT, &format!("{}", 7_000_000 + n), "x", "x");
+        }
+        let ids: Vec<String> = (0..700).map(|n| format!("{}", 7_000_000 + n)).collect();
+        assert_eq!(
+            client.product_codes(&creds(), &ids).await.unwrap().len(),
+            700,
+            "{offset:?}"
+        );
+    }
+    // Asking for 1000 rows a page from the default simulator (500 a page).
+    let (sim, client) = setup().await;
+    let client = client.with_page_size(1000);
+    for _ in 0..1206 {
+        sim.receive(CONTRACT, "1", "8000001", 1).await.unwrap();
+    }
+    let all = client
+        .stock_history_after(&creds(), 0, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&all), (1..=1206).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -411,4 +639,34 @@ async fn shipment_store_check_registers_nothing() {
         client.check_shipment_store(&creds(), "1").await,
         Err(SmaregiError::Auth { .. })
     ));
+}
+
+/// Pages whose sizes say rows were cut somewhere we cannot page around:
+/// 4 rows, then 3 of 4 with 10 in total.
+async fn ragged(body: String) -> axum::response::Response {
+    let page = if body.contains("%22page%22%3A1") {
+        1
+    } else {
+        2
+    };
+    let n = if page == 1 { 4 } else { 3 };
+    let rows: Vec<serde_json::Value> = (0..n)
+        .map(|i| serde_json::json!({"storeId": format!("{page}{i}"), "storeName": "x"}))
+        .collect();
+    let json = serde_json::json!({"total_count": "10", "result": rows}).to_string();
+    (StatusCode::OK, [("content-type", "application/json")], json).into_response()
+}
+
+#[tokio::test]
+async fn a_cut_page_that_cannot_be_paged_around_is_an_error() {
+    let app = axum::Router::new().route("/access/", axum::routing::post(ragged));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/access/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = SmaregiClient::new(url, retry(), Duration::from_secs(5)).with_page_size(4);
+    let err = client.stores(&creds()).await.unwrap_err();
+    assert!(
+        matches!(err, SmaregiError::Api { ref code, ref message } if code == "invalid_response" && message.contains("3 of 4")),
+        "{err:?}"
+    );
 }
