@@ -45,15 +45,6 @@ pub struct ShipmentSummary {
     pub status: String,
 }
 
-/// What a `shipment_upd` that Smaregi must refuse revealed about the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ShipmentStoreCheck {
-    /// `shipment_upd` is enabled and the store passed its check.
-    StoreExists,
-    /// `shipment_upd` is enabled but refused the store id.
-    UnknownStore,
-}
-
 #[async_trait]
 pub trait SmaregiApi: Send + Sync {
     /// `StockHistory` rows with `id` above `after_id`, oldest first, at most `max_rows`.
@@ -86,22 +77,4 @@ pub trait SmaregiApi: Send + Sync {
         creds: &SmaregiCredentials,
         shipment: &NewShipment,
     ) -> Result<Option<String>, SmaregiError>;
-    /// Proves that `shipment_upd` (「出荷情報更新」) is enabled for the credentials
-    /// and tells whether `store_id` is one of the contract's stores, without
-    /// registering anything. `Err(Auth)` when the function is not enabled.
-    ///
-    /// The default, for implementations without a dry call, only lists stores
-    /// (`store_ref`) and so proves nothing about `shipment_upd`.
-    async fn check_shipment_store(
-        &self,
-        creds: &SmaregiCredentials,
-        store_id: &str,
-    ) -> Result<ShipmentStoreCheck, SmaregiError> {
-        let stores = self.stores(creds).await?;
-        Ok(if stores.iter().any(|s| s.store_id == store_id) {
-            ShipmentStoreCheck::StoreExists
-        } else {
-            ShipmentStoreCheck::UnknownStore
-        })
-    }
 }

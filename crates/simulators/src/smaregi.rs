@@ -67,6 +67,11 @@ pub struct SmaregiConfig {
     /// false → `{"Shipment":0,"ShipmentIds":[],"ShipmentDetail":0}` (default),
     /// true → the counts and ids of the original request.
     pub replay_returns_original: bool,
+    /// A lenient reading of `shipment_upd`: a detail row without `productId` is
+    /// dropped instead of refused, so a "test write" meant to be refused
+    /// registers a real (empty) shipment. Not attested either way; it exists to
+    /// prove that the service never writes to check its settings.
+    pub lenient_shipments: bool,
     /// Heavy tables refuse lookups without an id or date range (admin
     /// ver.4.10.0). `None` turns the rule off.
     pub narrowing: Option<NarrowingRule>,
@@ -87,6 +92,7 @@ impl Default for SmaregiConfig {
             max_limit: 1000,
             push_timeout_ms: 10_000,
             replay_returns_original: false,
+            lenient_shipments: false,
             narrowing: Some(NarrowingRule::default()),
             condition_objects: ConditionObjects::And,
             page_cap: Some(500),
@@ -1460,6 +1466,7 @@ fn shipment_upd(
 
     let mut st = sim.lock();
     let replay_original = st.config.replay_returns_original;
+    let lenient = st.config.lenient_shipments;
     let now = st.clock.now_jst();
     let c = st.contracts.get_mut(contract_id).expect("checked contract");
     if !c.stores.contains_key(&store) {
@@ -1471,6 +1478,9 @@ fn shipment_upd(
     let mut lines = Vec::new();
     for (i, d) in details.iter().enumerate() {
         let n = i + 1;
+        if lenient && field(d, "productId").is_none() {
+            continue;
+        }
         let pid = field(d, "productId")
             .ok_or_else(|| invalid(format!("ShipmentDetail {n}行目: productIdは必須です。")))?;
         if !c.products.contains_key(&pid) {

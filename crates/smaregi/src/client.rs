@@ -8,9 +8,7 @@ use serde_json::{Map, Value, json};
 use sne_domain::tenant::SmaregiCredentials;
 use sne_domain::time::parse_api_time;
 use sne_domain::{ChangeKind, PushRow, StockDivision};
-use sne_ports::smaregi::{
-    NewShipment, ShipmentStoreCheck, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore,
-};
+use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
 use tracing::{debug, info, warn};
 
 use sne_ports::RetryPolicy;
@@ -560,51 +558,6 @@ impl SmaregiApi for SmaregiClient {
             ));
         }
         Ok(found)
-    }
-
-    async fn check_shipment_store(
-        &self,
-        creds: &SmaregiCredentials,
-        store_id: &str,
-    ) -> Result<ShipmentStoreCheck, SmaregiError> {
-        // A complete header for the store (status 0 未出荷, so even a lenient
-        // Smaregi would not move stock) with a detail row that has no product:
-        // Smaregi must refuse it. Which check refused it tells us what we want,
-        // as only an enabled function gets past the function check, and the
-        // store is checked before the detail rows (reference §1.7; the exact
-        // order on Smaregi's side is inferred). A fresh token, so a replay skip
-        // can never answer for the validation.
-        let header = json!({
-            "shipmentStoreId": store_id,
-            "recipientType": "3",
-            "recipientName": "設定確認",
-            "shipmentDivision": "0",
-            "shipmentDate": chrono::Utc::now().format("%Y-%m-%d").to_string(),
-            "status": "0",
-            "identificationNo": "smaregi-ne-settings-check",
-            "token": format!("chk{}", chrono::Utc::now().format("%Y%m%d%H%M%S%f")),
-        });
-        let params = json!({
-            "proc_info": {"proc_division": "U"},
-            "data": [
-                {"table_name": "Shipment", "rows": [header]},
-                {"table_name": "ShipmentDetail", "rows": [{"productId": "", "quantity": ""}]},
-            ],
-        });
-        match self.call(creds, "shipment_upd", &params, false).await {
-            Err(SmaregiError::Api { message, .. }) => Ok(
-                if message.contains("shipmentStoreId") || message.contains("店舗") {
-                    ShipmentStoreCheck::UnknownStore
-                } else {
-                    ShipmentStoreCheck::StoreExists
-                },
-            ),
-            Err(e) => Err(e),
-            Ok(_) => {
-                warn!(contract = %creds.contract_id, "Smaregi accepted the settings-check shipment (status 未出荷)");
-                Ok(ShipmentStoreCheck::StoreExists)
-            }
-        }
     }
 }
 

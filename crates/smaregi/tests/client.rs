@@ -619,28 +619,6 @@ async fn unreachable_server_is_transport() {
     assert!(matches!(err, SmaregiError::Transport(_)), "{err:?}");
 }
 
-#[tokio::test]
-async fn shipment_store_check_registers_nothing() {
-    use sne_ports::smaregi::ShipmentStoreCheck;
-    let (sim, client) = setup().await;
-    assert_eq!(
-        client.check_shipment_store(&creds(), "1").await.unwrap(),
-        ShipmentStoreCheck::StoreExists
-    );
-    assert_eq!(
-        client.check_shipment_store(&creds(), "99").await.unwrap(),
-        ShipmentStoreCheck::UnknownStore
-    );
-    assert!(sim.shipments().is_empty());
-    assert!(sim.history(CONTRACT).is_empty());
-    // Only 「24.出荷情報取得」: the dry call hits the function check.
-    sim.set_functions(CONTRACT, &["shipment_ref", "store_ref"]);
-    assert!(matches!(
-        client.check_shipment_store(&creds(), "1").await,
-        Err(SmaregiError::Auth { .. })
-    ));
-}
-
 /// Pages whose sizes say rows were cut somewhere we cannot page around:
 /// 4 rows, then 3 of 4 with 10 in total.
 async fn ragged(body: String) -> axum::response::Response {

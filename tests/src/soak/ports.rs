@@ -15,9 +15,7 @@ use sne_ports::mail::MailError;
 use sne_ports::nextengine::{
     NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry,
 };
-use sne_ports::smaregi::{
-    NewShipment, ShipmentStoreCheck, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore,
-};
+use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
 use sne_ports::*;
 use sne_service::Context;
 use std::collections::HashSet;
@@ -492,18 +490,6 @@ impl SmaregiApi for GatedSmaregi {
     ) -> Result<Option<String>, SmaregiError> {
         self.gate
             .pass(Port::Smaregi, self.inner.create_shipment(creds, shipment))
-            .await
-    }
-    async fn check_shipment_store(
-        &self,
-        creds: &SmaregiCredentials,
-        store_id: &str,
-    ) -> Result<ShipmentStoreCheck, SmaregiError> {
-        self.gate
-            .pass(
-                Port::Smaregi,
-                self.inner.check_shipment_store(creds, store_id),
-            )
             .await
     }
 }
