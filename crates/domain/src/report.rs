@@ -246,8 +246,13 @@ impl UploadSection {
                     body,
                     format!("ファイル: {csv_file_name} (このメールに添付しています)"),
                 );
+                // The admin screen's download route (see the uploader): it asks
+                // for a login, so the mail says so.
                 if let Some(url) = download_url {
-                    push_line(body, format!("ダウンロード: {url}"));
+                    push_line(
+                        body,
+                        format!("ダウンロード (管理画面へのログインが必要です): {url}"),
+                    );
                 }
                 push_line(body, format!("バッチID: {batch_id}"));
                 push_line(
@@ -659,7 +664,7 @@ mod tests {
             products: 3,
             changes: 7,
             csv_file_name: "stock_20261127100000.csv".into(),
-            download_url: Some("https://example.test/d/b-1".into()),
+            download_url: Some("https://admin.example.test/history/batches/b-1/csv".into()),
             parked,
         }
     }
@@ -844,7 +849,7 @@ mod tests {
             "商品数: 3件",
             "7件",
             "stock_20261127100000.csv (このメールに添付しています)",
-            "https://example.test/d/b-1",
+            "ダウンロード (管理画面へのログインが必要です): https://admin.example.test/history/batches/b-1/csv",
             "■ 前回の処理結果\nなし",
             "2026-11-27 10:00:00",
         ] {

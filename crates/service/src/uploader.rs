@@ -556,16 +556,15 @@ async fn store_blob(ctx: &Context, key: &str, csv: &[u8]) -> Result<(), sne_port
     ctx.blobs.put_blob(key, csv, "text/csv").await
 }
 
+/// The report's CSV link points at the admin screen's download route, never at
+/// the blob store: an S3 link presigned by a Lambda dies with the role's temporary
+/// credentials (hours), while the route mints a short-lived link per click after
+/// login. The link carries no secret; without a public URL there is no link (the
+/// CSV is attached to the mail anyway).
 async fn uploaded_section(ctx: &Context, batch: &UploadBatch) -> UploadSection {
-    let download_url = match &batch.csv_key {
-        Some(key) => ctx
-            .blobs
-            .download_url(key, std::time::Duration::from_secs(7 * 24 * 3600))
-            .await
-            .ok()
-            .flatten(),
-        None => None,
-    };
+    let public_url = ctx.config.public_url.trim_end_matches('/');
+    let download_url = (batch.csv_key.is_some() && !public_url.is_empty())
+        .then(|| format!("{public_url}/history/batches/{}/csv", batch.batch_id));
     UploadSection::Uploaded {
         batch_id: batch.batch_id.clone(),
         que_id: batch.que_id.clone().unwrap_or_default(),

@@ -21,24 +21,54 @@ pub const MAX_BODY_BYTES: usize = MAX_PARAMS_BYTES * 3 + 64 * 1024;
 
 pub const CODE_MISMATCH: &str = "code_mismatch";
 
+/// Whether `name` is the 個別設定 pair `wanted` (written with `_`, lower case) as a
+/// shop may have typed it: letters in any case, and `-` for `_`, because proxies
+/// such as nginx drop header names with underscores by default, so README
+/// recommends `contract-id`. Nothing else is loosened: `contractid` is not
+/// `contract_id`.
+fn is_pair_name(name: &str, wanted: &str) -> bool {
+    name.len() == wanted.len()
+        && name.bytes().zip(wanted.bytes()).all(|(got, want)| {
+            let got = match got.to_ascii_lowercase() {
+                b'-' => b'_',
+                other => other,
+            };
+            got == want
+        })
+}
+
+/// The value of the pair `wanted`: from the form fields if any field has that
+/// name, else from the headers. Several fields (or headers) with that name must
+/// agree; if they do not, the pair counts as missing and the push is refused.
+fn pair_value(form: &[(String, String)], headers: &HeaderMap, wanted: &str) -> String {
+    let mut values: Vec<String> = form
+        .iter()
+        .filter(|(name, _)| is_pair_name(name, wanted))
+        .map(|(_, value)| value.trim().to_string())
+        .collect();
+    if values.is_empty() {
+        values = headers
+            .iter()
+            .filter(|(name, _)| is_pair_name(name.as_str(), wanted))
+            .map(|(_, value)| value.to_str().map(|v| v.trim().to_string()))
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|_| vec![String::new()]);
+    }
+    match values.split_first() {
+        Some((first, rest)) if rest.iter().all(|v| v == first) => first.clone(),
+        _ => String::new(),
+    }
+}
+
 pub async fn receive(State(ctx): State<Context>, headers: HeaderMap, body: Bytes) -> Response {
-    let form: HashMap<String, String> = match serde_urlencoded::from_bytes(&body) {
-        Ok(form) => form,
+    let fields: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(fields) => fields,
         Err(_) => return (StatusCode::BAD_REQUEST, "malformed form body").into_response(),
     };
-    let field = |name: &str| {
-        form.get(name)
-            .map(|v| v.trim().to_string())
-            .or_else(|| {
-                headers
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| v.trim().to_string())
-            })
-            .unwrap_or_default()
-    };
-    let contract_id = field("contract_id");
-    let code = field("code");
+    let contract_id = pair_value(&fields, &headers, "contract_id");
+    let code = pair_value(&fields, &headers, "code");
+    // The push itself keeps its exact field names; a repeated one counts last.
+    let form: HashMap<String, String> = fields.into_iter().collect();
 
     let tenant = match ctx.storage.tenant_by_contract(&contract_id).await {
         Ok(tenant) => tenant,

@@ -388,24 +388,45 @@ async fn history_lists_uploads_and_serves_only_the_tenants_own_csv() {
     assert!(dashboard.contains("アップロード:成功"), "{dashboard}");
 }
 
-/// A blob store that hands out presigned links, as S3 does.
-struct Presigning(Arc<dyn BlobStore>);
+/// A blob store that hands out presigned links, as S3 does, and remembers every
+/// link it signed.
+struct Presigning {
+    inner: Arc<dyn BlobStore>,
+    signed: std::sync::Mutex<Vec<(String, std::time::Duration)>>,
+}
+
+impl Presigning {
+    fn over(inner: Arc<dyn BlobStore>) -> Arc<Presigning> {
+        Arc::new(Presigning {
+            inner,
+            signed: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    fn signed(&self) -> Vec<(String, std::time::Duration)> {
+        self.signed.lock().unwrap().clone()
+    }
+}
 
 #[async_trait]
 impl BlobStore for Presigning {
     async fn put_blob(&self, key: &str, bytes: &[u8], content_type: &str) -> StoreResult<()> {
-        self.0.put_blob(key, bytes, content_type).await
+        self.inner.put_blob(key, bytes, content_type).await
     }
     async fn get_blob(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.0.get_blob(key).await
+        self.inner.get_blob(key).await
     }
     async fn download_url(
         &self,
         key: &str,
         expires_in: std::time::Duration,
     ) -> StoreResult<Option<String>> {
+        self.signed
+            .lock()
+            .unwrap()
+            .push((key.to_string(), expires_in));
         Ok(Some(format!(
-            "https://bucket.example/{key}?X-Amz-Expires={}",
+            "https://bucket.example/{key}?X-Amz-Expires={}&X-Amz-Signature=abc",
             expires_in.as_secs()
         )))
     }
@@ -416,7 +437,7 @@ async fn downloads_redirect_to_a_presigned_link_where_the_store_has_one() {
     let mut env = Env::start(true).await;
     env.connect_a().await;
     let batch_id = env.upload_batch_for_a(18).await;
-    env.ctx.blobs = Arc::new(Presigning(env.ctx.blobs.clone()));
+    env.ctx.blobs = Presigning::over(env.ctx.blobs.clone());
     let mut a = Browser::logged_in(&env, EMAIL_A).await;
     let reply = a.get(&format!("/history/batches/{batch_id}/csv")).await;
     assert!(reply.status.is_redirection());
@@ -432,6 +453,109 @@ async fn downloads_redirect_to_a_presigned_link_where_the_store_has_one() {
             .status,
         StatusCode::NOT_FOUND
     );
+}
+
+/// Every mail handed to the mailer, kept for the test to read.
+#[derive(Default)]
+struct Captured(std::sync::Mutex<Vec<sne_ports::Mail>>);
+
+#[async_trait]
+impl sne_ports::Mailer for Captured {
+    async fn send(&self, mail: &sne_ports::Mail) -> Result<String, sne_ports::mail::MailError> {
+        let mut mails = self.0.lock().unwrap();
+        mails.push(mail.clone());
+        Ok(format!("m-{}", mails.len()))
+    }
+}
+
+#[tokio::test]
+async fn the_report_links_to_the_download_route_never_to_a_presigned_s3_url() {
+    let mut env = Env::start(true).await;
+    env.connect_a().await;
+    // As on AWS: the blob store would presign S3 links, with a Lambda's temporary
+    // credentials that die within hours.
+    let s3 = Presigning::over(env.ctx.blobs.clone());
+    env.ctx.blobs = s3.clone();
+    let mailer = Arc::new(Captured::default());
+    env.ctx.mailer = mailer.clone();
+    env.ctx.config.public_url = format!("{}/", env.url);
+    let a_tenant = env.tenant(&env.a.id).await;
+    let body = push_body(CONTRACT_A, &a_tenant.customer_code, 19);
+    assert_eq!(webhook(&env.router(), body).await.0, StatusCode::OK);
+    let run =
+        sne_service::run::run_tenant(&env.ctx, &a_tenant, sne_service::run::Jobs::Upload, "r1")
+            .await;
+    let sne_domain::report::UploadSection::Uploaded { batch_id, .. } = &run.report.upload else {
+        panic!("expected an upload: {:?}", run.report.upload);
+    };
+    assert!(s3.signed().is_empty(), "the report presigned nothing");
+
+    let link = format!("{}/history/batches/{batch_id}/csv", env.url);
+    let mails = mailer.0.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1, "the run's report was sent");
+    for body in [run.report.render().body, mails[0].body.clone()] {
+        assert!(
+            body.contains(&format!(
+                "ダウンロード (管理画面へのログインが必要です): {link}\n"
+            )),
+            "{body}"
+        );
+        for secret in [
+            "X-Amz-",
+            "Signature",
+            "Credential",
+            "bucket.example",
+            a_tenant.customer_code.as_str(),
+        ] {
+            assert!(!body.contains(secret), "{secret} in\n{body}");
+        }
+    }
+
+    // The link itself: a login first, then a link minted for this click only.
+    let path = format!("/history/batches/{batch_id}/csv");
+    assert_login_redirect(&Browser::new(&env).get(&path).await, &path);
+    let mut b = Browser::logged_in(&env, EMAIL_B).await;
+    assert_eq!(b.get(&path).await.status, StatusCode::NOT_FOUND);
+    assert!(s3.signed().is_empty(), "nothing signed for another tenant");
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let reply = a.get(&path).await;
+    assert!(reply.status.is_redirection(), "{}", reply.status);
+    let signed = s3.signed();
+    assert_eq!(signed.len(), 1, "one link per click");
+    let (key, lifetime) = &signed[0];
+    assert!(key.starts_with(&format!("tenants/{}/", env.a.id)), "{key}");
+    assert!(
+        *lifetime <= std::time::Duration::from_secs(15 * 60),
+        "short-lived: {lifetime:?}"
+    );
+    assert!(
+        reply
+            .location
+            .unwrap()
+            .starts_with(&format!("https://bucket.example/{key}?"))
+    );
+}
+
+#[tokio::test]
+async fn without_a_public_url_the_report_has_no_link_but_the_attachment() {
+    let mut env = Env::start(true).await;
+    env.connect_a().await;
+    let s3 = Presigning::over(env.ctx.blobs.clone());
+    env.ctx.blobs = s3.clone();
+    env.ctx.config.public_url = String::new();
+    let a_tenant = env.tenant(&env.a.id).await;
+    let body = push_body(CONTRACT_A, &a_tenant.customer_code, 20);
+    assert_eq!(webhook(&env.router(), body).await.0, StatusCode::OK);
+    let run =
+        sne_service::run::run_tenant(&env.ctx, &a_tenant, sne_service::run::Jobs::Upload, "r1")
+            .await;
+    let body = run.report.render().body;
+    assert!(body.contains("このメールに添付しています"), "{body}");
+    assert!(
+        !body.contains("ダウンロード") && !body.contains("X-Amz-"),
+        "{body}"
+    );
+    assert!(s3.signed().is_empty());
 }
 
 /// Follows NextEngine's sign-in like a browser would and returns the callback

@@ -118,6 +118,142 @@ async fn the_pairs_may_arrive_as_headers() {
 }
 
 #[tokio::test]
+async fn pair_names_match_in_any_case_and_with_a_hyphen_for_the_underscore() {
+    let f = fixture().await;
+    let push = [("proc_name", "stock_send"), ("params", PARAMS)];
+    // As headers: a proxy such as nginx drops `contract_id`, so shops type
+    // `contract-id`; some screens capitalise what was typed.
+    for (contract_name, code_name) in [
+        ("Contract-Id", "Code"),
+        ("contract-id", "code"),
+        ("CONTRACT_ID", "CODE"),
+    ] {
+        let (status, body) = post(
+            &f.ctx,
+            form(&push),
+            &[(contract_name, "c1"), (code_name, &f.code)],
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "OK"),
+            "headers {contract_name} / {code_name}"
+        );
+    }
+    // As form fields (the older screen).
+    for (contract_name, code_name) in [
+        ("CONTRACT_ID", "Code"),
+        ("contract-id", "code"),
+        ("Contract-Id", "CODE"),
+    ] {
+        let mut fields = push.to_vec();
+        fields.extend([(contract_name, "c1"), (code_name, f.code.as_str())]);
+        let (status, body) = post(&f.ctx, form(&fields), &[]).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "OK"),
+            "form fields {contract_name} / {code_name}"
+        );
+    }
+    assert_eq!(pending(&f).await, 1, "one change, delivered six times");
+}
+
+#[tokio::test]
+async fn a_wrong_code_is_refused_whatever_the_pair_names() {
+    let f = fixture().await;
+    let push = [("proc_name", "stock_send"), ("params", PARAMS)];
+    for headers in [
+        [("Contract-Id", "c1"), ("Code", "wrong")],
+        [("contract-id", "c1"), ("code", "")],
+        [("CONTRACT_ID", "nobody"), ("CODE", f.code.as_str())],
+    ] {
+        assert_eq!(
+            post(&f.ctx, form(&push), &headers).await,
+            (StatusCode::BAD_REQUEST, "code_mismatch".into()),
+            "{headers:?}"
+        );
+    }
+    let mut fields = push.to_vec();
+    fields.extend([("Contract-Id", "c1"), ("CODE", "wrong")]);
+    assert_eq!(
+        post(&f.ctx, form(&fields), &[]).await,
+        (StatusCode::BAD_REQUEST, "code_mismatch".into())
+    );
+    assert_eq!(pending(&f).await, 0);
+}
+
+#[tokio::test]
+async fn only_case_and_the_separator_are_tolerated_in_pair_names() {
+    let f = fixture().await;
+    let push = [("proc_name", "stock_send"), ("params", PARAMS)];
+    for (contract_name, code_name) in [
+        ("contractid", "code"),
+        ("contract__id", "code"),
+        ("contract_id_", "code"),
+        ("x-contract-id", "code"),
+        ("contract_id", "codes"),
+        ("contract_id", "x-code"),
+    ] {
+        let headers = [(contract_name, "c1"), (code_name, f.code.as_str())];
+        assert_eq!(
+            post(&f.ctx, form(&push), &headers).await,
+            (StatusCode::BAD_REQUEST, "code_mismatch".into()),
+            "headers {headers:?}"
+        );
+        let mut fields = push.to_vec();
+        fields.extend(headers);
+        assert_eq!(
+            post(&f.ctx, form(&fields), &[]).await,
+            (StatusCode::BAD_REQUEST, "code_mismatch".into()),
+            "form fields {contract_name} / {code_name}"
+        );
+    }
+    assert_eq!(pending(&f).await, 0);
+}
+
+#[tokio::test]
+async fn form_fields_win_over_headers_and_spellings_that_disagree_are_refused() {
+    let f = fixture().await;
+    let push = [("proc_name", "stock_send"), ("params", PARAMS)];
+    // A wrong code in the form is not rescued by a right one in a header.
+    let mut fields = push.to_vec();
+    fields.extend([("contract_id", "c1"), ("code", "wrong")]);
+    assert_eq!(
+        post(&f.ctx, form(&fields), &[("code", &f.code)]).await,
+        (StatusCode::BAD_REQUEST, "code_mismatch".into())
+    );
+    // Two spellings of one pair with different values: neither is guessed.
+    let mut fields = push.to_vec();
+    fields.extend([
+        ("contract_id", "c1"),
+        ("code", f.code.as_str()),
+        ("Code", "wrong"),
+    ]);
+    assert_eq!(
+        post(&f.ctx, form(&fields), &[]).await,
+        (StatusCode::BAD_REQUEST, "code_mismatch".into())
+    );
+    let headers = [
+        ("contract-id", "c1"),
+        ("code", f.code.as_str()),
+        ("CODE", "wrong"),
+    ];
+    assert_eq!(
+        post(&f.ctx, form(&push), &headers).await,
+        (StatusCode::BAD_REQUEST, "code_mismatch".into())
+    );
+    assert_eq!(pending(&f).await, 0);
+    // Spellings that agree are one pair.
+    let headers = [
+        ("contract-id", "c1"),
+        ("contract_id", "c1"),
+        ("code", f.code.as_str()),
+    ];
+    assert_eq!(post(&f.ctx, form(&push), &headers).await.0, StatusCode::OK);
+    assert_eq!(pending(&f).await, 1);
+}
+
+#[tokio::test]
 async fn a_wrong_code_or_unknown_contract_is_code_mismatch_and_stores_nothing() {
     let f = fixture().await;
     for (contract, code) in [
