@@ -437,3 +437,48 @@ async fn switching_history_off_first_reads_what_happened_while_it_was_on() {
     h.ne.run_queues();
     assert_eq!(h.ne_stock("8000001"), 7);
 }
+
+#[tokio::test]
+async fn a_backlog_over_the_row_cap_goes_up_as_several_files_each_once() {
+    let h = Harness::start(Options {
+        smaregi_stock: vec![("8000001", 10), ("8000002", 10), ("8000003", 10)],
+        config: sne_service::ServiceConfig {
+            max_rows_per_file: 2,
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    for product in ["8000001", "8000002", "8000003", "8000001", "8000002"] {
+        h.smaregi.sale(CONTRACT, "1", product, 1).await.unwrap();
+    }
+    let run = h.run(Jobs::All).await;
+    let uploads = h.ne.uploads();
+    assert_eq!(uploads.len(), 3, "5 changes, 2 per file: {uploads:?}");
+    assert!(
+        uploads.iter().all(|u| u.csv.lines().count() <= 3),
+        "header + 2 rows"
+    );
+    assert!(matches!(run.report.upload, UploadSection::Uploaded { .. }));
+    let more: Vec<_> = run
+        .report
+        .notices
+        .iter()
+        .filter(|n| n.contains("続けてファイル"))
+        .collect();
+    assert_eq!(more.len(), 2, "{:?}", run.report.notices);
+    let mail = h.mails().pop().unwrap();
+    assert_eq!(
+        mail.attachments
+            .iter()
+            .filter(|(n, _)| n.ends_with(".csv"))
+            .count(),
+        3
+    );
+    h.ne.run_queues();
+    h.run(Jobs::All).await;
+    assert_eq!(h.ne.uploads().len(), 3, "each file once");
+    assert_eq!(h.ne_stock("8000001"), 8);
+    assert_eq!(h.ne_stock("8000002"), 8);
+    assert_eq!(h.ne_stock("8000003"), 9);
+}

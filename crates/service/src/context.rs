@@ -23,6 +23,10 @@ pub struct ServiceConfig {
     /// Whether NextEngine applies the good rows of a failing file (since 2025-02-13).
     pub good_rows_applied_on_failure: bool,
     pub max_changes_per_batch: usize,
+    /// Most rows in one uploaded file; a larger backlog becomes several files.
+    pub max_rows_per_file: usize,
+    /// Most files one run uploads before leaving the rest to the next run.
+    pub max_files_per_run: usize,
     /// How long one order-import run holds a tenant (renewed after every order).
     pub order_import_lease: Duration,
     /// Most history rows read from Smaregi per run.
@@ -86,6 +90,8 @@ impl Default for ServiceConfig {
             queue_overdue_after: Duration::from_secs(3600),
             good_rows_applied_on_failure: true,
             max_changes_per_batch: 200_000,
+            max_rows_per_file: 10_000,
+            max_files_per_run: 20,
             max_history_rows: 100_000,
             order_import_lease: Duration::from_secs(900),
             session_secret: SessionSecret::random(),

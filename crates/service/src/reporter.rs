@@ -23,7 +23,7 @@ pub async fn enqueue_report(
     tenant: &Tenant,
     run_id: &str,
     report: &RunReport,
-    uploaded: Option<&UploadBatch>,
+    uploaded: &[UploadBatch],
     finished: &[UploadBatch],
 ) -> Result<Option<String>, StoreError> {
     if !report.is_worth_sending() {
@@ -31,8 +31,9 @@ pub async fn enqueue_report(
     }
     let rendered = report.render();
     let mut attachments = Vec::new();
-    if let Some(batch) = uploaded
-        && let Some(key) = &batch.csv_key
+    for (batch, key) in uploaded
+        .iter()
+        .filter_map(|b| b.csv_key.as_ref().map(|k| (b, k)))
     {
         attachments.push(StoredAttachment {
             file_name: csv_file_name(batch),

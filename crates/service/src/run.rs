@@ -62,7 +62,10 @@ pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str
         .unwrap_or_default();
     keep_tokens_alive(ctx, tenant).await;
     notices.extend(token_notice(ctx, tenant).await);
-    let uploaded = upload.as_ref().and_then(|u| u.uploaded_batch.clone());
+    let uploaded = upload
+        .as_ref()
+        .map(|u| u.uploaded_batches.clone())
+        .unwrap_or_default();
     let mut report = RunReport {
         tenant_name: tenant.name.clone(),
         run_at: ctx.clock.now(),
@@ -99,7 +102,7 @@ pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str
                 ));
             }
         }
-        match enqueue_report(ctx, tenant, run_id, &report, uploaded.as_ref(), &outcomes).await {
+        match enqueue_report(ctx, tenant, run_id, &report, &uploaded, &outcomes).await {
             Ok(id) => {
                 // Only once the report is durably queued: a crash before this
                 // repeats the orders in the next report rather than losing them.

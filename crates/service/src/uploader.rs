@@ -151,9 +151,10 @@ pub async fn set_history_mode(
 /// What one upload run did, for the report.
 #[derive(Debug, Clone)]
 pub struct UploadRun {
+    /// The first file's section (the report's 「アップロード」).
     pub section: UploadSection,
-    /// The batch whose CSV goes with the report, if one was uploaded.
-    pub uploaded_batch: Option<UploadBatch>,
+    /// The batches uploaded in this run, oldest first; their CSVs go with the report.
+    pub uploaded_batches: Vec<UploadBatch>,
     pub notices: Vec<String>,
 }
 
@@ -178,19 +179,51 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Uploads what is waiting. Files hold at most `max_rows_per_file` rows, so a
+/// backlog becomes several frozen files, each its own batch through the same
+/// state machine; after a file went up the run takes the next, up to
+/// `max_files_per_run`, and the report names every one.
 pub async fn run_upload(ctx: &Context, tenant: &Tenant, run_id: &str) -> UploadRun {
     let mut notices = Vec::new();
-    match upload_steps(ctx, tenant, run_id, &mut notices).await {
-        Ok((section, uploaded_batch)) => UploadRun {
-            section,
-            uploaded_batch,
-            notices,
-        },
-        Err(section) => UploadRun {
-            section,
-            uploaded_batch: None,
-            notices,
-        },
+    let mut first = None;
+    let mut uploaded_batches = Vec::new();
+    for _ in 0..ctx.config.max_files_per_run.max(1) {
+        let (section, uploaded) = match upload_steps(ctx, tenant, run_id, &mut notices).await {
+            Ok(done) => done,
+            Err(section) => (section, None),
+        };
+        let went_up = matches!(section, UploadSection::Uploaded { .. });
+        match (&first, &section, &uploaded) {
+            (None, _, _) => first = Some(section),
+            (
+                Some(_),
+                UploadSection::Uploaded {
+                    que_id, products, ..
+                },
+                Some(batch),
+            ) => notices.push(format!(
+                "続けてファイル {} もアップロードしました(キューID {que_id}、{products} 商品)",
+                csv_file_name(batch)
+            )),
+            // A later file that did not go up waits for the next run, which
+            // reports it; this run's section stays the first file's.
+            (Some(_), _, _) => {}
+        }
+        uploaded_batches.extend(uploaded);
+        let more = went_up
+            && ctx
+                .storage
+                .pending_changes(&tenant.id)
+                .await
+                .is_ok_and(|n| n > 0);
+        if !more {
+            break;
+        }
+    }
+    UploadRun {
+        section: first.unwrap_or(UploadSection::Nothing { parked: vec![] }),
+        uploaded_batches,
+        notices,
     }
 }
 
@@ -269,7 +302,13 @@ async fn upload_steps(
         lease_until: now
             + ChronoDuration::from_std(ctx.config.build_lease)
                 .unwrap_or(ChronoDuration::minutes(5)),
-        max_changes: ctx.config.max_changes_per_batch,
+        // Every file row is a goods code of at least one change, so fewer
+        // changes than the row cap keep the file within it.
+        max_changes: ctx
+            .config
+            .max_changes_per_batch
+            .min(ctx.config.max_rows_per_file)
+            .max(1),
     };
     let Some(claimed) = store
         .claim_batch(&tenant.id, &claim)
