@@ -357,7 +357,8 @@ pub fn context(
             max_delay: Duration::from_millis(50),
         },
         Duration::from_secs(10),
-    );
+    )
+    .with_clock(clock.clone());
     let (trigger, _requests) = queued_trigger();
     Context {
         storage: store.clone(),

@@ -482,3 +482,23 @@ async fn a_backlog_over_the_row_cap_goes_up_as_several_files_each_once() {
     assert_eq!(h.ne_stock("8000002"), 8);
     assert_eq!(h.ne_stock("8000003"), 9);
 }
+
+/// The newest history id is looked up by date: by the service's clock, not the
+/// machine's, or a change counted from its push is read again from history.
+#[tokio::test]
+async fn switching_history_on_after_days_never_rereads_what_pushes_counted() {
+    let mut h = Harness::start(Options {
+        shape: PushShape::Relative,
+        ..Options::default()
+    })
+    .await;
+    h.advance(2 * 86_400);
+    h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+    h.enable_history_access().await;
+    h.advance(1);
+    for _ in 0..2 {
+        h.run(Jobs::All).await;
+        h.ne.run_queues();
+    }
+    assert_eq!(h.ne_stock("8000001"), 9);
+}

@@ -1,5 +1,6 @@
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,7 +12,7 @@ use sne_domain::{ChangeKind, PushRow, StockDivision};
 use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
 use tracing::{debug, info, warn};
 
-use sne_ports::RetryPolicy;
+use sne_ports::{Clock, RetryPolicy, SystemClock};
 
 pub const DEFAULT_API_URL: &str = "https://webapi.smaregi.jp/access/";
 
@@ -64,6 +65,10 @@ pub struct SmaregiClient {
     auth_codes: Vec<String>,
     page_size: usize,
     history_lookback: u32,
+    /// "Now" for the date-bounded lookups: the service's clock, so a service
+    /// whose clock is not the machine's (tests, the fault simulation) asks
+    /// Smaregi about its own now.
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for SmaregiClient {
@@ -105,7 +110,13 @@ impl SmaregiClient {
                 .collect(),
             page_size: DEFAULT_PAGE_SIZE,
             history_lookback: DEFAULT_HISTORY_LOOKBACK_WINDOWS,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Rows asked for per `*_ref` page (1 to 1000; default 500).
@@ -389,7 +400,8 @@ impl SmaregiApi for SmaregiClient {
         // that has any. Ids grow with `updDateTime`, the time a row is
         // written (`targetDateTime` may be back-dated).
         let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
-        let mut to = jst_now() + chrono::Duration::hours(HISTORY_CLOCK_MARGIN_HOURS);
+        let mut to = sne_domain::time::to_jst(self.clock.now())
+            + chrono::Duration::hours(HISTORY_CLOCK_MARGIN_HOURS);
         for _ in 0..self.history_lookback {
             let from = to - chrono::Duration::days(HISTORY_DAYS_WINDOW);
             let params = obj(json!({
@@ -562,10 +574,6 @@ impl SmaregiApi for SmaregiClient {
 }
 
 // ---------------------------------------------------------------- parsing
-
-fn jst_now() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc() + chrono::Duration::hours(9)
-}
 
 /// One condition object per lookup for the wanted product ids. Ranges only
 /// join ids of one length without leading zeros, where numeric and text
