@@ -36,6 +36,9 @@ struct World {
     /// rotated, the client never saw the new pair. No service can avoid that.
     answers_dropped: bool,
     shape: PushShape,
+    /// Whether the service reads stock history now (the last switch that
+    /// succeeded), as the pushes it receives are judged by it.
+    history_on: bool,
     slow_secs: i64,
 }
 
@@ -157,6 +160,7 @@ async fn start(scenario: &Scenario) -> World {
         next_order: 1001,
         answers_dropped: false,
         shape: setup.shape,
+        history_on: false,
         slow_secs,
     }
 }
@@ -225,6 +229,13 @@ impl World {
         };
     }
 
+    /// Whether two equal changes of one second make different rows in the
+    /// current push shape: every shape but `Relative` carries the stock after
+    /// the change, which differs between the two.
+    fn shape_tells_equal_changes_apart(&self) -> bool {
+        self.shape != PushShape::Relative
+    }
+
     fn pick_send(&self, pick: usize) -> Option<u64> {
         let sends = self.h.smaregi.sends();
         (!sends.is_empty()).then(|| sends[pick % sends.len()].id)
@@ -258,6 +269,13 @@ impl World {
                     .smaregi
                     .sale(CONTRACT, STORES[*store], PRODUCTS[*product], 1)
                     .await;
+                if !self.history_on && !self.shape_tells_equal_changes_apart() {
+                    // Two relative pushes (no `after`, no id) of one second are
+                    // byte for byte a 再送 of each other: without history no
+                    // service can tell them apart, so the registers sell a
+                    // second apart (the same rows but for the time).
+                    h.advance(1);
+                }
                 let _ = h
                     .smaregi
                     .sale(CONTRACT, STORES[*store], PRODUCTS[*product], 1)
@@ -283,7 +301,12 @@ impl World {
             }
             Event::History(on) => {
                 let tenant = fresh_tenant(h).await;
-                let _ = sne_service::uploader::set_history_mode(&h.ctx, &tenant, *on).await;
+                if sne_service::uploader::set_history_mode(&h.ctx, &tenant, *on)
+                    .await
+                    .is_ok()
+                {
+                    self.history_on = *on;
+                }
             }
             Event::WebOrder { product, qty } => {
                 let id = self.next_order;
