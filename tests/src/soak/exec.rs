@@ -46,10 +46,12 @@ struct World {
 pub async fn observe(scenario: &Scenario, mix: &Mix) -> (Facts, Vec<Violation>) {
     let _ = mix;
     let mut world = start(scenario).await;
-    for event in &scenario.events {
+    for (n, event) in scenario.events.iter().enumerate() {
+        tracing::debug!(target: "soak::event", "event {}: {event}", n + 1);
         world.apply(event).await;
         world.h.advance(1);
     }
+    tracing::debug!(target: "soak::event", "settle");
     let mut found = world.settle().await;
     let facts = world.facts().await;
     if std::env::var_os("SOAK_DEBUG").is_some() {
@@ -150,6 +152,10 @@ async fn start(scenario: &Scenario) -> World {
         .collect();
     h.configure_push(setup.shape, setup.pairs_as, setup.push_api_changes);
     let slow_secs = h.ctx.config.unknown_outcome_grace.as_secs() as i64 + 60;
+    // The order import switches history reading on when it is configured.
+    let history_on = sne_service::uploader::history_mode_since(&h.ctx, &h.tenant)
+        .await
+        .is_some();
     World {
         h,
         scenario: scenario.clone(),
@@ -160,7 +166,7 @@ async fn start(scenario: &Scenario) -> World {
         next_order: 1001,
         answers_dropped: false,
         shape: setup.shape,
-        history_on: false,
+        history_on,
         slow_secs,
     }
 }

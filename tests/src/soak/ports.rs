@@ -58,6 +58,8 @@ pub struct Faults {
 }
 
 pub struct Gate {
+    /// Tells the runs of one event apart in `SOAK_LOG` traces.
+    id: usize,
     faults: Faults,
     calls: AtomicUsize,
     ne_calls: AtomicUsize,
@@ -75,7 +77,9 @@ pub struct Gate {
 
 impl Gate {
     pub fn new(faults: Faults, advance: Arc<dyn Fn(i64) + Send + Sync>, slow_secs: i64) -> Gate {
+        static GATES: AtomicUsize = AtomicUsize::new(0);
         Gate {
+            id: GATES.fetch_add(1, Ordering::SeqCst),
             faults,
             calls: AtomicUsize::new(0),
             ne_calls: AtomicUsize::new(0),
@@ -108,11 +112,12 @@ impl Gate {
         self.crashed.notify_one();
     }
 
-    async fn pass<T>(&self, port: Port, call: impl Future<Output = T>) -> T {
+    async fn pass<T>(&self, port: Port, name: &str, call: impl Future<Output = T>) -> T {
         if self.has_crashed() {
             return std::future::pending().await;
         }
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        tracing::debug!(target: "soak::gate", gate = self.id, call = n, ?port, name, "call");
         if self.faults.pause_at == Some(n) {
             self.paused.notify_one();
             self.resume.notified().await;
@@ -141,6 +146,7 @@ impl Gate {
             }
         }
         if crash {
+            tracing::debug!(target: "soak::gate", gate = self.id, call = n, name, "crash");
             let effect = self.faults.crash_after_effect
                 && (port != Port::Mail || self.faults.mail_crash_after_effect);
             if effect {
@@ -197,7 +203,7 @@ macro_rules! gated_storage {
         impl $trait for GatedStorage {
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    self.gate.pass(Port::Storage, self.inner.$name($($arg),*)).await
+                    self.gate.pass(Port::Storage, stringify!($name), self.inner.$name($($arg),*)).await
                 }
             )*
         }
@@ -264,12 +270,20 @@ gated_storage!(OrderImportStore {
 impl ReportOutbox for GatedStorage {
     async fn enqueue_report(&self, report: &OutboxReport) -> StoreResult<bool> {
         self.gate
-            .pass(Port::Storage, self.inner.enqueue_report(report))
+            .pass(
+                Port::Storage,
+                "enqueue_report",
+                self.inner.enqueue_report(report),
+            )
             .await
     }
     async fn pending_reports(&self, tenant: &TenantId) -> StoreResult<Vec<OutboxReport>> {
         self.gate
-            .pass(Port::Storage, self.inner.pending_reports(tenant))
+            .pass(
+                Port::Storage,
+                "pending_reports",
+                self.inner.pending_reports(tenant),
+            )
             .await
     }
     async fn claim_report(
@@ -283,6 +297,7 @@ impl ReportOutbox for GatedStorage {
         self.gate
             .pass(
                 Port::Storage,
+                "claim_report",
                 self.inner.claim_report(tenant, id, owner, now, lease_until),
             )
             .await
@@ -297,6 +312,7 @@ impl ReportOutbox for GatedStorage {
         self.gate
             .pass(
                 Port::MailMark,
+                "mark_report_sent",
                 self.inner.mark_report_sent(tenant, id, owner, at),
             )
             .await
@@ -311,6 +327,7 @@ impl ReportOutbox for GatedStorage {
         self.gate
             .pass(
                 Port::MailMark,
+                "record_report_failure",
                 self.inner.record_report_failure(tenant, id, owner, error),
             )
             .await
@@ -321,7 +338,11 @@ impl ReportOutbox for GatedStorage {
         limit: usize,
     ) -> StoreResult<Vec<OutboxReport>> {
         self.gate
-            .pass(Port::Storage, self.inner.recent_reports(tenant, limit))
+            .pass(
+                Port::Storage,
+                "recent_reports",
+                self.inner.recent_reports(tenant, limit),
+            )
             .await
     }
 }
@@ -335,11 +356,17 @@ pub struct GatedBlobs {
 impl BlobStore for GatedBlobs {
     async fn put_blob(&self, key: &str, bytes: &[u8], content_type: &str) -> StoreResult<()> {
         self.gate
-            .pass(Port::Blob, self.inner.put_blob(key, bytes, content_type))
+            .pass(
+                Port::Blob,
+                "put_blob",
+                self.inner.put_blob(key, bytes, content_type),
+            )
             .await
     }
     async fn get_blob(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.gate.pass(Port::Blob, self.inner.get_blob(key)).await
+        self.gate
+            .pass(Port::Blob, "get_blob", self.inner.get_blob(key))
+            .await
     }
     async fn download_url(
         &self,
@@ -347,7 +374,11 @@ impl BlobStore for GatedBlobs {
         expires_in: std::time::Duration,
     ) -> StoreResult<Option<String>> {
         self.gate
-            .pass(Port::Blob, self.inner.download_url(key, expires_in))
+            .pass(
+                Port::Blob,
+                "download_url",
+                self.inner.download_url(key, expires_in),
+            )
             .await
     }
 }
@@ -360,7 +391,9 @@ pub struct GatedMailer {
 #[async_trait]
 impl Mailer for GatedMailer {
     async fn send(&self, mail: &Mail) -> Result<String, MailError> {
-        self.gate.pass(Port::Mail, self.inner.send(mail)).await
+        self.gate
+            .pass(Port::Mail, "send", self.inner.send(mail))
+            .await
     }
 }
 
@@ -376,7 +409,11 @@ impl NextEngineApi for GatedNe {
     }
     async fn authorize(&self, uid: &str, state: &str) -> Result<NeAuth, NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.authorize(uid, state))
+            .pass(
+                Port::NextEngine,
+                "authorize",
+                self.inner.authorize(uid, state),
+            )
             .await
     }
     async fn existing_goods(
@@ -385,12 +422,20 @@ impl NextEngineApi for GatedNe {
         codes: &[String],
     ) -> Result<HashSet<String>, NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.existing_goods(tenant, codes))
+            .pass(
+                Port::NextEngine,
+                "existing_goods",
+                self.inner.existing_goods(tenant, codes),
+            )
             .await
     }
     async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.upload_stock_csv(tenant, csv))
+            .pass(
+                Port::NextEngine,
+                "upload_stock_csv",
+                self.inner.upload_stock_csv(tenant, csv),
+            )
             .await
     }
     async fn queues_by_id(
@@ -399,7 +444,11 @@ impl NextEngineApi for GatedNe {
         que_ids: &[String],
     ) -> Result<Vec<QueueEntry>, NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.queues_by_id(tenant, que_ids))
+            .pass(
+                Port::NextEngine,
+                "queues_by_id",
+                self.inner.queues_by_id(tenant, que_ids),
+            )
             .await
     }
     async fn goods_upload_queues_since(
@@ -410,6 +459,7 @@ impl NextEngineApi for GatedNe {
         self.gate
             .pass(
                 Port::NextEngine,
+                "goods_upload_queues_since",
                 self.inner.goods_upload_queues_since(tenant, since),
             )
             .await
@@ -420,12 +470,20 @@ impl NextEngineApi for GatedNe {
         query: &OrderRowQuery,
     ) -> Result<Vec<NeOrderRow>, NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.order_rows(tenant, query))
+            .pass(
+                Port::NextEngine,
+                "order_rows",
+                self.inner.order_rows(tenant, query),
+            )
             .await
     }
     async fn keep_tokens_alive(&self, tenant: &TenantId) -> Result<(), NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.keep_tokens_alive(tenant))
+            .pass(
+                Port::NextEngine,
+                "keep_tokens_alive",
+                self.inner.keep_tokens_alive(tenant),
+            )
             .await
     }
 }
@@ -446,6 +504,7 @@ impl SmaregiApi for GatedSmaregi {
         self.gate
             .pass(
                 Port::Smaregi,
+                "stock_history_after",
                 self.inner.stock_history_after(creds, after_id, max_rows),
             )
             .await
@@ -455,7 +514,11 @@ impl SmaregiApi for GatedSmaregi {
         creds: &SmaregiCredentials,
     ) -> Result<Option<u64>, SmaregiError> {
         self.gate
-            .pass(Port::Smaregi, self.inner.latest_stock_history_id(creds))
+            .pass(
+                Port::Smaregi,
+                "latest_stock_history_id",
+                self.inner.latest_stock_history_id(creds),
+            )
             .await
     }
     async fn product_codes(
@@ -464,12 +527,16 @@ impl SmaregiApi for GatedSmaregi {
         product_ids: &[String],
     ) -> Result<Vec<(String, String)>, SmaregiError> {
         self.gate
-            .pass(Port::Smaregi, self.inner.product_codes(creds, product_ids))
+            .pass(
+                Port::Smaregi,
+                "product_codes",
+                self.inner.product_codes(creds, product_ids),
+            )
             .await
     }
     async fn stores(&self, creds: &SmaregiCredentials) -> Result<Vec<SmaregiStore>, SmaregiError> {
         self.gate
-            .pass(Port::Smaregi, self.inner.stores(creds))
+            .pass(Port::Smaregi, "stores", self.inner.stores(creds))
             .await
     }
     async fn shipments_by_identification(
@@ -480,6 +547,7 @@ impl SmaregiApi for GatedSmaregi {
         self.gate
             .pass(
                 Port::Smaregi,
+                "shipments_by_identification",
                 self.inner
                     .shipments_by_identification(creds, identification_no),
             )
@@ -491,7 +559,11 @@ impl SmaregiApi for GatedSmaregi {
         shipment: &NewShipment,
     ) -> Result<Option<String>, SmaregiError> {
         self.gate
-            .pass(Port::Smaregi, self.inner.create_shipment(creds, shipment))
+            .pass(
+                Port::Smaregi,
+                "create_shipment",
+                self.inner.create_shipment(creds, shipment),
+            )
             .await
     }
     async fn check_shipment_store(
@@ -502,6 +574,7 @@ impl SmaregiApi for GatedSmaregi {
         self.gate
             .pass(
                 Port::Smaregi,
+                "check_shipment_store",
                 self.inner.check_shipment_store(creds, store_id),
             )
             .await
