@@ -252,6 +252,7 @@ impl World {
             spec.faults.clone(),
             self.h.advancer(),
             self.slow_secs,
+            self.h.ctx.config.upload_deadline().as_secs() as i64,
         ))
     }
 

@@ -4,6 +4,13 @@
 //! told to drop the run's future. The NextEngine wrapper can also make a call
 //! slow (the shared clock jumps past the unknown-outcome grace before the call
 //! goes out) or let the access token expire just before a call (rotation).
+//!
+//! An upload is the one call the service bounds with a deadline (below the
+//! grace), on the runtime's timer, which the shared clock does not drive. A
+//! slow upload is therefore what the deadline makes of it: the file reaches
+//! NextEngine just before the deadline and the answer does not, so the service
+//! sees its timeout. A file arriving later than that cannot happen in
+//! production, where the timeout drops the request first.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -73,10 +80,17 @@ pub struct Gate {
     pub resume: Notify,
     advance: Arc<dyn Fn(i64) + Send + Sync>,
     slow_secs: i64,
+    /// The service's upload deadline, in seconds.
+    deadline_secs: i64,
 }
 
 impl Gate {
-    pub fn new(faults: Faults, advance: Arc<dyn Fn(i64) + Send + Sync>, slow_secs: i64) -> Gate {
+    pub fn new(
+        faults: Faults,
+        advance: Arc<dyn Fn(i64) + Send + Sync>,
+        slow_secs: i64,
+        deadline_secs: i64,
+    ) -> Gate {
         static GATES: AtomicUsize = AtomicUsize::new(0);
         Gate {
             id: GATES.fetch_add(1, Ordering::SeqCst),
@@ -91,6 +105,7 @@ impl Gate {
             resume: Notify::new(),
             advance,
             slow_secs,
+            deadline_secs,
         }
     }
 
@@ -113,6 +128,18 @@ impl Gate {
     }
 
     async fn pass<T>(&self, port: Port, name: &str, call: impl Future<Output = T>) -> T {
+        self.pass_bounded(port, name, false, call).await.0
+    }
+
+    /// [`Gate::pass`] for a call the service bounds with its upload deadline;
+    /// also says whether the call was slow, i.e. the deadline ran out on it.
+    async fn pass_bounded<T>(
+        &self,
+        port: Port,
+        name: &str,
+        bounded: bool,
+        call: impl Future<Output = T>,
+    ) -> (T, bool) {
         if self.has_crashed() {
             return std::future::pending().await;
         }
@@ -122,13 +149,20 @@ impl Gate {
             self.paused.notify_one();
             self.resume.notified().await;
         }
+        let mut slow = false;
         if port == Port::NextEngine {
             let k = self.ne_calls.fetch_add(1, Ordering::SeqCst);
             if self.faults.rotate_before_ne_call == Some(k) {
                 (self.advance)(86_401);
             }
             if self.faults.slow_ne_call == Some(k) {
-                (self.advance)(self.slow_secs);
+                slow = true;
+                let secs = if bounded {
+                    (self.deadline_secs - 1).max(0)
+                } else {
+                    self.slow_secs
+                };
+                (self.advance)(secs);
                 // Real time for whatever else runs meanwhile (a second run).
                 tokio::time::sleep(std::time::Duration::from_millis(15)).await;
             }
@@ -161,7 +195,11 @@ impl Gate {
             Port::MailMark => self.mail_window.store(false, Ordering::SeqCst),
             _ => {}
         }
-        out
+        let timed_out = slow && bounded;
+        if timed_out {
+            (self.advance)(1);
+        }
+        (out, timed_out)
     }
 }
 
@@ -430,13 +468,22 @@ impl NextEngineApi for GatedNe {
             .await
     }
     async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError> {
-        self.gate
-            .pass(
+        let (out, timed_out) = self
+            .gate
+            .pass_bounded(
                 Port::NextEngine,
                 "upload_stock_csv",
+                true,
                 self.inner.upload_stock_csv(tenant, csv),
             )
-            .await
+            .await;
+        if timed_out {
+            // What the service's own timeout makes of an answer past its deadline.
+            return Err(NeError::Transport(
+                "no answer within the upload deadline".into(),
+            ));
+        }
+        out
     }
     async fn queues_by_id(
         &self,
