@@ -616,8 +616,8 @@ impl World {
 
 /// Acts as the operator for every batch the service holds for a person to
 /// decide (`BatchState::NeedsAttention`), with the truth only the simulator
-/// knows: if NextEngine received exactly this file under a queue id no other
-/// batch claims, the batch is that queue ("treat as uploaded"); otherwise
+/// knows: if NextEngine received exactly this file through the API under a
+/// queue id no other batch claims, the batch is that queue ("treat as uploaded"); otherwise
 /// NextEngine never got it ("upload again"), decided through the service's own
 /// resolution ([`resolve_held`]), as the admin screen and the CLI do.
 pub async fn operator_resolves_held_batches(h: &Harness) {
@@ -635,10 +635,12 @@ pub async fn operator_resolves_held_batches(h: &Harness) {
         };
         let known: HashSet<String> = known.into_iter().collect();
         let csv = String::from_utf8(render_upload_csv(&batch.lines)).unwrap_or_default();
+        // Only the API's uploads: an operator's own CSV of the same rows, uploaded
+        // through the screen, is not this file (and the operator knows it).
         let received =
             h.ne.uploads()
                 .into_iter()
-                .find(|u| u.csv == csv && !known.contains(&u.que_id));
+                .find(|u| !u.by_operator && u.csv == csv && !known.contains(&u.que_id));
         let decision = match received {
             Some(upload) => HeldDecision::TreatAsUploaded {
                 que_id: upload.que_id,
