@@ -10,7 +10,12 @@
 //! --no-operator --no-slow --no-rotation --no-resends`, `--shapes full,minimal,absolute,relative`,
 //! `--events N` (per run), `--run-index I` (replay one run of the campaign),
 //! `--shrink-budget N` (re-executions per violation, 0 = no shrinking),
+//! `--keep 3,7,12` (with `--run-index`: only those events of the run, by the
+//! positions a SHORTEST block prints; `--repeat N` runs it N times, as runs
+//! with two processes at once depend on real time and may not fail every time),
 //! `--mail-crash-after` (a crashing mail send may go out first).
+//! `SOAK_LOG=soak=debug,sne_service=info` traces every gated call and the
+//! service's log; `SOAK_DEBUG=1` dumps the simulators and the store at the end.
 
 use sne_e2e::soak::scenario::Scenario;
 use sne_e2e::soak::{Mix, Violation, execute, shrink};
@@ -24,13 +29,15 @@ struct Args {
     seed: u64,
     run_index: Option<u64>,
     shrink_budget: usize,
+    keep: Option<Vec<usize>>,
+    repeat: u64,
     mix: Mix,
 }
 
 fn usage(message: &str) -> ! {
     eprintln!("soak: {message}");
     eprintln!(
-        "usage: soak --runs N --seed S [--events N] [--run-index I] [--shrink-budget N] [--shapes full,minimal,absolute,relative] [--no-crash] [--no-orders] [--no-history] [--no-faults] [--no-concurrent] [--no-operator] [--no-slow] [--no-rotation] [--no-resends] [--mail-crash-after]"
+        "usage: soak --runs N --seed S [--events N] [--run-index I] [--shrink-budget N] [--keep P,Q,…] [--repeat N] [--shapes full,minimal,absolute,relative] [--no-crash] [--no-orders] [--no-history] [--no-faults] [--no-concurrent] [--no-operator] [--no-slow] [--no-rotation] [--no-resends] [--mail-crash-after]"
     );
     std::process::exit(2)
 }
@@ -41,6 +48,8 @@ fn parse() -> Args {
         seed: 1,
         run_index: None,
         shrink_budget: 120,
+        keep: None,
+        repeat: 1,
         mix: Mix::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -59,6 +68,15 @@ fn parse() -> Args {
             "--events" => args.mix.events = number(value("--events")) as usize,
             "--run-index" => args.run_index = Some(number(value("--run-index"))),
             "--shrink-budget" => args.shrink_budget = number(value("--shrink-budget")) as usize,
+            "--keep" => {
+                args.keep = Some(
+                    value("--keep")
+                        .split(',')
+                        .map(|p| number(p.trim().to_string()) as usize)
+                        .collect(),
+                )
+            }
+            "--repeat" => args.repeat = number(value("--repeat")).max(1),
             "--shapes" => {
                 args.mix.shapes = value("--shapes")
                     .split(',')
@@ -107,16 +125,34 @@ fn checked(scenario: &Scenario, mix: &Mix) -> Vec<Violation> {
 }
 
 fn main() -> ExitCode {
+    // `SOAK_LOG=soak=debug,sne_service=info`: every gated call of every run and
+    // the service's own log, to stderr.
+    if let Ok(filter) = std::env::var("SOAK_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .without_time()
+            .init();
+    }
     let args = parse();
+    if args.keep.is_some() && args.run_index.is_none() {
+        usage("--keep needs --run-index");
+    }
     let indices: Vec<u64> = match args.run_index {
-        Some(i) => vec![i],
+        Some(i) => std::iter::repeat_n(i, args.repeat as usize).collect(),
         None => (0..args.runs).collect(),
     };
     let started = Instant::now();
     let mut violations = 0usize;
     let mut failing: Vec<(Scenario, Vec<Violation>)> = Vec::new();
     for &index in &indices {
-        let scenario = Scenario::generate(args.seed, index, &args.mix);
+        let mut scenario = Scenario::generate(args.seed, index, &args.mix);
+        if let Some(keep) = &args.keep {
+            scenario.events = keep
+                .iter()
+                .filter_map(|&p| scenario.events.get(p.wrapping_sub(1)).cloned())
+                .collect();
+        }
         let found = checked(&scenario, &args.mix);
         for v in &found {
             println!("VIOLATION seed={} run={index} {v}", args.seed);
@@ -134,7 +170,8 @@ fn main() -> ExitCode {
             let mut classes: Vec<&'static str> = found.iter().map(|v| v.invariant).collect();
             classes.dedup();
             for class in classes {
-                let (shortest, tries) = shrink(scenario, &args.mix, class, args.shrink_budget);
+                let (shortest, positions, tries) =
+                    shrink(scenario, &args.mix, class, args.shrink_budget);
                 println!(
                     "SHORTEST seed={} run={} invariant={class}: {} of {} events ({tries} re-executions)",
                     scenario.seed,
@@ -143,8 +180,20 @@ fn main() -> ExitCode {
                     scenario.events.len()
                 );
                 println!("  setup: {:?}", shortest.setup);
-                for (n, event) in shortest.events.iter().enumerate() {
-                    println!("  {:>3}. {event}", n + 1);
+                for (event, position) in shortest.events.iter().zip(&positions) {
+                    println!("  {position:>3}. {event}");
+                }
+                if args.keep.is_none() {
+                    println!(
+                        "  replay: --seed {} --run-index {} --keep {}",
+                        scenario.seed,
+                        scenario.run_index,
+                        positions
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
                 }
                 for v in checked(&shortest, &args.mix)
                     .iter()

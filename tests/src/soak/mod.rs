@@ -97,23 +97,24 @@ pub fn execute(scenario: &scenario::Scenario, mix: &Mix) -> Vec<Violation> {
 }
 
 /// Delta debugging (ddmin) over the events: the shortest list found, within
-/// `budget` re-executions, that still breaks `invariant`.
+/// `budget` re-executions, that still breaks `invariant`, with the 1-based
+/// positions its events had in the generated run (for `soak --keep`).
 pub fn shrink(
     scenario: &scenario::Scenario,
     mix: &Mix,
     invariant: &str,
     budget: usize,
-) -> (scenario::Scenario, usize) {
-    let fails = |events: &[scenario::Event]| {
-        let candidate = scenario::Scenario {
-            events: events.to_vec(),
-            ..scenario.clone()
-        };
-        execute(&candidate, mix)
+) -> (scenario::Scenario, Vec<usize>, usize) {
+    let pick = |kept: &[usize]| scenario::Scenario {
+        events: kept.iter().map(|&i| scenario.events[i].clone()).collect(),
+        ..scenario.clone()
+    };
+    let fails = |kept: &[usize]| {
+        execute(&pick(kept), mix)
             .iter()
             .any(|v| v.invariant == invariant)
     };
-    let mut events = scenario.events.clone();
+    let mut events: Vec<usize> = (0..scenario.events.len()).collect();
     let mut tries = 0;
     let mut n = 2usize;
     while events.len() >= 2 && tries < budget {
@@ -151,11 +152,6 @@ pub fn shrink(
             events = candidate;
         }
     }
-    (
-        scenario::Scenario {
-            events,
-            ..scenario.clone()
-        },
-        tries,
-    )
+    let positions = events.iter().map(|i| i + 1).collect();
+    (pick(&events), positions, tries)
 }

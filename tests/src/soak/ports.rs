@@ -4,6 +4,13 @@
 //! told to drop the run's future. The NextEngine wrapper can also make a call
 //! slow (the shared clock jumps past the unknown-outcome grace before the call
 //! goes out) or let the access token expire just before a call (rotation).
+//!
+//! An upload is the one call the service bounds with a deadline (below the
+//! grace), on the runtime's timer, which the shared clock does not drive. A
+//! slow upload is therefore what the deadline makes of it: the file reaches
+//! NextEngine just before the deadline and the answer does not, so the service
+//! sees its timeout. A file arriving later than that cannot happen in
+//! production, where the timeout drops the request first.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -56,6 +63,8 @@ pub struct Faults {
 }
 
 pub struct Gate {
+    /// Tells the runs of one event apart in `SOAK_LOG` traces.
+    id: usize,
     faults: Faults,
     calls: AtomicUsize,
     ne_calls: AtomicUsize,
@@ -69,11 +78,20 @@ pub struct Gate {
     pub resume: Notify,
     advance: Arc<dyn Fn(i64) + Send + Sync>,
     slow_secs: i64,
+    /// The service's upload deadline, in seconds.
+    deadline_secs: i64,
 }
 
 impl Gate {
-    pub fn new(faults: Faults, advance: Arc<dyn Fn(i64) + Send + Sync>, slow_secs: i64) -> Gate {
+    pub fn new(
+        faults: Faults,
+        advance: Arc<dyn Fn(i64) + Send + Sync>,
+        slow_secs: i64,
+        deadline_secs: i64,
+    ) -> Gate {
+        static GATES: AtomicUsize = AtomicUsize::new(0);
         Gate {
+            id: GATES.fetch_add(1, Ordering::SeqCst),
             faults,
             calls: AtomicUsize::new(0),
             ne_calls: AtomicUsize::new(0),
@@ -85,6 +103,7 @@ impl Gate {
             resume: Notify::new(),
             advance,
             slow_secs,
+            deadline_secs,
         }
     }
 
@@ -106,22 +125,42 @@ impl Gate {
         self.crashed.notify_one();
     }
 
-    async fn pass<T>(&self, port: Port, call: impl Future<Output = T>) -> T {
+    async fn pass<T>(&self, port: Port, name: &str, call: impl Future<Output = T>) -> T {
+        self.pass_bounded(port, name, false, call).await.0
+    }
+
+    /// [`Gate::pass`] for a call the service bounds with its upload deadline;
+    /// also says whether the call was slow, i.e. the deadline ran out on it.
+    async fn pass_bounded<T>(
+        &self,
+        port: Port,
+        name: &str,
+        bounded: bool,
+        call: impl Future<Output = T>,
+    ) -> (T, bool) {
         if self.has_crashed() {
             return std::future::pending().await;
         }
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        tracing::debug!(target: "soak::gate", gate = self.id, call = n, ?port, name, "call");
         if self.faults.pause_at == Some(n) {
             self.paused.notify_one();
             self.resume.notified().await;
         }
+        let mut slow = false;
         if port == Port::NextEngine {
             let k = self.ne_calls.fetch_add(1, Ordering::SeqCst);
             if self.faults.rotate_before_ne_call == Some(k) {
                 (self.advance)(86_401);
             }
             if self.faults.slow_ne_call == Some(k) {
-                (self.advance)(self.slow_secs);
+                slow = true;
+                let secs = if bounded {
+                    (self.deadline_secs - 1).max(0)
+                } else {
+                    self.slow_secs
+                };
+                (self.advance)(secs);
                 // Real time for whatever else runs meanwhile (a second run).
                 tokio::time::sleep(std::time::Duration::from_millis(15)).await;
             }
@@ -139,6 +178,7 @@ impl Gate {
             }
         }
         if crash {
+            tracing::debug!(target: "soak::gate", gate = self.id, call = n, name, "crash");
             let effect = self.faults.crash_after_effect
                 && (port != Port::Mail || self.faults.mail_crash_after_effect);
             if effect {
@@ -153,7 +193,11 @@ impl Gate {
             Port::MailMark => self.mail_window.store(false, Ordering::SeqCst),
             _ => {}
         }
-        out
+        let timed_out = slow && bounded;
+        if timed_out {
+            (self.advance)(1);
+        }
+        (out, timed_out)
     }
 }
 
@@ -195,7 +239,7 @@ macro_rules! gated_storage {
         impl $trait for GatedStorage {
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    self.gate.pass(Port::Storage, self.inner.$name($($arg),*)).await
+                    self.gate.pass(Port::Storage, stringify!($name), self.inner.$name($($arg),*)).await
                 }
             )*
         }
@@ -262,12 +306,20 @@ gated_storage!(OrderImportStore {
 impl ReportOutbox for GatedStorage {
     async fn enqueue_report(&self, report: &OutboxReport) -> StoreResult<bool> {
         self.gate
-            .pass(Port::Storage, self.inner.enqueue_report(report))
+            .pass(
+                Port::Storage,
+                "enqueue_report",
+                self.inner.enqueue_report(report),
+            )
             .await
     }
     async fn pending_reports(&self, tenant: &TenantId) -> StoreResult<Vec<OutboxReport>> {
         self.gate
-            .pass(Port::Storage, self.inner.pending_reports(tenant))
+            .pass(
+                Port::Storage,
+                "pending_reports",
+                self.inner.pending_reports(tenant),
+            )
             .await
     }
     async fn claim_report(
@@ -281,6 +333,7 @@ impl ReportOutbox for GatedStorage {
         self.gate
             .pass(
                 Port::Storage,
+                "claim_report",
                 self.inner.claim_report(tenant, id, owner, now, lease_until),
             )
             .await
@@ -295,6 +348,7 @@ impl ReportOutbox for GatedStorage {
         self.gate
             .pass(
                 Port::MailMark,
+                "mark_report_sent",
                 self.inner.mark_report_sent(tenant, id, owner, at),
             )
             .await
@@ -309,6 +363,7 @@ impl ReportOutbox for GatedStorage {
         self.gate
             .pass(
                 Port::MailMark,
+                "record_report_failure",
                 self.inner.record_report_failure(tenant, id, owner, error),
             )
             .await
@@ -319,7 +374,11 @@ impl ReportOutbox for GatedStorage {
         limit: usize,
     ) -> StoreResult<Vec<OutboxReport>> {
         self.gate
-            .pass(Port::Storage, self.inner.recent_reports(tenant, limit))
+            .pass(
+                Port::Storage,
+                "recent_reports",
+                self.inner.recent_reports(tenant, limit),
+            )
             .await
     }
 }
@@ -333,11 +392,17 @@ pub struct GatedBlobs {
 impl BlobStore for GatedBlobs {
     async fn put_blob(&self, key: &str, bytes: &[u8], content_type: &str) -> StoreResult<()> {
         self.gate
-            .pass(Port::Blob, self.inner.put_blob(key, bytes, content_type))
+            .pass(
+                Port::Blob,
+                "put_blob",
+                self.inner.put_blob(key, bytes, content_type),
+            )
             .await
     }
     async fn get_blob(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.gate.pass(Port::Blob, self.inner.get_blob(key)).await
+        self.gate
+            .pass(Port::Blob, "get_blob", self.inner.get_blob(key))
+            .await
     }
     async fn download_url(
         &self,
@@ -345,7 +410,11 @@ impl BlobStore for GatedBlobs {
         expires_in: std::time::Duration,
     ) -> StoreResult<Option<String>> {
         self.gate
-            .pass(Port::Blob, self.inner.download_url(key, expires_in))
+            .pass(
+                Port::Blob,
+                "download_url",
+                self.inner.download_url(key, expires_in),
+            )
             .await
     }
 }
@@ -358,7 +427,9 @@ pub struct GatedMailer {
 #[async_trait]
 impl Mailer for GatedMailer {
     async fn send(&self, mail: &Mail) -> Result<String, MailError> {
-        self.gate.pass(Port::Mail, self.inner.send(mail)).await
+        self.gate
+            .pass(Port::Mail, "send", self.inner.send(mail))
+            .await
     }
 }
 
@@ -374,7 +445,11 @@ impl NextEngineApi for GatedNe {
     }
     async fn authorize(&self, uid: &str, state: &str) -> Result<NeAuth, NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.authorize(uid, state))
+            .pass(
+                Port::NextEngine,
+                "authorize",
+                self.inner.authorize(uid, state),
+            )
             .await
     }
     async fn existing_goods(
@@ -383,13 +458,30 @@ impl NextEngineApi for GatedNe {
         codes: &[String],
     ) -> Result<HashSet<String>, NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.existing_goods(tenant, codes))
+            .pass(
+                Port::NextEngine,
+                "existing_goods",
+                self.inner.existing_goods(tenant, codes),
+            )
             .await
     }
     async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError> {
-        self.gate
-            .pass(Port::NextEngine, self.inner.upload_stock_csv(tenant, csv))
-            .await
+        let (out, timed_out) = self
+            .gate
+            .pass_bounded(
+                Port::NextEngine,
+                "upload_stock_csv",
+                true,
+                self.inner.upload_stock_csv(tenant, csv),
+            )
+            .await;
+        if timed_out {
+            // What the service's own timeout makes of an answer past its deadline.
+            return Err(NeError::Transport(
+                "no answer within the upload deadline".into(),
+            ));
+        }
+        out
     }
     async fn queues_by_id(
         &self,
@@ -397,7 +489,11 @@ impl NextEngineApi for GatedNe {
         que_ids: &[String],
     ) -> Result<Vec<QueueEntry>, NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.queues_by_id(tenant, que_ids))
+            .pass(
+                Port::NextEngine,
+                "queues_by_id",
+                self.inner.queues_by_id(tenant, que_ids),
+            )
             .await
     }
     async fn goods_upload_queues_since(
@@ -408,6 +504,7 @@ impl NextEngineApi for GatedNe {
         self.gate
             .pass(
                 Port::NextEngine,
+                "goods_upload_queues_since",
                 self.inner.goods_upload_queues_since(tenant, since),
             )
             .await
@@ -418,12 +515,20 @@ impl NextEngineApi for GatedNe {
         query: &OrderRowQuery,
     ) -> Result<Vec<NeOrderRow>, NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.order_rows(tenant, query))
+            .pass(
+                Port::NextEngine,
+                "order_rows",
+                self.inner.order_rows(tenant, query),
+            )
             .await
     }
     async fn keep_tokens_alive(&self, tenant: &TenantId) -> Result<(), NeError> {
         self.gate
-            .pass(Port::NextEngine, self.inner.keep_tokens_alive(tenant))
+            .pass(
+                Port::NextEngine,
+                "keep_tokens_alive",
+                self.inner.keep_tokens_alive(tenant),
+            )
             .await
     }
 }
@@ -444,6 +549,7 @@ impl SmaregiApi for GatedSmaregi {
         self.gate
             .pass(
                 Port::Smaregi,
+                "stock_history_after",
                 self.inner.stock_history_after(creds, after_id, max_rows),
             )
             .await
@@ -453,7 +559,11 @@ impl SmaregiApi for GatedSmaregi {
         creds: &SmaregiCredentials,
     ) -> Result<Option<u64>, SmaregiError> {
         self.gate
-            .pass(Port::Smaregi, self.inner.latest_stock_history_id(creds))
+            .pass(
+                Port::Smaregi,
+                "latest_stock_history_id",
+                self.inner.latest_stock_history_id(creds),
+            )
             .await
     }
     async fn product_codes(
@@ -462,12 +572,16 @@ impl SmaregiApi for GatedSmaregi {
         product_ids: &[String],
     ) -> Result<Vec<(String, String)>, SmaregiError> {
         self.gate
-            .pass(Port::Smaregi, self.inner.product_codes(creds, product_ids))
+            .pass(
+                Port::Smaregi,
+                "product_codes",
+                self.inner.product_codes(creds, product_ids),
+            )
             .await
     }
     async fn stores(&self, creds: &SmaregiCredentials) -> Result<Vec<SmaregiStore>, SmaregiError> {
         self.gate
-            .pass(Port::Smaregi, self.inner.stores(creds))
+            .pass(Port::Smaregi, "stores", self.inner.stores(creds))
             .await
     }
     async fn shipments_by_identification(
@@ -478,6 +592,7 @@ impl SmaregiApi for GatedSmaregi {
         self.gate
             .pass(
                 Port::Smaregi,
+                "shipments_by_identification",
                 self.inner
                     .shipments_by_identification(creds, identification_no),
             )
@@ -489,7 +604,11 @@ impl SmaregiApi for GatedSmaregi {
         shipment: &NewShipment,
     ) -> Result<Option<String>, SmaregiError> {
         self.gate
-            .pass(Port::Smaregi, self.inner.create_shipment(creds, shipment))
+            .pass(
+                Port::Smaregi,
+                "create_shipment",
+                self.inner.create_shipment(creds, shipment),
+            )
             .await
     }
 }
