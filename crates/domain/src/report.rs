@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 pub const SUBJECT_PREFIX: &str = "【スマレジtoネクストエンジン】";
 pub const TOKEN_ERROR_TEXT: &str = "ファイルのアップロード中にトークンのエラーが発生しました";
+pub const SUSPENDED_TEXT: &str =
+    "ネクストエンジンのご利用が停止されているため、アップロードできませんでした";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -56,6 +58,12 @@ pub enum UploadSection {
     },
     /// NextEngine refused our tokens; the batch waits for 再取得.
     TokenError { batch_id: String, detail: String },
+    /// NextEngine answered that the account is suspended (利用停止); the batch
+    /// waits until the contract is in order. 再取得 would not help.
+    Suspended {
+        batch_id: Option<String>,
+        detail: String,
+    },
     /// Any other failure; the batch is kept and retried by the next run.
     Failed {
         batch_id: Option<String>,
@@ -213,7 +221,9 @@ impl UploadSection {
         match self {
             UploadSection::Uploaded { .. } => "成功",
             UploadSection::Nothing { .. } => "なし",
-            UploadSection::TokenError { .. } | UploadSection::Failed { .. } => "失敗",
+            UploadSection::TokenError { .. }
+            | UploadSection::Suspended { .. }
+            | UploadSection::Failed { .. } => "失敗",
             UploadSection::Unresolved { .. } => "確認中",
         }
     }
@@ -276,6 +286,29 @@ impl UploadSection {
                 );
                 push_line(body, format!("詳細: {detail}"));
                 push_line(body, format!("バッチID: {batch_id}"));
+            }
+            UploadSection::Suspended { batch_id, detail } => {
+                push_line(body, format!("{SUSPENDED_TEXT}。"));
+                push_line(
+                    body,
+                    "トークンの問題ではないため、管理画面でトークンを再取得しても解決しません。",
+                );
+                push_line(body, "対処方法:");
+                push_line(
+                    body,
+                    "ネクストエンジンのご契約の状況 (ご利用料金のお支払いなど) と、ネクストエンジンのアプリの利用状況 \
+                     (このアプリの利用が停止・解約されていないか) を確認してください。\
+                     停止の理由はネクストエンジンのメッセージ (下の「詳細」) に書かれています。\
+                     ご不明な点はネクストエンジンの窓口にお問い合わせください。",
+                );
+                push_line(
+                    body,
+                    "在庫の増減は保存されています。利用が再開された後の実行で、このファイルをアップロードします。",
+                );
+                push_line(body, format!("詳細: {detail}"));
+                if let Some(batch_id) = batch_id {
+                    push_line(body, format!("バッチID: {batch_id}"));
+                }
             }
             UploadSection::Failed { batch_id, reason } => {
                 push_line(body, "ネクストエンジンへのアップロードに失敗しました。");
@@ -943,6 +976,36 @@ mod tests {
         .body;
         assert!(body.contains("キューID 7: 遅延"));
         assert!(body.contains("45分"));
+    }
+
+    #[test]
+    fn a_suspended_account_has_its_own_text_not_the_token_one() {
+        let r = report(
+            UploadSection::Suspended {
+                batch_id: Some("b-9".into()),
+                detail: "NextEngine account suspended (002003): [店]様のネクストエンジンが、次の理由により利用停止になっています。[未払い]".into(),
+            },
+            PreviousSection::Nothing,
+        );
+        let rendered = r.render();
+        assert!(
+            rendered.subject.contains("アップロード:失敗"),
+            "{}",
+            rendered.subject
+        );
+        let body = rendered.body;
+        for expected in [
+            SUSPENDED_TEXT,
+            "再取得しても解決しません",
+            "ご契約の状況",
+            "アプリの利用状況",
+            "利用停止になっています。[未払い]",
+            "バッチID: b-9",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
+        assert!(!body.contains(TOKEN_ERROR_TEXT), "{body}");
+        assert!(!body.contains("「再取得」ボタン"), "{body}");
     }
 
     #[test]

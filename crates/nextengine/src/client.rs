@@ -17,6 +17,8 @@ use tracing::{debug, error, info, warn};
 
 use sne_ports::RetryPolicy;
 
+use crate::codes::{CodeClass, class_of};
+
 pub const DEFAULT_API_BASE_URL: &str = "https://api.next-engine.org";
 pub const DEFAULT_SIGN_IN_BASE_URL: &str = "https://base.next-engine.org";
 
@@ -42,15 +44,6 @@ receive_order_row_cancel_flag,receive_order_row_deleted_flag,\
 receive_order_row_last_modified_newest_date";
 const ORDER_ROW_SORT: &str = "receive_order_row_last_modified_newest_date-asc,\
 receive_order_id-asc,receive_order_row_no-asc";
-
-/// Overload, maintenance and "busy with another job" codes: NE did nothing and
-/// asks to come back later (reference §2.2).
-const RETRYABLE_CODES: &[&str] = &[
-    "000001", "002007", "003001", "003002", "003004", "003005", "008003",
-];
-/// Codes that only a new sign-in fixes (`002002` is handled separately).
-const TOKEN_CODES: &[&str] = &["002001", "002004"];
-const CODE_STALE_TOKEN: &str = "002002";
 
 /// Waits between re-reads of the stored pair after a `002002` that still finds
 /// the pair that was sent: another process may have rotated it at NextEngine
@@ -152,6 +145,7 @@ enum Verdict {
     Token(String, String),
     Stale(String, String),
     Retry(String, String),
+    Suspended(String, String),
     Api(String, String),
 }
 
@@ -301,6 +295,10 @@ impl NeClient {
                     }
                     warn!(path, %tenant, code, "NextEngine still busy after retries");
                     return Err(NeError::Busy { code, message });
+                }
+                Verdict::Suspended(code, message) => {
+                    error!(path, %tenant, code, "NextEngine account is suspended");
+                    return Err(NeError::Suspended { code, message });
                 }
                 Verdict::Api(code, message) => {
                     warn!(path, %tenant, code, "NextEngine answered with an error");
@@ -474,6 +472,9 @@ impl NextEngineApi for NeClient {
                 }
                 Verdict::Token(code, message) | Verdict::Stale(code, message) => {
                     return Err(NeError::Token { code, message });
+                }
+                Verdict::Suspended(code, message) => {
+                    return Err(NeError::Suspended { code, message });
                 }
                 Verdict::Api(code, message) => {
                     warn!(code, "NextEngine refused the sign-in exchange");
@@ -668,17 +669,18 @@ fn classify(m: &Map<String, Value>) -> Verdict {
     }
     let code = text(m, "code").unwrap_or_default();
     let message = message_of(m);
+    // NextEngine asks for a new sign-in, whatever the code says: this keeps
+    // the reading of 002003 as "refresh failed" (third-party) working next to
+    // Hamee's reading as a suspension, which comes as `result: "error"`.
     if result == "redirect" {
         return Verdict::Token(code, message);
     }
-    if code == CODE_STALE_TOKEN {
-        Verdict::Stale(code, message)
-    } else if TOKEN_CODES.contains(&code.as_str()) {
-        Verdict::Token(code, message)
-    } else if RETRYABLE_CODES.contains(&code.as_str()) {
-        Verdict::Retry(code, message)
-    } else {
-        Verdict::Api(code, message)
+    match class_of(&code) {
+        CodeClass::StaleToken => Verdict::Stale(code, message),
+        CodeClass::Token => Verdict::Token(code, message),
+        CodeClass::Busy => Verdict::Retry(code, message),
+        CodeClass::Suspended => Verdict::Suspended(code, message),
+        CodeClass::Refused => Verdict::Api(code, message),
     }
 }
 
@@ -839,6 +841,32 @@ mod tests {
         assert!(matches!(
             v(json!({"result":"error","code":"003002","message":"x"})),
             Verdict::Retry(..)
+        ));
+        for code in ["008003", "008007", "008010", "002007", "003004"] {
+            assert!(
+                matches!(
+                    v(json!({"result":"error","code":code,"message":"x"})),
+                    Verdict::Retry(..)
+                ),
+                "{code}"
+            );
+        }
+        for code in ["001007", "002003", "003003"] {
+            assert!(
+                matches!(
+                    v(json!({"result":"error","code":code,"message":"x"})),
+                    Verdict::Suspended(..)
+                ),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            v(json!({"result":"error","code":"002001","message":"x"})),
+            Verdict::Token(..)
+        ));
+        assert!(matches!(
+            v(json!({"result":"error","code":"999999","message":"x"})),
+            Verdict::Api(..)
         ));
         assert!(matches!(
             v(json!({"result":"error","code":"020500","message":[{"a":"row 1 bad"}]})),

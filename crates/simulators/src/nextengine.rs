@@ -202,6 +202,11 @@ pub enum FaultKind {
     Maintenance002007,
     Maintenance003004,
     SystemError999999,
+    /// Answers `result: "error"` with this message code and the text the
+    /// reference quotes for it ([`code_message`]), e.g. `008010` (棚卸中) or
+    /// `002003` (利用停止). Tokens are carried as for any error, except for
+    /// the codes NextEngine documents without them (002002, 002004, 999999).
+    Code(String),
     Http5xx(u16),
     Slow(u64),
     DropConnection,
@@ -1081,7 +1086,46 @@ async fn overload_outcome(
             "999999",
             "APIサーバーのシステムエラーが発生しました。",
         )),
+        FaultKind::Code(code) => {
+            let m = envelope_error(code, code_message(code));
+            Some(if CODES_WITHOUT_TOKENS.contains(&code.as_str()) {
+                m
+            } else {
+                with_tokens(m)
+            })
+        }
         _ => None,
+    }
+}
+
+/// Error answers that carry no tokens (reference: "Tokens in error answers").
+const CODES_WITHOUT_TOKENS: &[&str] = &["002002", "002004", "999999"];
+
+/// The message texts the reference quotes (§2.2, most from Hamee's
+/// app-template-fuel `router.php`); `[xxxxx]` placeholders filled in with
+/// sample values. Codes without a known text (e.g. 003005, 004001) get a
+/// generic one rather than an invented wording.
+pub fn code_message(code: &str) -> &'static str {
+    match code {
+        "000001" => "指定されたパスは存在しません。",
+        "001007" | "002003" => {
+            "[デモ株式会社]様のネクストエンジンが、次の理由により利用停止になっています。[ご利用料金の未払い]"
+        }
+        "002002" => "アクセストークンが無効です。(access_token, refresh_tokenが不正です)",
+        "002004" => "リフレッシュトークンの有効期限が切れています。再度ログインして下さい。",
+        "002007" => {
+            "現在ネクストエンジンサーバーがメンテナンス中の為、再度時間を置いてからアクセスして下さい。"
+        }
+        "003001" | "003002" => MSG_OVERLOAD,
+        "003003" => "[デモ株式会社]様のメイン機能が、利用停止です。",
+        "003004" => {
+            "現在メイン機能サーバーがメンテナンス中の為、再度時間を置いてからアクセスして下さい。"
+        }
+        "008003" => "受注取込中のため、更新出来ません。",
+        "008007" => "納品書印刷中の伝票があります。時間を空けて再度APIを実行して下さい。",
+        "008010" => "棚卸中のため、更新出来ません。",
+        "999999" => "APIサーバーのシステムエラーが発生しました。",
+        _ => "エラーが発生しました。",
     }
 }
 

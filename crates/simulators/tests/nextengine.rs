@@ -602,6 +602,45 @@ async fn envelope_faults() {
 }
 
 #[tokio::test]
+async fn code_faults_answer_each_code_with_its_text() {
+    let (sim, at, _) = ready(NeConfig::default()).await;
+    let cases = [
+        ("008003", "受注取込中", true),
+        ("008007", "納品書印刷中", true),
+        ("008010", "棚卸中", true),
+        ("001007", "利用停止", true),
+        ("002003", "利用停止", true),
+        ("003003", "利用停止", true),
+        ("002002", "", false),
+        ("002004", "", false),
+        ("999999", "システムエラー", false),
+    ];
+    for (code, text, tokens) in cases {
+        sim.inject_fault(Fault::new(FaultKind::Code(code.into())).times(1));
+        // wait_flag=1 does not wait out a data-state or contract error.
+        let v = goods_search(&sim, &at, &[("wait_flag", "1")])
+            .await
+            .unwrap();
+        assert_eq!(v["result"], "error", "{code}");
+        assert_eq!(v["code"], code);
+        assert!(v["message"].as_str().unwrap().contains(text), "{v}");
+        assert_eq!(v.get("access_token").is_some(), tokens, "{code}");
+        let v = goods_search(&sim, &at, &[]).await.unwrap();
+        assert_eq!(v["result"], "success", "{code}: fault consumed");
+    }
+    // The control route takes the same kind.
+    let r = client()
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&serde_json::json!({"kind": {"Code": "008010"}, "remaining": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let v = goods_search(&sim, &at, &[]).await.unwrap();
+    assert_eq!(v["code"], "008010");
+}
+
+#[tokio::test]
 async fn http_level_faults() {
     let (sim, at, _) = ready(NeConfig::default()).await;
     sim.inject_fault(Fault::new(FaultKind::Http5xx(503)).times(1));
