@@ -1,7 +1,7 @@
 //! The run report of SPEC §5 as data: what happened in one run for one tenant,
 //! and its Japanese subject and body. How it is sent is not this module's business.
 
-use crate::que_message::RowError;
+use crate::que_message::{FREE_STOCK_TEXT, RowError, RowErrorKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -507,21 +507,32 @@ fn render_row_errors(body: &mut String, row_errors: &[RowError], raw_message: &s
         }
         return;
     }
-    push_line(body, "  エラーになった行:");
-    for error in row_errors {
-        let mut line = String::from("  ・");
-        if let Some(number) = error.line {
-            line.push_str(&format!("{number}行目 "));
+    // Free-stock refusals are listed apart: the operator checks allocations
+    // there, not the goods master, and usually uploads nothing again.
+    let (free_stock, others): (Vec<&RowError>, Vec<&RowError>) = row_errors
+        .iter()
+        .partition(|e| e.kind() == RowErrorKind::FreeStock);
+    for (title, errors) in [
+        ("  エラーになった行:", others),
+        ("  フリー在庫不足で取り込まれなかった行:", free_stock),
+    ] {
+        if errors.is_empty() {
+            continue;
         }
-        if let Some(code) = &error.goods_code {
-            line.push_str(&format!("商品コード:{code} "));
+        push_line(body, title);
+        for error in errors {
+            let mut line = String::from("  ・");
+            if let Some(number) = error.line {
+                line.push_str(&format!("{number}行目 "));
+            }
+            if let Some(code) = &error.goods_code {
+                line.push_str(&format!("商品コード:{code} "));
+            }
+            line.push_str(&error.message);
+            push_line(body, line);
         }
-        line.push_str(&error.message);
-        push_line(body, line);
     }
 }
-
-const FREE_STOCK_ERROR: &str = "フリー在庫数以上の在庫を減らすことはできません";
 
 fn render_failure_advice(
     body: &mut String,
@@ -529,33 +540,61 @@ fn render_failure_advice(
     row_errors: &[RowError],
     good_rows_applied: bool,
 ) {
-    let is_free_stock = |e: &RowError| e.message.contains(FREE_STOCK_ERROR);
+    let free_stock = row_errors
+        .iter()
+        .any(|e| e.kind() == RowErrorKind::FreeStock);
+    // Without parsed rows the cause is unknown, so the common one is named.
+    let others = row_errors.is_empty()
+        || row_errors
+            .iter()
+            .any(|e| e.kind() != RowErrorKind::FreeStock);
     push_line(body, "  対処方法:");
-    if row_errors.is_empty() || !row_errors.iter().all(is_free_stock) {
+    if others {
         push_line(
             body,
             "  ・「○○は必須です」とある行は、ネクストエンジンに未登録の商品です。エラーになった商品コードの商品をネクストエンジンに登録してください。",
         );
     }
-    if row_errors.iter().any(is_free_stock) {
+    if free_stock {
         push_line(
             body,
             format!(
-                "  ・「{FREE_STOCK_ERROR}」とある行は、ネクストエンジンのフリー在庫数を超えて減らそうとした行です。ネクストエンジンの在庫数と引当数を確認してください。"
+                "  ・フリー在庫不足の行 (「{FREE_STOCK_TEXT}」) は、ネクストエンジンのフリー在庫数を超えて減らそうとしたため取り込まれなかった行です (フリー在庫数 = 在庫数 − 引当数)。\
+                 商品の登録の問題ではありません。ネクストエンジンで、その商品の在庫数と引当数 (どの受注に引き当てられているか) を確認してください。"
             ),
+        );
+        push_line(
+            body,
+            "  ・引当が正しく、この減少がその受注の分 (ウェブの受注の商品をスマレジで出荷した場合など) であれば、ネクストエンジンの在庫はその受注の出荷確定で減ります。\
+             この行を再アップロードする必要はありません (再アップロードしても同じ理由で取り込まれません)。",
+        );
+        push_line(
+            body,
+            "  ・店頭での販売などで実際の在庫が引当数を下回っている場合は、在庫が足りなくなる受注がないか確認し、ネクストエンジンで引当を調整してから在庫数を手動で調整してください。",
         );
     }
     if good_rows_applied {
         push_line(
             body,
-            "  ・エラーのなかった行は既にネクストエンジンに反映されています。ファイル全体を再アップロードすると、その行の在庫が二重に計上されます。\
-             エラーになった行だけのCSVファイルを作り、ネクストエンジンに手動でアップロードしてください。",
+            "  ・エラーのなかった行は既にネクストエンジンに反映されています。ファイル全体を再アップロードすると、その行の在庫が二重に計上されます。",
         );
+        if others {
+            push_line(
+                body,
+                "  ・エラーの原因を解消した後 (商品の登録など)、エラーになった行だけのCSVファイルを作り、ネクストエンジンに手動でアップロードしてください。",
+            );
+        }
     } else {
         push_line(
             body,
             "  ・このファイルは全体が取り込まれておらず、どの行も反映されていません。エラーの原因を解消した後 (商品の登録など)、ファイルをそのままネクストエンジンに手動で再アップロードしてください。",
         );
+        if free_stock {
+            push_line(
+                body,
+                "  ・フリー在庫不足の行を再アップロードしない場合は、その行をファイルから除いてからアップロードしてください。",
+            );
+        }
     }
     push_line(
         body,
@@ -945,25 +984,77 @@ mod tests {
         assert!(!body.contains("二重に計上"), "{body}");
     }
 
+    fn free_stock_row(line: u32, code: &str) -> RowError {
+        RowError {
+            line: Some(line),
+            goods_code: Some(code.into()),
+            message: "フリー在庫数以上の在庫を減らすことはできません。".into(),
+        }
+    }
+
     #[test]
-    fn free_stock_errors_get_their_own_advice() {
+    fn free_stock_errors_are_their_own_case() {
         let outcome = QueueOutcome::Failed {
-            row_errors: vec![RowError {
-                line: Some(5),
-                goods_code: Some("ABC-004".into()),
-                message: "フリー在庫数以上の在庫を減らすことはできません。".into(),
-            }],
+            row_errors: vec![free_stock_row(5, "ABC-004")],
             raw_message: String::new(),
             good_rows_applied: true,
         };
         let body = report(quiet().upload, results(vec![result("9", outcome)]))
             .render()
             .body;
-        assert!(
-            body.contains("フリー在庫数を超えて減らそうとした"),
-            "{body}"
-        );
-        assert!(!body.contains("未登録の商品"), "{body}");
+        for expected in [
+            "フリー在庫不足で取り込まれなかった行:\n  ・5行目 商品コード:ABC-004 フリー在庫数以上",
+            "フリー在庫数を超えて減らそうとした",
+            "商品の登録の問題ではありません",
+            "在庫数と引当数",
+            "この行を再アップロードする必要はありません",
+            "引当を調整してから在庫数を手動で調整",
+            "ファイル全体を再アップロードすると、その行の在庫が二重に計上されます",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
+        // Nothing in it points to the goods master or to re-sending the row.
+        for unexpected in ["エラーになった行:", "未登録の商品", "エラーになった行だけ"]
+        {
+            assert!(!body.contains(unexpected), "{unexpected} in\n{body}");
+        }
+    }
+
+    #[test]
+    fn free_stock_and_unknown_goods_rows_are_listed_apart() {
+        let QueueOutcome::Failed {
+            mut row_errors,
+            raw_message,
+            ..
+        } = failed(false)
+        else {
+            unreachable!()
+        };
+        row_errors.insert(0, free_stock_row(2, "ABC-001"));
+        let outcome = QueueOutcome::Failed {
+            row_errors,
+            raw_message,
+            good_rows_applied: false,
+        };
+        let body = report(quiet().upload, results(vec![result("9", outcome)]))
+            .render()
+            .body;
+        let unknown = body
+            .find("  エラーになった行:\n  ・3行目 商品コード:ABC-002")
+            .expect(&body);
+        let free = body
+            .find("  フリー在庫不足で取り込まれなかった行:\n  ・2行目 商品コード:ABC-001")
+            .expect(&body);
+        let advice = body.find("  対処方法:").unwrap();
+        assert!(unknown < free && free < advice, "{body}");
+        for expected in [
+            "ネクストエンジンに未登録の商品です",
+            "フリー在庫数を超えて減らそうとした",
+            "全体が取り込まれておらず",
+            "フリー在庫不足の行を再アップロードしない場合は、その行をファイルから除いて",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
     }
 
     #[test]

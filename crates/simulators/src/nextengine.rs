@@ -50,6 +50,32 @@ pub struct NeConfig {
     /// uploads and the screen's name (with `que_client_file_name`) for an
     /// operator's own upload. `false`: both empty. Single source; test both.
     pub queue_upload_names: bool,
+    /// Where the free-stock refusal starts; the manual's 「以上」 leaves it open.
+    pub free_stock_rule: FreeStockRule,
+}
+
+/// When a subtraction is refused with 「フリー在庫数以上の在庫を減らすことは
+/// できません」 (manual 12616: free stock = stock − allocated). Single
+/// source, boundary open: test both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum FreeStockRule {
+    /// Refused when it takes more than the free stock (`-delta > free`);
+    /// taking exactly the free stock, down to 0 free, is allowed.
+    #[default]
+    BeyondFree,
+    /// The literal reading of 以上: refused when it takes the free stock or
+    /// more (`-delta >= free`), so an upload never leaves 0 free.
+    ReachingZero,
+}
+
+impl FreeStockRule {
+    fn refuses(self, delta: i64, free: i64) -> bool {
+        delta < 0
+            && match self {
+                FreeStockRule::BeyondFree => -delta > free,
+                FreeStockRule::ReachingZero => -delta >= free,
+            }
+    }
 }
 
 impl Default for NeConfig {
@@ -68,6 +94,7 @@ impl Default for NeConfig {
             overload_wait_ms: 200,
             login_supersedes_tokens: true,
             queue_upload_names: true,
+            free_stock_rule: FreeStockRule::BeyondFree,
         }
     }
 }
@@ -422,6 +449,10 @@ impl NeSim {
         self.lock().config.partial_apply = on;
     }
 
+    pub fn set_free_stock_rule(&self, rule: FreeStockRule) {
+        self.lock().config.free_stock_rule = rule;
+    }
+
     pub fn add_company(&self, company_id: &str, name: &str) {
         let mut st = self.lock();
         let n = st.companies.len() + 1;
@@ -706,6 +737,7 @@ fn issue_pair(st: &mut NeState, company_id: &str) -> TokenPair {
 fn step_queue(st: &mut NeState, que_id: u64) {
     let now = st.clock.now_jst();
     let partial = st.config.partial_apply;
+    let free_rule = st.config.free_stock_rule;
     let Some(qi) = st.queues.iter().position(|q| q.que_id == que_id) else {
         return;
     };
@@ -722,7 +754,7 @@ fn step_queue(st: &mut NeState, que_id: u64) {
                 .get_mut(&company_id)
                 .expect("queue of a known company")
                 .goods;
-            let (errors, deltas) = evaluate_upload(&csv, goods);
+            let (errors, deltas) = evaluate_upload(&csv, goods, free_rule);
             if errors.is_empty() || partial {
                 for (code, d) in deltas {
                     if let Some(g) = goods.get_mut(&code) {
@@ -751,6 +783,7 @@ fn step_queue(st: &mut NeState, que_id: u64) {
 fn evaluate_upload(
     csv_text: &str,
     goods: &BTreeMap<String, Goods>,
+    free_rule: FreeStockRule,
 ) -> (Vec<String>, Vec<(String, i64)>) {
     let mut errors = Vec::new();
     let mut deltas = Vec::new();
@@ -792,7 +825,7 @@ fn evaluate_upload(
             errors.push(format!("{line}行目: 在庫数は整数で入力して下さい。"));
             continue;
         };
-        if delta < 0 && -delta > stock - alloc {
+        if free_rule.refuses(delta, stock - alloc) {
             errors.push(format!(
                 "{line}行目: フリー在庫数以上の在庫を減らすことはできません。"
             ));

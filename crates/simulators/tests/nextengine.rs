@@ -2,7 +2,8 @@ use std::io::Write;
 
 use serde_json::Value;
 use sne_simulators::nextengine::{
-    Fault, FaultKind, NeConfig, NeSim, OrderUpdate, SeedGoods, SeedOrder, SeedOrderRow,
+    Fault, FaultKind, FreeStockRule, NeConfig, NeSim, OrderUpdate, SeedGoods, SeedOrder,
+    SeedOrderRow,
 };
 
 const C: &str = "demo";
@@ -383,6 +384,60 @@ async fn beyond_free_stock_and_non_integer() {
     assert!(lines[1].starts_with("3行目: "));
     assert_eq!(lines.len(), 2);
     assert_eq!(sim.stock(C, "A"), Some(2));
+}
+
+#[tokio::test]
+async fn the_free_stock_boundary_is_configurable() {
+    const REFUSED: &str = "フリー在庫数以上の在庫を減らすことはできません。";
+    // A: stock 10, allocated 2 → free 8. Each case: (rule, delta, refused).
+    let cases = [
+        (FreeStockRule::BeyondFree, -7, false),
+        (FreeStockRule::BeyondFree, -8, false),
+        (FreeStockRule::BeyondFree, -9, true),
+        (FreeStockRule::ReachingZero, -7, false),
+        (FreeStockRule::ReachingZero, -8, true),
+        (FreeStockRule::ReachingZero, -9, true),
+    ];
+    for (rule, delta, refused) in cases {
+        let (sim, at, _) = ready(NeConfig {
+            free_stock_rule: rule,
+            ..NeConfig::default()
+        })
+        .await;
+        let csv = format!("syohin_code,zaiko_su\r\nA,{delta}\r\nB,-5\r\n");
+        let id = upload(&sim, &at, &csv).await["que_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        sim.run_queues();
+        let q = que(&sim, &at, &id).await;
+        let case = format!("{rule:?} {delta}");
+        // B has nothing allocated: taking all 5 reaches 0 free, so only the
+        // literal reading refuses it.
+        let b_refused = rule == FreeStockRule::ReachingZero;
+        let mut expected = Vec::new();
+        if refused {
+            expected.push(format!("2行目: {REFUSED}"));
+            assert_eq!(sim.stock_detail(C, "A"), Some((10, 2, 8)), "{case}");
+        } else {
+            assert_eq!(sim.stock(C, "A"), Some(10 + delta), "{case}");
+        }
+        if b_refused {
+            expected.push(format!("3行目: {REFUSED}"));
+        }
+        assert_eq!(q["que_message"], expected.join("\n"), "{case}");
+        let status = if expected.is_empty() { "2" } else { "-1" };
+        assert_eq!(q["que_status_id"], status, "{case}");
+        assert_eq!(sim.stock(C, "B"), Some(if b_refused { 5 } else { 0 }));
+    }
+    // Switchable at run time; additions are never refused.
+    let (sim, at, _) = ready(NeConfig::default()).await;
+    sim.set_free_stock_rule(FreeStockRule::ReachingZero);
+    assert_eq!(sim.config().free_stock_rule, FreeStockRule::ReachingZero);
+    upload(&sim, &at, "syohin_code,zaiko_su\nA,-8\nB,3\n").await;
+    sim.run_queues();
+    assert_eq!(sim.stock(C, "A"), Some(10));
+    assert_eq!(sim.stock(C, "B"), Some(8));
 }
 
 #[tokio::test]
