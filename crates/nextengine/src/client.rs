@@ -184,9 +184,17 @@ impl NeClient {
         }
     }
 
-    async fn send(&self, path: &str, form: &[(&str, &str)]) -> Attempt {
+    async fn send(&self, path: &str, form: &[(&str, &[u8])]) -> Attempt {
         let url = format!("{}{}", self.config.api_base_url.trim_end_matches('/'), path);
-        let resp = match self.http.post(&url).form(form).send().await {
+        let request = self
+            .http
+            .post(&url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(encode_form(form));
+        let resp = match request.send().await {
             Ok(r) => r,
             Err(e) => return Attempt::Transport(describe(e)),
         };
@@ -217,11 +225,11 @@ impl NeClient {
     }
 
     /// Calls a token-authenticated API and returns the success envelope.
-    async fn token_call(
+    async fn token_call<V: AsRef<[u8]> + Sync>(
         &self,
         tenant: &TenantId,
         path: &str,
-        params: &[(&str, String)],
+        params: &[(&str, V)],
         kind: CallKind,
     ) -> Result<Map<String, Value>, NeError> {
         let lock = self.tenant_lock(tenant);
@@ -234,14 +242,14 @@ impl NeClient {
             attempt += 1;
             let sent = tokens.clone();
             let outcome = {
-                let mut form: Vec<(&str, &str)> = vec![
-                    ("access_token", &tokens.access_token),
-                    ("refresh_token", &tokens.refresh_token),
+                let mut form: Vec<(&str, &[u8])> = vec![
+                    ("access_token", tokens.access_token.as_bytes()),
+                    ("refresh_token", tokens.refresh_token.as_bytes()),
                 ];
                 if kind == CallKind::Read && self.config.wait_on_overload_for_reads {
-                    form.push(("wait_flag", "1"));
+                    form.push(("wait_flag", b"1"));
                 }
-                form.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
+                form.extend(params.iter().map(|(k, v)| (*k, v.as_ref())));
                 self.send(path, &form).await
             };
             let m = match outcome {
@@ -455,6 +463,7 @@ impl NextEngineApi for NeClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let form: Vec<(&str, &[u8])> = form.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
             let m = match self.send(PATH_NEAUTH, &form).await {
                 Attempt::Envelope(m) => m,
                 // `state` is single-use and may already be spent: a retry
@@ -522,11 +531,21 @@ impl NextEngineApi for NeClient {
     }
 
     async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError> {
-        let data = std::str::from_utf8(csv).map_err(|_| NeError::Api {
+        // The file must be UTF-8 for NextEngine to read it (the simulator
+        // refuses anything else); such a file never leaves the service.
+        if std::str::from_utf8(csv).is_err() {
+            return Err(NeError::Api {
+                code: "client".into(),
+                message: "the stock CSV is not valid UTF-8; nothing was sent".into(),
+            });
+        }
+        // Hamee's sample: 「通常はGZipでアップロードして下さい」 (reference,
+        // Update "Upload encoding").
+        let gz = gzip(csv).map_err(|e| NeError::Api {
             code: "client".into(),
-            message: "the stock CSV is not valid UTF-8; nothing was sent".into(),
+            message: format!("the stock CSV could not be compressed ({e}); nothing was sent"),
         })?;
-        let params = [("data_type", "csv".to_string()), ("data", data.to_string())];
+        let params = [("data_type", b"gz".to_vec()), ("data", gz)];
         let m = self
             .token_call(tenant, PATH_GOODS_UPLOAD, &params, CallKind::Upload)
             .await?;
@@ -635,6 +654,41 @@ impl NextEngineApi for NeClient {
             .await?;
         data_rows(m)?.iter().map(order_row).collect()
     }
+}
+
+// ---------------------------------------------------------------- encoding
+
+/// `application/x-www-form-urlencoded` over bytes, as a browser or PHP's
+/// `http_build_query` writes it: a gzip `data` value is binary, which the
+/// string-only form serialisers cannot carry.
+fn encode_form(form: &[(&str, &[u8])]) -> Vec<u8> {
+    fn push_encoded(out: &mut Vec<u8>, bytes: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        for &b in bytes {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(b),
+                b' ' => out.push(b'+'),
+                _ => out.extend([b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, (k, v)) in form.iter().enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        push_encoded(&mut out, k.as_bytes());
+        out.push(b'=');
+        push_encoded(&mut out, v);
+    }
+    out
+}
+
+fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data)?;
+    encoder.finish()
 }
 
 // ---------------------------------------------------------------- parsing
@@ -872,6 +926,37 @@ mod tests {
             v(json!({"result":"error","code":"020500","message":[{"a":"row 1 bad"}]})),
             Verdict::Api(c, m) if c == "020500" && m == "row 1 bad"
         ));
+    }
+
+    #[test]
+    fn forms_encode_any_bytes() {
+        let body = encode_form(&[
+            ("a b", b"x+y&z=1"),
+            ("data", &[0x1f, 0x8b, 0x00, b'~']),
+            ("e", b""),
+        ]);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "a+b=x%2By%26z%3D1&data=%1F%8B%00%7E&e="
+        );
+        let text = "syohin_code,zaiko_su\r\nA-1_b.c,-3\r\n";
+        let body = encode_form(&[("data", text.as_bytes())]);
+        let ours = String::from_utf8(body).unwrap();
+        // The same as the string serialiser for text values.
+        assert_eq!(ours, serde_urlencoded::to_string([("data", text)]).unwrap());
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read;
+        let csv = b"syohin_code,zaiko_su\r\nA,-1\r\n";
+        let gz = gzip(csv).unwrap();
+        assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, csv);
     }
 
     #[test]

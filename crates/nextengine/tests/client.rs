@@ -501,6 +501,51 @@ async fn upload_overload_is_retried_into_one_queue() {
 }
 
 #[tokio::test]
+async fn uploads_are_sent_gzipped() {
+    let (sim, _store, client) = setup().await;
+    // Bytes that need percent-encoding once compressed, and a BOM-less CRLF file.
+    let csv = "syohin_code,zaiko_su\r\nA,-1\r\nB,+2\r\n";
+    client
+        .upload_stock_csv(&tenant(), csv.as_bytes())
+        .await
+        .unwrap();
+    let uploads = sim.uploads();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].data_type, "gz");
+    assert_eq!(uploads[0].csv, csv, "NextEngine reads back the same file");
+    let call = sim.calls().into_iter().find(|c| c.path == UPLOAD).unwrap();
+    let field = |k: &str| {
+        call.fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(field("data_type").as_deref(), Some("gz"));
+    assert_ne!(
+        field("data").as_deref(),
+        Some(csv),
+        "not sent as plain text"
+    );
+    sim.run_queues();
+    assert_eq!(sim.stock(C, "A"), Some(9));
+    assert_eq!(sim.stock(C, "B"), Some(7));
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_utf8_is_never_sent() {
+    let (sim, _store, client) = setup().await;
+    let err = client
+        .upload_stock_csv(&tenant(), b"syohin_code,zaiko_su\r\n\x82\xa0,-1\r\n")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NeError::Api { ref code, .. } if code == "client"),
+        "{err:?}"
+    );
+    assert!(calls_to(&sim, UPLOAD).is_empty());
+}
+
+#[tokio::test]
 async fn upload_rejected_file_is_an_api_error() {
     let (sim, _store, client) = setup().await;
     let err = client

@@ -184,6 +184,10 @@ pub struct ReceivedUpload {
     pub received_at: String,
     /// Uploaded through the screen ([`NeSim::operator_upload`]), not the API.
     pub by_operator: bool,
+    /// The `data_type` the API upload was sent with (`csv` or `gz`); empty
+    /// for screen uploads.
+    #[serde(default)]
+    pub data_type: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -331,6 +335,7 @@ struct Queue {
     modified: NaiveDateTime,
     upload_name: &'static str,
     client_file_name: String,
+    data_type: String,
 }
 
 /// `que_upload_name` of an API upload (reference: nextengine-api.md, Update "Queue names").
@@ -656,6 +661,7 @@ impl NeSim {
             csv.to_string(),
             SCREEN_UPLOAD_NAME,
             file_name.to_string(),
+            String::new(),
         );
         Ok(id.to_string())
     }
@@ -672,6 +678,7 @@ impl NeSim {
                 message: q.message.clone(),
                 received_at: fmt_dt(q.created),
                 by_operator: q.upload_name != API_UPLOAD_NAME,
+                data_type: q.data_type.clone(),
             })
             .collect()
     }
@@ -1389,7 +1396,14 @@ fn upload(
     let text = String::from_utf8(raw).map_err(|_| "CSVの文字コードが不正です。".to_string())?;
     let text = text.trim_start_matches('\u{feff}').to_string();
     validate_csv(&text)?;
-    let que_id = enqueue(st, company_id, text, API_UPLOAD_NAME, String::new());
+    let que_id = enqueue(
+        st,
+        company_id,
+        text,
+        API_UPLOAD_NAME,
+        String::new(),
+        data_type,
+    );
     if let QueueMode::Auto { delay_ms } = st.config.queue_mode {
         let sim = sim.clone();
         tokio::spawn(async move {
@@ -1412,6 +1426,7 @@ fn enqueue(
     csv: String,
     upload_name: &'static str,
     client_file_name: String,
+    data_type: String,
 ) -> u64 {
     let now = st.clock.now_jst();
     let que_id = st.next_que_id;
@@ -1426,6 +1441,7 @@ fn enqueue(
         modified: now,
         upload_name,
         client_file_name,
+        data_type,
     });
     que_id
 }

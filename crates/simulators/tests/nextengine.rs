@@ -337,6 +337,17 @@ async fn gzip_upload_and_bad_data_type() {
     assert_eq!(v["result"], "success", "{v}");
     sim.run_queues();
     assert_eq!(sim.stock(C, "A"), Some(12));
+    // The simulator records how each file came: the decoded text and its data_type.
+    upload(&sim, &at, "syohin_code,zaiko_su\nB,1\n").await;
+    sim.operator_upload(C, "syohin_code,zaiko_su\nB,1\n", "mine.csv")
+        .unwrap();
+    let uploads = sim.uploads();
+    let kinds: Vec<(&str, bool)> = uploads
+        .iter()
+        .map(|u| (u.data_type.as_str(), u.by_operator))
+        .collect();
+    assert_eq!(kinds, [("gz", false), ("csv", false), ("", true)]);
+    assert_eq!(uploads[0].csv, "zaiko_su,syohin_code,other\n2,A,x\n");
 
     let v = post(
         &sim,
