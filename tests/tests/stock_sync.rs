@@ -599,3 +599,40 @@ async fn a_refused_history_read_says_what_to_check_in_smaregi() {
         "counted once the read works again"
     );
 }
+
+#[tokio::test]
+async fn a_suspended_nextengine_account_is_reported_as_such_and_the_changes_wait() {
+    let h = Harness::start(Options::default()).await;
+    h.smaregi.sale(CONTRACT, "1", "8000001", 2).await.unwrap();
+    // Hamee's reading of 002003: the account is suspended (利用停止).
+    h.ne.inject_fault(Fault::new(FaultKind::Code("002003".into())));
+    let suspended = h.run(Jobs::All).await;
+    assert!(
+        matches!(
+            &suspended.report.upload,
+            sne_domain::report::UploadSection::Suspended { .. }
+        ),
+        "{:?}",
+        suspended.report.upload
+    );
+    let body = &h.mails()[0].body;
+    assert!(body.contains(sne_domain::report::SUSPENDED_TEXT), "{body}");
+    assert!(body.contains("利用停止"), "{body}");
+    assert!(!body.contains(TOKEN_ERROR_TEXT), "{body}");
+    assert!(h.ne.uploads().is_empty());
+
+    // Once the contract is in order, the kept change goes up once.
+    h.ne.clear_faults();
+    let resumed = h.run(Jobs::All).await;
+    assert!(
+        resumed
+            .report
+            .render()
+            .subject
+            .contains("アップロード:成功")
+    );
+    assert_eq!(
+        uploaded_csvs(&h),
+        vec!["syohin_code,zaiko_su\r\n8000001,-2\r\n"]
+    );
+}

@@ -11,6 +11,38 @@ pub struct RowError {
     pub message: String,
 }
 
+/// NextEngine's refusal of a subtraction beyond free stock (在庫数 − 引当数);
+/// manual 12616 quotes it, the reference's "Update" table has the source.
+pub const FREE_STOCK_TEXT: &str = "フリー在庫数以上の在庫を減らすことはできません";
+
+/// What a row error is about, as far as its text tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowErrorKind {
+    /// NextEngine wanted to register the goods anew and missed required
+    /// fields (「…は必須です」): the goods code is not registered there.
+    UnknownGoods,
+    /// The subtraction would take more than the free stock: units are
+    /// allocated (引当) to orders. The file itself is fine.
+    FreeStock,
+    Other,
+}
+
+impl RowError {
+    pub fn kind(&self) -> RowErrorKind {
+        let m = self.message.as_str();
+        if m.contains(FREE_STOCK_TEXT) {
+            RowErrorKind::FreeStock
+        } else if m.contains("は必須です") && !m.trim_start().starts_with("商品コードは必須")
+        {
+            // An empty goods code also says 必須, but that is our file's
+            // fault, not a missing registration.
+            RowErrorKind::UnknownGoods
+        } else {
+            RowErrorKind::Other
+        }
+    }
+}
+
 /// Splits `que_message` into row errors. `uploaded` are the data lines of the file
 /// that was uploaded (goods code, delta) so a line number can name its goods code.
 pub fn parse_que_message(message: &str, uploaded: &[(String, i64)]) -> Vec<RowError> {
@@ -133,6 +165,27 @@ mod tests {
                     Some("ABC-004"),
                     "フリー在庫数以上の在庫を減らすことはできません。"
                 ),
+            ]
+        );
+    }
+
+    #[test]
+    fn row_errors_know_their_kind() {
+        let message = "2行目: フリー在庫数以上の在庫を減らすことはできません。\n\
+                       3行目: 仕入先コードは必須です。商品名は必須です。原価は必須です。売価は必須です。\n\
+                       4行目: 商品コードは必須です。\n\
+                       5行目: 在庫数は整数で入力して下さい。";
+        let kinds: Vec<RowErrorKind> = parse_que_message(message, &uploaded())
+            .iter()
+            .map(RowError::kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                RowErrorKind::FreeStock,
+                RowErrorKind::UnknownGoods,
+                RowErrorKind::Other,
+                RowErrorKind::Other
             ]
         );
     }

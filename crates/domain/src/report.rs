@@ -1,12 +1,14 @@
 //! The run report of SPEC §5 as data: what happened in one run for one tenant,
 //! and its Japanese subject and body. How it is sent is not this module's business.
 
-use crate::que_message::RowError;
+use crate::que_message::{FREE_STOCK_TEXT, RowError, RowErrorKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub const SUBJECT_PREFIX: &str = "【スマレジtoネクストエンジン】";
 pub const TOKEN_ERROR_TEXT: &str = "ファイルのアップロード中にトークンのエラーが発生しました";
+pub const SUSPENDED_TEXT: &str =
+    "ネクストエンジンのご利用が停止されているため、アップロードできませんでした";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -56,6 +58,12 @@ pub enum UploadSection {
     },
     /// NextEngine refused our tokens; the batch waits for 再取得.
     TokenError { batch_id: String, detail: String },
+    /// NextEngine answered that the account is suspended (利用停止); the batch
+    /// waits until the contract is in order. 再取得 would not help.
+    Suspended {
+        batch_id: Option<String>,
+        detail: String,
+    },
     /// Any other failure; the batch is kept and retried by the next run.
     Failed {
         batch_id: Option<String>,
@@ -213,7 +221,9 @@ impl UploadSection {
         match self {
             UploadSection::Uploaded { .. } => "成功",
             UploadSection::Nothing { .. } => "なし",
-            UploadSection::TokenError { .. } | UploadSection::Failed { .. } => "失敗",
+            UploadSection::TokenError { .. }
+            | UploadSection::Suspended { .. }
+            | UploadSection::Failed { .. } => "失敗",
             UploadSection::Unresolved { .. } => "確認中",
         }
     }
@@ -281,6 +291,29 @@ impl UploadSection {
                 );
                 push_line(body, format!("詳細: {detail}"));
                 push_line(body, format!("バッチID: {batch_id}"));
+            }
+            UploadSection::Suspended { batch_id, detail } => {
+                push_line(body, format!("{SUSPENDED_TEXT}。"));
+                push_line(
+                    body,
+                    "トークンの問題ではないため、管理画面でトークンを再取得しても解決しません。",
+                );
+                push_line(body, "対処方法:");
+                push_line(
+                    body,
+                    "ネクストエンジンのご契約の状況 (ご利用料金のお支払いなど) と、ネクストエンジンのアプリの利用状況 \
+                     (このアプリの利用が停止・解約されていないか) を確認してください。\
+                     停止の理由はネクストエンジンのメッセージ (下の「詳細」) に書かれています。\
+                     ご不明な点はネクストエンジンの窓口にお問い合わせください。",
+                );
+                push_line(
+                    body,
+                    "在庫の増減は保存されています。利用が再開された後の実行で、このファイルをアップロードします。",
+                );
+                push_line(body, format!("詳細: {detail}"));
+                if let Some(batch_id) = batch_id {
+                    push_line(body, format!("バッチID: {batch_id}"));
+                }
             }
             UploadSection::Failed { batch_id, reason } => {
                 push_line(body, "ネクストエンジンへのアップロードに失敗しました。");
@@ -479,21 +512,32 @@ fn render_row_errors(body: &mut String, row_errors: &[RowError], raw_message: &s
         }
         return;
     }
-    push_line(body, "  エラーになった行:");
-    for error in row_errors {
-        let mut line = String::from("  ・");
-        if let Some(number) = error.line {
-            line.push_str(&format!("{number}行目 "));
+    // Free-stock refusals are listed apart: the operator checks allocations
+    // there, not the goods master, and usually uploads nothing again.
+    let (free_stock, others): (Vec<&RowError>, Vec<&RowError>) = row_errors
+        .iter()
+        .partition(|e| e.kind() == RowErrorKind::FreeStock);
+    for (title, errors) in [
+        ("  エラーになった行:", others),
+        ("  フリー在庫不足で取り込まれなかった行:", free_stock),
+    ] {
+        if errors.is_empty() {
+            continue;
         }
-        if let Some(code) = &error.goods_code {
-            line.push_str(&format!("商品コード:{code} "));
+        push_line(body, title);
+        for error in errors {
+            let mut line = String::from("  ・");
+            if let Some(number) = error.line {
+                line.push_str(&format!("{number}行目 "));
+            }
+            if let Some(code) = &error.goods_code {
+                line.push_str(&format!("商品コード:{code} "));
+            }
+            line.push_str(&error.message);
+            push_line(body, line);
         }
-        line.push_str(&error.message);
-        push_line(body, line);
     }
 }
-
-const FREE_STOCK_ERROR: &str = "フリー在庫数以上の在庫を減らすことはできません";
 
 fn render_failure_advice(
     body: &mut String,
@@ -501,33 +545,61 @@ fn render_failure_advice(
     row_errors: &[RowError],
     good_rows_applied: bool,
 ) {
-    let is_free_stock = |e: &RowError| e.message.contains(FREE_STOCK_ERROR);
+    let free_stock = row_errors
+        .iter()
+        .any(|e| e.kind() == RowErrorKind::FreeStock);
+    // Without parsed rows the cause is unknown, so the common one is named.
+    let others = row_errors.is_empty()
+        || row_errors
+            .iter()
+            .any(|e| e.kind() != RowErrorKind::FreeStock);
     push_line(body, "  対処方法:");
-    if row_errors.is_empty() || !row_errors.iter().all(is_free_stock) {
+    if others {
         push_line(
             body,
             "  ・「○○は必須です」とある行は、ネクストエンジンに未登録の商品です。エラーになった商品コードの商品をネクストエンジンに登録してください。",
         );
     }
-    if row_errors.iter().any(is_free_stock) {
+    if free_stock {
         push_line(
             body,
             format!(
-                "  ・「{FREE_STOCK_ERROR}」とある行は、ネクストエンジンのフリー在庫数を超えて減らそうとした行です。ネクストエンジンの在庫数と引当数を確認してください。"
+                "  ・フリー在庫不足の行 (「{FREE_STOCK_TEXT}」) は、ネクストエンジンのフリー在庫数を超えて減らそうとしたため取り込まれなかった行です (フリー在庫数 = 在庫数 − 引当数)。\
+                 商品の登録の問題ではありません。ネクストエンジンで、その商品の在庫数と引当数 (どの受注に引き当てられているか) を確認してください。"
             ),
+        );
+        push_line(
+            body,
+            "  ・引当が正しく、この減少がその受注の分 (ウェブの受注の商品をスマレジで出荷した場合など) であれば、ネクストエンジンの在庫はその受注の出荷確定で減ります。\
+             この行を再アップロードする必要はありません (再アップロードしても同じ理由で取り込まれません)。",
+        );
+        push_line(
+            body,
+            "  ・店頭での販売などで実際の在庫が引当数を下回っている場合は、在庫が足りなくなる受注がないか確認し、ネクストエンジンで引当を調整してから在庫数を手動で調整してください。",
         );
     }
     if good_rows_applied {
         push_line(
             body,
-            "  ・エラーのなかった行は既にネクストエンジンに反映されています。ファイル全体を再アップロードすると、その行の在庫が二重に計上されます。\
-             エラーになった行だけのCSVファイルを作り、ネクストエンジンに手動でアップロードしてください。",
+            "  ・エラーのなかった行は既にネクストエンジンに反映されています。ファイル全体を再アップロードすると、その行の在庫が二重に計上されます。",
         );
+        if others {
+            push_line(
+                body,
+                "  ・エラーの原因を解消した後 (商品の登録など)、エラーになった行だけのCSVファイルを作り、ネクストエンジンに手動でアップロードしてください。",
+            );
+        }
     } else {
         push_line(
             body,
             "  ・このファイルは全体が取り込まれておらず、どの行も反映されていません。エラーの原因を解消した後 (商品の登録など)、ファイルをそのままネクストエンジンに手動で再アップロードしてください。",
         );
+        if free_stock {
+            push_line(
+                body,
+                "  ・フリー在庫不足の行を再アップロードしない場合は、その行をファイルから除いてからアップロードしてください。",
+            );
+        }
     }
     push_line(
         body,
@@ -917,25 +989,77 @@ mod tests {
         assert!(!body.contains("二重に計上"), "{body}");
     }
 
+    fn free_stock_row(line: u32, code: &str) -> RowError {
+        RowError {
+            line: Some(line),
+            goods_code: Some(code.into()),
+            message: "フリー在庫数以上の在庫を減らすことはできません。".into(),
+        }
+    }
+
     #[test]
-    fn free_stock_errors_get_their_own_advice() {
+    fn free_stock_errors_are_their_own_case() {
         let outcome = QueueOutcome::Failed {
-            row_errors: vec![RowError {
-                line: Some(5),
-                goods_code: Some("ABC-004".into()),
-                message: "フリー在庫数以上の在庫を減らすことはできません。".into(),
-            }],
+            row_errors: vec![free_stock_row(5, "ABC-004")],
             raw_message: String::new(),
             good_rows_applied: true,
         };
         let body = report(quiet().upload, results(vec![result("9", outcome)]))
             .render()
             .body;
-        assert!(
-            body.contains("フリー在庫数を超えて減らそうとした"),
-            "{body}"
-        );
-        assert!(!body.contains("未登録の商品"), "{body}");
+        for expected in [
+            "フリー在庫不足で取り込まれなかった行:\n  ・5行目 商品コード:ABC-004 フリー在庫数以上",
+            "フリー在庫数を超えて減らそうとした",
+            "商品の登録の問題ではありません",
+            "在庫数と引当数",
+            "この行を再アップロードする必要はありません",
+            "引当を調整してから在庫数を手動で調整",
+            "ファイル全体を再アップロードすると、その行の在庫が二重に計上されます",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
+        // Nothing in it points to the goods master or to re-sending the row.
+        for unexpected in ["エラーになった行:", "未登録の商品", "エラーになった行だけ"]
+        {
+            assert!(!body.contains(unexpected), "{unexpected} in\n{body}");
+        }
+    }
+
+    #[test]
+    fn free_stock_and_unknown_goods_rows_are_listed_apart() {
+        let QueueOutcome::Failed {
+            mut row_errors,
+            raw_message,
+            ..
+        } = failed(false)
+        else {
+            unreachable!()
+        };
+        row_errors.insert(0, free_stock_row(2, "ABC-001"));
+        let outcome = QueueOutcome::Failed {
+            row_errors,
+            raw_message,
+            good_rows_applied: false,
+        };
+        let body = report(quiet().upload, results(vec![result("9", outcome)]))
+            .render()
+            .body;
+        let unknown = body
+            .find("  エラーになった行:\n  ・3行目 商品コード:ABC-002")
+            .expect(&body);
+        let free = body
+            .find("  フリー在庫不足で取り込まれなかった行:\n  ・2行目 商品コード:ABC-001")
+            .expect(&body);
+        let advice = body.find("  対処方法:").unwrap();
+        assert!(unknown < free && free < advice, "{body}");
+        for expected in [
+            "ネクストエンジンに未登録の商品です",
+            "フリー在庫数を超えて減らそうとした",
+            "全体が取り込まれておらず",
+            "フリー在庫不足の行を再アップロードしない場合は、その行をファイルから除いて",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
     }
 
     #[test]
@@ -948,6 +1072,36 @@ mod tests {
         .body;
         assert!(body.contains("キューID 7: 遅延"));
         assert!(body.contains("45分"));
+    }
+
+    #[test]
+    fn a_suspended_account_has_its_own_text_not_the_token_one() {
+        let r = report(
+            UploadSection::Suspended {
+                batch_id: Some("b-9".into()),
+                detail: "NextEngine account suspended (002003): [店]様のネクストエンジンが、次の理由により利用停止になっています。[未払い]".into(),
+            },
+            PreviousSection::Nothing,
+        );
+        let rendered = r.render();
+        assert!(
+            rendered.subject.contains("アップロード:失敗"),
+            "{}",
+            rendered.subject
+        );
+        let body = rendered.body;
+        for expected in [
+            SUSPENDED_TEXT,
+            "再取得しても解決しません",
+            "ご契約の状況",
+            "アプリの利用状況",
+            "利用停止になっています。[未払い]",
+            "バッチID: b-9",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
+        assert!(!body.contains(TOKEN_ERROR_TEXT), "{body}");
+        assert!(!body.contains("「再取得」ボタン"), "{body}");
     }
 
     #[test]

@@ -17,6 +17,8 @@ use tracing::{debug, error, info, warn};
 
 use sne_ports::RetryPolicy;
 
+use crate::codes::{CodeClass, class_of};
+
 pub const DEFAULT_API_BASE_URL: &str = "https://api.next-engine.org";
 pub const DEFAULT_SIGN_IN_BASE_URL: &str = "https://base.next-engine.org";
 
@@ -42,15 +44,6 @@ receive_order_row_cancel_flag,receive_order_row_deleted_flag,\
 receive_order_row_last_modified_newest_date";
 const ORDER_ROW_SORT: &str = "receive_order_row_last_modified_newest_date-asc,\
 receive_order_id-asc,receive_order_row_no-asc";
-
-/// Overload, maintenance and "busy with another job" codes: NE did nothing and
-/// asks to come back later (reference §2.2).
-const RETRYABLE_CODES: &[&str] = &[
-    "000001", "002007", "003001", "003002", "003004", "003005", "008003",
-];
-/// Codes that only a new sign-in fixes (`002002` is handled separately).
-const TOKEN_CODES: &[&str] = &["002001", "002004"];
-const CODE_STALE_TOKEN: &str = "002002";
 
 /// Waits between re-reads of the stored pair after a `002002` that still finds
 /// the pair that was sent: another process may have rotated it at NextEngine
@@ -152,6 +145,7 @@ enum Verdict {
     Token(String, String),
     Stale(String, String),
     Retry(String, String),
+    Suspended(String, String),
     Api(String, String),
 }
 
@@ -190,9 +184,17 @@ impl NeClient {
         }
     }
 
-    async fn send(&self, path: &str, form: &[(&str, &str)]) -> Attempt {
+    async fn send(&self, path: &str, form: &[(&str, &[u8])]) -> Attempt {
         let url = format!("{}{}", self.config.api_base_url.trim_end_matches('/'), path);
-        let resp = match self.http.post(&url).form(form).send().await {
+        let request = self
+            .http
+            .post(&url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(encode_form(form));
+        let resp = match request.send().await {
             Ok(r) => r,
             Err(e) => return Attempt::Transport(describe(e)),
         };
@@ -223,11 +225,11 @@ impl NeClient {
     }
 
     /// Calls a token-authenticated API and returns the success envelope.
-    async fn token_call(
+    async fn token_call<V: AsRef<[u8]> + Sync>(
         &self,
         tenant: &TenantId,
         path: &str,
-        params: &[(&str, String)],
+        params: &[(&str, V)],
         kind: CallKind,
     ) -> Result<Map<String, Value>, NeError> {
         let lock = self.tenant_lock(tenant);
@@ -240,14 +242,14 @@ impl NeClient {
             attempt += 1;
             let sent = tokens.clone();
             let outcome = {
-                let mut form: Vec<(&str, &str)> = vec![
-                    ("access_token", &tokens.access_token),
-                    ("refresh_token", &tokens.refresh_token),
+                let mut form: Vec<(&str, &[u8])> = vec![
+                    ("access_token", tokens.access_token.as_bytes()),
+                    ("refresh_token", tokens.refresh_token.as_bytes()),
                 ];
                 if kind == CallKind::Read && self.config.wait_on_overload_for_reads {
-                    form.push(("wait_flag", "1"));
+                    form.push(("wait_flag", b"1"));
                 }
-                form.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
+                form.extend(params.iter().map(|(k, v)| (*k, v.as_ref())));
                 self.send(path, &form).await
             };
             let m = match outcome {
@@ -301,6 +303,10 @@ impl NeClient {
                     }
                     warn!(path, %tenant, code, "NextEngine still busy after retries");
                     return Err(NeError::Busy { code, message });
+                }
+                Verdict::Suspended(code, message) => {
+                    error!(path, %tenant, code, "NextEngine account is suspended");
+                    return Err(NeError::Suspended { code, message });
                 }
                 Verdict::Api(code, message) => {
                     warn!(path, %tenant, code, "NextEngine answered with an error");
@@ -457,6 +463,7 @@ impl NextEngineApi for NeClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let form: Vec<(&str, &[u8])> = form.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
             let m = match self.send(PATH_NEAUTH, &form).await {
                 Attempt::Envelope(m) => m,
                 // `state` is single-use and may already be spent: a retry
@@ -474,6 +481,9 @@ impl NextEngineApi for NeClient {
                 }
                 Verdict::Token(code, message) | Verdict::Stale(code, message) => {
                     return Err(NeError::Token { code, message });
+                }
+                Verdict::Suspended(code, message) => {
+                    return Err(NeError::Suspended { code, message });
                 }
                 Verdict::Api(code, message) => {
                     warn!(code, "NextEngine refused the sign-in exchange");
@@ -521,11 +531,21 @@ impl NextEngineApi for NeClient {
     }
 
     async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError> {
-        let data = std::str::from_utf8(csv).map_err(|_| NeError::Api {
+        // The file must be UTF-8 for NextEngine to read it (the simulator
+        // refuses anything else); such a file never leaves the service.
+        if std::str::from_utf8(csv).is_err() {
+            return Err(NeError::Api {
+                code: "client".into(),
+                message: "the stock CSV is not valid UTF-8; nothing was sent".into(),
+            });
+        }
+        // Hamee's sample: 「通常はGZipでアップロードして下さい」 (reference,
+        // Update "Upload encoding").
+        let gz = gzip(csv).map_err(|e| NeError::Api {
             code: "client".into(),
-            message: "the stock CSV is not valid UTF-8; nothing was sent".into(),
+            message: format!("the stock CSV could not be compressed ({e}); nothing was sent"),
         })?;
-        let params = [("data_type", "csv".to_string()), ("data", data.to_string())];
+        let params = [("data_type", b"gz".to_vec()), ("data", gz)];
         let m = self
             .token_call(tenant, PATH_GOODS_UPLOAD, &params, CallKind::Upload)
             .await?;
@@ -636,6 +656,41 @@ impl NextEngineApi for NeClient {
     }
 }
 
+// ---------------------------------------------------------------- encoding
+
+/// `application/x-www-form-urlencoded` over bytes, as a browser or PHP's
+/// `http_build_query` writes it: a gzip `data` value is binary, which the
+/// string-only form serialisers cannot carry.
+fn encode_form(form: &[(&str, &[u8])]) -> Vec<u8> {
+    fn push_encoded(out: &mut Vec<u8>, bytes: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        for &b in bytes {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(b),
+                b' ' => out.push(b'+'),
+                _ => out.extend([b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, (k, v)) in form.iter().enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        push_encoded(&mut out, k.as_bytes());
+        out.push(b'=');
+        push_encoded(&mut out, v);
+    }
+    out
+}
+
+fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
 // ---------------------------------------------------------------- parsing
 
 fn describe(e: reqwest::Error) -> String {
@@ -668,17 +723,18 @@ fn classify(m: &Map<String, Value>) -> Verdict {
     }
     let code = text(m, "code").unwrap_or_default();
     let message = message_of(m);
+    // NextEngine asks for a new sign-in, whatever the code says: this keeps
+    // the reading of 002003 as "refresh failed" (third-party) working next to
+    // Hamee's reading as a suspension, which comes as `result: "error"`.
     if result == "redirect" {
         return Verdict::Token(code, message);
     }
-    if code == CODE_STALE_TOKEN {
-        Verdict::Stale(code, message)
-    } else if TOKEN_CODES.contains(&code.as_str()) {
-        Verdict::Token(code, message)
-    } else if RETRYABLE_CODES.contains(&code.as_str()) {
-        Verdict::Retry(code, message)
-    } else {
-        Verdict::Api(code, message)
+    match class_of(&code) {
+        CodeClass::StaleToken => Verdict::Stale(code, message),
+        CodeClass::Token => Verdict::Token(code, message),
+        CodeClass::Busy => Verdict::Retry(code, message),
+        CodeClass::Suspended => Verdict::Suspended(code, message),
+        CodeClass::Refused => Verdict::Api(code, message),
     }
 }
 
@@ -840,10 +896,67 @@ mod tests {
             v(json!({"result":"error","code":"003002","message":"x"})),
             Verdict::Retry(..)
         ));
+        for code in ["008003", "008007", "008010", "002007", "003004"] {
+            assert!(
+                matches!(
+                    v(json!({"result":"error","code":code,"message":"x"})),
+                    Verdict::Retry(..)
+                ),
+                "{code}"
+            );
+        }
+        for code in ["001007", "002003", "003003"] {
+            assert!(
+                matches!(
+                    v(json!({"result":"error","code":code,"message":"x"})),
+                    Verdict::Suspended(..)
+                ),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            v(json!({"result":"error","code":"002001","message":"x"})),
+            Verdict::Token(..)
+        ));
+        assert!(matches!(
+            v(json!({"result":"error","code":"999999","message":"x"})),
+            Verdict::Api(..)
+        ));
         assert!(matches!(
             v(json!({"result":"error","code":"020500","message":[{"a":"row 1 bad"}]})),
             Verdict::Api(c, m) if c == "020500" && m == "row 1 bad"
         ));
+    }
+
+    #[test]
+    fn forms_encode_any_bytes() {
+        let body = encode_form(&[
+            ("a b", b"x+y&z=1"),
+            ("data", &[0x1f, 0x8b, 0x00, b'~']),
+            ("e", b""),
+        ]);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "a+b=x%2By%26z%3D1&data=%1F%8B%00%7E&e="
+        );
+        let text = "syohin_code,zaiko_su\r\nA-1_b.c,-3\r\n";
+        let body = encode_form(&[("data", text.as_bytes())]);
+        let ours = String::from_utf8(body).unwrap();
+        // The same as the string serialiser for text values.
+        assert_eq!(ours, serde_urlencoded::to_string([("data", text)]).unwrap());
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read;
+        let csv = b"syohin_code,zaiko_su\r\nA,-1\r\n";
+        let gz = gzip(csv).unwrap();
+        assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, csv);
     }
 
     #[test]

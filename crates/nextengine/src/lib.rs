@@ -12,8 +12,12 @@
 //! did nothing, and the bounded retries take over. Searches may opt in with
 //! [`NeClientConfig::wait_on_overload_for_reads`] where a runner can afford
 //! to wait.
+//!
+//! Error codes: [`codes::CODES`] is the one table of what each NextEngine
+//! message code means and how the client treats it.
 
 mod client;
+pub mod codes;
 
 pub use client::{DEFAULT_API_BASE_URL, DEFAULT_SIGN_IN_BASE_URL, NeClient, NeClientConfig};
 pub use sne_ports::RetryPolicy;

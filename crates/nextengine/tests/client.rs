@@ -342,6 +342,89 @@ async fn lasting_maintenance_is_busy() {
 }
 
 #[tokio::test]
+async fn stocktake_and_printing_codes_are_retried_like_other_busy_codes() {
+    for code in ["008007", "008010", "008003"] {
+        let (sim, _store, client) = setup().await;
+        sim.inject_fault(Fault::new(FaultKind::Code(code.into())).on(UPLOAD).times(2));
+        let que_id = client
+            .upload_stock_csv(&tenant(), b"syohin_code,zaiko_su\r\nA,-1\r\n")
+            .await
+            .unwrap_or_else(|e| panic!("{code}: {e:?}"));
+        let seen = calls_to(&sim, UPLOAD);
+        assert_eq!(seen.len(), 3, "{code}: {seen:?}");
+        assert_eq!(seen[0].1.as_deref(), Some(code));
+        let uploads = sim.uploads();
+        assert_eq!(uploads.len(), 1, "{code}");
+        assert_eq!(uploads[0].que_id, que_id);
+    }
+    // Lasting: Busy with the code, after the bounded attempts.
+    let (sim, _store, client) = setup().await;
+    sim.inject_fault(Fault::new(FaultKind::Code("008010".into())).on(GOODS_SEARCH));
+    let err = probe(&client).await.unwrap_err();
+    assert!(
+        matches!(err, NeError::Busy { ref code, .. } if code == "008010"),
+        "{err:?}"
+    );
+    assert_eq!(calls_to(&sim, GOODS_SEARCH).len(), 4);
+}
+
+#[tokio::test]
+async fn suspension_codes_are_their_own_error_and_not_retried() {
+    for code in ["001007", "002003", "003003"] {
+        let (sim, store, client) = setup().await;
+        let before = store.get(&tenant()).unwrap();
+        sim.inject_fault(Fault::new(FaultKind::Code(code.into())).on(UPLOAD));
+        let err = client
+            .upload_stock_csv(&tenant(), b"syohin_code,zaiko_su\r\nA,-1\r\n")
+            .await
+            .unwrap_err();
+        match &err {
+            NeError::Suspended { code: c, message } => {
+                assert_eq!(c, code);
+                assert!(message.contains("利用停止"), "{message}");
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+        assert!(!err.outcome_unknown());
+        assert_eq!(calls_to(&sim, UPLOAD).len(), 1, "{code}");
+        assert!(sim.uploads().is_empty());
+        // Not a token problem: the stored pair stays as it was.
+        assert_eq!(store.get(&tenant()).unwrap(), before);
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_is_a_token_error_whatever_its_code() {
+    // The simulator's `redirect_code` (002003 by default) is the other
+    // reading of 002003: a sign-in request, not a suspension.
+    for redirect_code in ["002003", "002004"] {
+        let sim = NeSim::start(
+            NeConfig {
+                redirect_code: redirect_code.into(),
+                ..NeConfig::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        sim.seed_goods(C, vec![goods("A", 10)]);
+        let store = Arc::new(MemStore::default());
+        let mut tokens = to_tokens(sim.issue_tokens(C));
+        // Without a refresh token an expired access token gets `redirect`.
+        tokens.refresh_token = String::new();
+        store.put(&tenant(), tokens);
+        let client = NeClient::new(config(&sim), store);
+        sim.advance_clock(DAY + 60);
+        let err = probe(&client).await.unwrap_err();
+        assert!(
+            matches!(err, NeError::Token { ref code, .. } if code == redirect_code),
+            "{err:?}"
+        );
+        assert_eq!(calls_to(&sim, GOODS_SEARCH)[0].0, "redirect");
+    }
+}
+
+#[tokio::test]
 async fn read_transport_errors_are_retried() {
     let (sim, _store, client) = setup().await;
     sim.inject_fault(
@@ -415,6 +498,51 @@ async fn upload_overload_is_retried_into_one_queue() {
     let uploads = sim.uploads();
     assert_eq!(uploads.len(), 1);
     assert_eq!(uploads[0].que_id, que_id);
+}
+
+#[tokio::test]
+async fn uploads_are_sent_gzipped() {
+    let (sim, _store, client) = setup().await;
+    // Bytes that need percent-encoding once compressed, and a BOM-less CRLF file.
+    let csv = "syohin_code,zaiko_su\r\nA,-1\r\nB,+2\r\n";
+    client
+        .upload_stock_csv(&tenant(), csv.as_bytes())
+        .await
+        .unwrap();
+    let uploads = sim.uploads();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].data_type, "gz");
+    assert_eq!(uploads[0].csv, csv, "NextEngine reads back the same file");
+    let call = sim.calls().into_iter().find(|c| c.path == UPLOAD).unwrap();
+    let field = |k: &str| {
+        call.fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(field("data_type").as_deref(), Some("gz"));
+    assert_ne!(
+        field("data").as_deref(),
+        Some(csv),
+        "not sent as plain text"
+    );
+    sim.run_queues();
+    assert_eq!(sim.stock(C, "A"), Some(9));
+    assert_eq!(sim.stock(C, "B"), Some(7));
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_utf8_is_never_sent() {
+    let (sim, _store, client) = setup().await;
+    let err = client
+        .upload_stock_csv(&tenant(), b"syohin_code,zaiko_su\r\n\x82\xa0,-1\r\n")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NeError::Api { ref code, .. } if code == "client"),
+        "{err:?}"
+    );
+    assert!(calls_to(&sim, UPLOAD).is_empty());
 }
 
 #[tokio::test]

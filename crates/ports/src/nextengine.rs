@@ -90,6 +90,11 @@ pub enum NeError {
     /// NextEngine answered with an error envelope; nothing was done on its side.
     #[error("NextEngine error {code}: {message}")]
     Api { code: String, message: String },
+    /// The NextEngine account or its main function is suspended (利用停止,
+    /// codes 001007/002003/003003): nothing was done, and neither a retry nor
+    /// a new sign-in helps until the contract is sorted out.
+    #[error("NextEngine account suspended ({code}): {message}")]
+    Suspended { code: String, message: String },
     /// Overload or maintenance still going on after the bounded retries; nothing was done.
     #[error("NextEngine busy ({code}): {message}")]
     Busy { code: String, message: String },

@@ -721,6 +721,10 @@ pub fn section_for_ne_error(batch_id: Option<String>, e: &NeError) -> UploadSect
             batch_id: String::new(),
             detail: e.to_string(),
         },
+        (NeError::Suspended { .. }, batch_id) => UploadSection::Suspended {
+            batch_id,
+            detail: e.to_string(),
+        },
         (_, batch_id) => UploadSection::Failed {
             batch_id,
             reason: e.to_string(),

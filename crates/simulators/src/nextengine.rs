@@ -50,6 +50,32 @@ pub struct NeConfig {
     /// uploads and the screen's name (with `que_client_file_name`) for an
     /// operator's own upload. `false`: both empty. Single source; test both.
     pub queue_upload_names: bool,
+    /// Where the free-stock refusal starts; the manual's 「以上」 leaves it open.
+    pub free_stock_rule: FreeStockRule,
+}
+
+/// When a subtraction is refused with 「フリー在庫数以上の在庫を減らすことは
+/// できません」 (manual 12616: free stock = stock − allocated). Single
+/// source, boundary open: test both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum FreeStockRule {
+    /// Refused when it takes more than the free stock (`-delta > free`);
+    /// taking exactly the free stock, down to 0 free, is allowed.
+    #[default]
+    BeyondFree,
+    /// The literal reading of 以上: refused when it takes the free stock or
+    /// more (`-delta >= free`), so an upload never leaves 0 free.
+    ReachingZero,
+}
+
+impl FreeStockRule {
+    fn refuses(self, delta: i64, free: i64) -> bool {
+        delta < 0
+            && match self {
+                FreeStockRule::BeyondFree => -delta > free,
+                FreeStockRule::ReachingZero => -delta >= free,
+            }
+    }
 }
 
 impl Default for NeConfig {
@@ -68,6 +94,7 @@ impl Default for NeConfig {
             overload_wait_ms: 200,
             login_supersedes_tokens: true,
             queue_upload_names: true,
+            free_stock_rule: FreeStockRule::BeyondFree,
         }
     }
 }
@@ -157,6 +184,10 @@ pub struct ReceivedUpload {
     pub received_at: String,
     /// Uploaded through the screen ([`NeSim::operator_upload`]), not the API.
     pub by_operator: bool,
+    /// The `data_type` the API upload was sent with (`csv` or `gz`); empty
+    /// for screen uploads.
+    #[serde(default)]
+    pub data_type: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,6 +233,11 @@ pub enum FaultKind {
     Maintenance002007,
     Maintenance003004,
     SystemError999999,
+    /// Answers `result: "error"` with this message code and the text the
+    /// reference quotes for it ([`code_message`]), e.g. `008010` (棚卸中) or
+    /// `002003` (利用停止). Tokens are carried as for any error, except for
+    /// the codes NextEngine documents without them (002002, 002004, 999999).
+    Code(String),
     Http5xx(u16),
     Slow(u64),
     DropConnection,
@@ -299,6 +335,7 @@ struct Queue {
     modified: NaiveDateTime,
     upload_name: &'static str,
     client_file_name: String,
+    data_type: String,
 }
 
 /// `que_upload_name` of an API upload (reference: nextengine-api.md, Update "Queue names").
@@ -415,6 +452,10 @@ impl NeSim {
 
     pub fn set_partial_apply(&self, on: bool) {
         self.lock().config.partial_apply = on;
+    }
+
+    pub fn set_free_stock_rule(&self, rule: FreeStockRule) {
+        self.lock().config.free_stock_rule = rule;
     }
 
     pub fn add_company(&self, company_id: &str, name: &str) {
@@ -620,6 +661,7 @@ impl NeSim {
             csv.to_string(),
             SCREEN_UPLOAD_NAME,
             file_name.to_string(),
+            String::new(),
         );
         Ok(id.to_string())
     }
@@ -636,6 +678,7 @@ impl NeSim {
                 message: q.message.clone(),
                 received_at: fmt_dt(q.created),
                 by_operator: q.upload_name != API_UPLOAD_NAME,
+                data_type: q.data_type.clone(),
             })
             .collect()
     }
@@ -701,6 +744,7 @@ fn issue_pair(st: &mut NeState, company_id: &str) -> TokenPair {
 fn step_queue(st: &mut NeState, que_id: u64) {
     let now = st.clock.now_jst();
     let partial = st.config.partial_apply;
+    let free_rule = st.config.free_stock_rule;
     let Some(qi) = st.queues.iter().position(|q| q.que_id == que_id) else {
         return;
     };
@@ -717,7 +761,7 @@ fn step_queue(st: &mut NeState, que_id: u64) {
                 .get_mut(&company_id)
                 .expect("queue of a known company")
                 .goods;
-            let (errors, deltas) = evaluate_upload(&csv, goods);
+            let (errors, deltas) = evaluate_upload(&csv, goods, free_rule);
             if errors.is_empty() || partial {
                 for (code, d) in deltas {
                     if let Some(g) = goods.get_mut(&code) {
@@ -746,6 +790,7 @@ fn step_queue(st: &mut NeState, que_id: u64) {
 fn evaluate_upload(
     csv_text: &str,
     goods: &BTreeMap<String, Goods>,
+    free_rule: FreeStockRule,
 ) -> (Vec<String>, Vec<(String, i64)>) {
     let mut errors = Vec::new();
     let mut deltas = Vec::new();
@@ -787,7 +832,7 @@ fn evaluate_upload(
             errors.push(format!("{line}行目: 在庫数は整数で入力して下さい。"));
             continue;
         };
-        if delta < 0 && -delta > stock - alloc {
+        if free_rule.refuses(delta, stock - alloc) {
             errors.push(format!(
                 "{line}行目: フリー在庫数以上の在庫を減らすことはできません。"
             ));
@@ -1081,7 +1126,46 @@ async fn overload_outcome(
             "999999",
             "APIサーバーのシステムエラーが発生しました。",
         )),
+        FaultKind::Code(code) => {
+            let m = envelope_error(code, code_message(code));
+            Some(if CODES_WITHOUT_TOKENS.contains(&code.as_str()) {
+                m
+            } else {
+                with_tokens(m)
+            })
+        }
         _ => None,
+    }
+}
+
+/// Error answers that carry no tokens (reference: "Tokens in error answers").
+const CODES_WITHOUT_TOKENS: &[&str] = &["002002", "002004", "999999"];
+
+/// The message texts the reference quotes (§2.2, most from Hamee's
+/// app-template-fuel `router.php`); `[xxxxx]` placeholders filled in with
+/// sample values. Codes without a known text (e.g. 003005, 004001) get a
+/// generic one rather than an invented wording.
+pub fn code_message(code: &str) -> &'static str {
+    match code {
+        "000001" => "指定されたパスは存在しません。",
+        "001007" | "002003" => {
+            "[デモ株式会社]様のネクストエンジンが、次の理由により利用停止になっています。[ご利用料金の未払い]"
+        }
+        "002002" => "アクセストークンが無効です。(access_token, refresh_tokenが不正です)",
+        "002004" => "リフレッシュトークンの有効期限が切れています。再度ログインして下さい。",
+        "002007" => {
+            "現在ネクストエンジンサーバーがメンテナンス中の為、再度時間を置いてからアクセスして下さい。"
+        }
+        "003001" | "003002" => MSG_OVERLOAD,
+        "003003" => "[デモ株式会社]様のメイン機能が、利用停止です。",
+        "003004" => {
+            "現在メイン機能サーバーがメンテナンス中の為、再度時間を置いてからアクセスして下さい。"
+        }
+        "008003" => "受注取込中のため、更新出来ません。",
+        "008007" => "納品書印刷中の伝票があります。時間を空けて再度APIを実行して下さい。",
+        "008010" => "棚卸中のため、更新出来ません。",
+        "999999" => "APIサーバーのシステムエラーが発生しました。",
+        _ => "エラーが発生しました。",
     }
 }
 
@@ -1312,7 +1396,14 @@ fn upload(
     let text = String::from_utf8(raw).map_err(|_| "CSVの文字コードが不正です。".to_string())?;
     let text = text.trim_start_matches('\u{feff}').to_string();
     validate_csv(&text)?;
-    let que_id = enqueue(st, company_id, text, API_UPLOAD_NAME, String::new());
+    let que_id = enqueue(
+        st,
+        company_id,
+        text,
+        API_UPLOAD_NAME,
+        String::new(),
+        data_type,
+    );
     if let QueueMode::Auto { delay_ms } = st.config.queue_mode {
         let sim = sim.clone();
         tokio::spawn(async move {
@@ -1335,6 +1426,7 @@ fn enqueue(
     csv: String,
     upload_name: &'static str,
     client_file_name: String,
+    data_type: String,
 ) -> u64 {
     let now = st.clock.now_jst();
     let que_id = st.next_que_id;
@@ -1349,6 +1441,7 @@ fn enqueue(
         modified: now,
         upload_name,
         client_file_name,
+        data_type,
     });
     que_id
 }

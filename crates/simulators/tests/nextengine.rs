@@ -2,7 +2,8 @@ use std::io::Write;
 
 use serde_json::Value;
 use sne_simulators::nextengine::{
-    Fault, FaultKind, NeConfig, NeSim, OrderUpdate, SeedGoods, SeedOrder, SeedOrderRow,
+    Fault, FaultKind, FreeStockRule, NeConfig, NeSim, OrderUpdate, SeedGoods, SeedOrder,
+    SeedOrderRow,
 };
 
 const C: &str = "demo";
@@ -336,6 +337,17 @@ async fn gzip_upload_and_bad_data_type() {
     assert_eq!(v["result"], "success", "{v}");
     sim.run_queues();
     assert_eq!(sim.stock(C, "A"), Some(12));
+    // The simulator records how each file came: the decoded text and its data_type.
+    upload(&sim, &at, "syohin_code,zaiko_su\nB,1\n").await;
+    sim.operator_upload(C, "syohin_code,zaiko_su\nB,1\n", "mine.csv")
+        .unwrap();
+    let uploads = sim.uploads();
+    let kinds: Vec<(&str, bool)> = uploads
+        .iter()
+        .map(|u| (u.data_type.as_str(), u.by_operator))
+        .collect();
+    assert_eq!(kinds, [("gz", false), ("csv", false), ("", true)]);
+    assert_eq!(uploads[0].csv, "zaiko_su,syohin_code,other\n2,A,x\n");
 
     let v = post(
         &sim,
@@ -383,6 +395,60 @@ async fn beyond_free_stock_and_non_integer() {
     assert!(lines[1].starts_with("3行目: "));
     assert_eq!(lines.len(), 2);
     assert_eq!(sim.stock(C, "A"), Some(2));
+}
+
+#[tokio::test]
+async fn the_free_stock_boundary_is_configurable() {
+    const REFUSED: &str = "フリー在庫数以上の在庫を減らすことはできません。";
+    // A: stock 10, allocated 2 → free 8. Each case: (rule, delta, refused).
+    let cases = [
+        (FreeStockRule::BeyondFree, -7, false),
+        (FreeStockRule::BeyondFree, -8, false),
+        (FreeStockRule::BeyondFree, -9, true),
+        (FreeStockRule::ReachingZero, -7, false),
+        (FreeStockRule::ReachingZero, -8, true),
+        (FreeStockRule::ReachingZero, -9, true),
+    ];
+    for (rule, delta, refused) in cases {
+        let (sim, at, _) = ready(NeConfig {
+            free_stock_rule: rule,
+            ..NeConfig::default()
+        })
+        .await;
+        let csv = format!("syohin_code,zaiko_su\r\nA,{delta}\r\nB,-5\r\n");
+        let id = upload(&sim, &at, &csv).await["que_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        sim.run_queues();
+        let q = que(&sim, &at, &id).await;
+        let case = format!("{rule:?} {delta}");
+        // B has nothing allocated: taking all 5 reaches 0 free, so only the
+        // literal reading refuses it.
+        let b_refused = rule == FreeStockRule::ReachingZero;
+        let mut expected = Vec::new();
+        if refused {
+            expected.push(format!("2行目: {REFUSED}"));
+            assert_eq!(sim.stock_detail(C, "A"), Some((10, 2, 8)), "{case}");
+        } else {
+            assert_eq!(sim.stock(C, "A"), Some(10 + delta), "{case}");
+        }
+        if b_refused {
+            expected.push(format!("3行目: {REFUSED}"));
+        }
+        assert_eq!(q["que_message"], expected.join("\n"), "{case}");
+        let status = if expected.is_empty() { "2" } else { "-1" };
+        assert_eq!(q["que_status_id"], status, "{case}");
+        assert_eq!(sim.stock(C, "B"), Some(if b_refused { 5 } else { 0 }));
+    }
+    // Switchable at run time; additions are never refused.
+    let (sim, at, _) = ready(NeConfig::default()).await;
+    sim.set_free_stock_rule(FreeStockRule::ReachingZero);
+    assert_eq!(sim.config().free_stock_rule, FreeStockRule::ReachingZero);
+    upload(&sim, &at, "syohin_code,zaiko_su\nA,-8\nB,3\n").await;
+    sim.run_queues();
+    assert_eq!(sim.stock(C, "A"), Some(10));
+    assert_eq!(sim.stock(C, "B"), Some(8));
 }
 
 #[tokio::test]
@@ -599,6 +665,45 @@ async fn envelope_faults() {
     let v = goods_search(&sim, &at, &[]).await.unwrap();
     assert_eq!(v["result"], "success");
     sim.clear_faults();
+}
+
+#[tokio::test]
+async fn code_faults_answer_each_code_with_its_text() {
+    let (sim, at, _) = ready(NeConfig::default()).await;
+    let cases = [
+        ("008003", "受注取込中", true),
+        ("008007", "納品書印刷中", true),
+        ("008010", "棚卸中", true),
+        ("001007", "利用停止", true),
+        ("002003", "利用停止", true),
+        ("003003", "利用停止", true),
+        ("002002", "", false),
+        ("002004", "", false),
+        ("999999", "システムエラー", false),
+    ];
+    for (code, text, tokens) in cases {
+        sim.inject_fault(Fault::new(FaultKind::Code(code.into())).times(1));
+        // wait_flag=1 does not wait out a data-state or contract error.
+        let v = goods_search(&sim, &at, &[("wait_flag", "1")])
+            .await
+            .unwrap();
+        assert_eq!(v["result"], "error", "{code}");
+        assert_eq!(v["code"], code);
+        assert!(v["message"].as_str().unwrap().contains(text), "{v}");
+        assert_eq!(v.get("access_token").is_some(), tokens, "{code}");
+        let v = goods_search(&sim, &at, &[]).await.unwrap();
+        assert_eq!(v["result"], "success", "{code}: fault consumed");
+    }
+    // The control route takes the same kind.
+    let r = client()
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&serde_json::json!({"kind": {"Code": "008010"}, "remaining": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let v = goods_search(&sim, &at, &[]).await.unwrap();
+    assert_eq!(v["code"], "008010");
 }
 
 #[tokio::test]

@@ -103,7 +103,7 @@ pub struct RunSummary {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TenantSummary {
     pub tenant_id: String,
-    /// `nothing`, `uploaded`, `token_error`, `failed` or `unresolved`.
+    /// `nothing`, `uploaded`, `token_error`, `suspended`, `failed` or `unresolved`.
     pub upload: String,
     pub que_id: Option<String>,
     pub mails_sent: usize,
@@ -116,6 +116,7 @@ impl From<&TenantRun> for TenantSummary {
             UploadSection::Nothing { .. } => ("nothing", None),
             UploadSection::Uploaded { que_id, .. } => ("uploaded", Some(que_id.clone())),
             UploadSection::TokenError { .. } => ("token_error", None),
+            UploadSection::Suspended { .. } => ("suspended", None),
             UploadSection::Failed { .. } => ("failed", None),
             UploadSection::Unresolved { .. } => ("unresolved", None),
         };

@@ -57,6 +57,9 @@ fn explain(error: &ConnectError) -> String {
                 ),
             }
         }
+        ConnectError::NextEngine(NeError::Suspended { code, .. }) => format!(
+            "ネクストエンジンのご利用が停止されているため、接続できませんでした (エラーコード {code})。ネクストエンジンのご契約の状況とアプリの利用状況を確認してください。"
+        ),
         ConnectError::NextEngine(NeError::Busy { .. }) => {
             format!("ネクストエンジンが混み合っているか、メンテナンス中です。時間をおいて{retry}")
         }
