@@ -47,8 +47,9 @@ receive_order_id-asc,receive_order_row_no-asc";
 
 /// Waits between re-reads of the stored pair after a `002002` that still finds
 /// the pair that was sent: another process may have rotated it at NextEngine
-/// and not finished saving yet (its save is retried, see [`SAVE_DELAYS_MS`]).
-const STALE_RELOAD_DELAYS_MS: &[u64] = &[0, 25, 50, 100, 200, 400, 800];
+/// and not finished saving yet (its save is retried, see [`SAVE_DELAYS_MS`]);
+/// on a loaded machine that can take seconds, and only a real stale pair pays.
+const STALE_RELOAD_DELAYS_MS: &[u64] = &[0, 25, 50, 100, 200, 400, 800, 1600, 3200];
 /// Retries after a `002002` answered to a pair another process had replaced.
 /// Each is "once" for the rotation it saw; the bound only stops two processes
 /// from superseding each other forever.

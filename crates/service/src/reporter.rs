@@ -3,7 +3,6 @@
 
 use crate::Context;
 use crate::uploader::csv_file_name;
-use sne_domain::que_message::RowErrorKind;
 use sne_domain::report::{QueueOutcome, RunReport};
 use sne_domain::tenant::Tenant;
 use sne_domain::upload_csv::{UploadLine, render_upload_csv};
@@ -81,11 +80,8 @@ async fn retry_file(
     else {
         return Ok(None);
     };
-    // A row refused for free stock needs no re-upload when the allocation is
-    // right (the report says so); re-sending it could count the decrease twice.
     let failed_codes: Vec<&str> = row_errors
         .iter()
-        .filter(|e| e.kind() != RowErrorKind::FreeStock)
         .filter_map(|e| e.goods_code.as_deref())
         .collect();
     let lines: Vec<UploadLine> = batch

@@ -220,6 +220,9 @@ pub async fn run_upload(ctx: &Context, tenant: &Tenant, run_id: &str) -> UploadR
             break;
         }
     }
+    // Each file's steps repeat the reminders (held uploads, say): tell them once.
+    let mut seen = HashSet::new();
+    notices.retain(|n| seen.insert(n.clone()));
     UploadRun {
         section: first.unwrap_or(UploadSection::Nothing { parked: vec![] }),
         uploaded_batches,
