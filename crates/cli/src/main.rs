@@ -45,6 +45,10 @@ enum Command {
     /// which was ours): list them, or decide one.
     #[command(subcommand)]
     Held(HeldCommand),
+    /// Files NextEngine's queue failed: what became of each row, or
+    /// 「未反映の行を再アップロード」.
+    #[command(subcommand)]
+    Failed(FailedCommand),
     /// The whole service with simulated Smaregi and NextEngine and a demo tenant.
     Demo(demo::DemoArgs),
 }
@@ -172,6 +176,30 @@ enum HeldCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum FailedCommand {
+    /// The tenant's failed files as JSON: each row with its fate (applied,
+    /// refused, not_applied, unknown) and the rows a re-upload would send.
+    List {
+        #[arg(long)]
+        contract_id: String,
+    },
+    /// 「未反映の行を再アップロード」: the rows NextEngine did not apply go up as a
+    /// new file, once per failed file.
+    Resend {
+        #[arg(long)]
+        contract_id: String,
+        #[arg(long)]
+        batch_id: String,
+        /// Send free-stock refusals too (only after the allocation was adjusted).
+        #[arg(long)]
+        include_free_stock: bool,
+        /// Who asks; recorded on the file.
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -220,6 +248,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tenant(command) => tenant(&cli.data_dir, &cli.endpoints, command).await,
         Command::Held(command) => held(&cli.data_dir, &cli.endpoints, command).await,
+        Command::Failed(command) => failed(&cli.data_dir, &cli.endpoints, command).await,
         Command::Demo(args) => demo::run(&cli.data_dir, args).await,
     }
 }
@@ -281,6 +310,68 @@ async fn held(
                 ),
                 _ => println!("ファイル {batch_id} を次回の実行で再アップロードします"),
             }
+        }
+    }
+    Ok(())
+}
+
+async fn failed(
+    data_dir: &std::path::Path,
+    endpoints: &Endpoints,
+    command: FailedCommand,
+) -> anyhow::Result<()> {
+    use sne_domain::batch_state::BatchState;
+    use sne_service::resend::{resend_unapplied, row_verdicts, rows_to_resend};
+    let (ctx, _) = wiring::local_context(data_dir, endpoints)?;
+    let contract_id = match &command {
+        FailedCommand::List { contract_id } | FailedCommand::Resend { contract_id, .. } => {
+            contract_id
+        }
+    };
+    let Some(tenant) = ctx.storage.tenant_by_contract(contract_id.trim()).await? else {
+        bail!("契約ID {contract_id} のテナントがありません");
+    };
+    match command {
+        FailedCommand::List { .. } => {
+            let list: Vec<_> = ctx
+                .storage
+                .batches_in_state(&tenant.id, BatchState::Failed)
+                .await?
+                .iter()
+                .map(|b| {
+                    let resend = |free: bool| {
+                        rows_to_resend(b, free)
+                            .iter()
+                            .map(|l| serde_json::json!({"goods_code": l.goods_code, "delta": l.delta}))
+                            .collect::<Vec<_>>()
+                    };
+                    serde_json::json!({
+                        "batch_id": b.batch_id,
+                        "que_id": b.que_id,
+                        "created_at": b.created_at,
+                        "rows": row_verdicts(b),
+                        "resend": resend(false),
+                        "resend_with_free_stock": resend(true),
+                        "follow_up": b.follow_up,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        FailedCommand::Resend {
+            batch_id,
+            include_free_stock,
+            by,
+            ..
+        } => {
+            let resend =
+                resend_unapplied(&ctx, &tenant.id, batch_id.trim(), include_free_stock, &by)
+                    .await?;
+            println!(
+                "未反映の {} 行をファイル {} として次回の実行でアップロードします",
+                resend.lines.len(),
+                resend.batch_id
+            );
         }
     }
     Ok(())

@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod push;
 pub mod que_message;
 pub mod report;
+pub mod row_application;
 pub mod rules;
 pub mod tenant;
 pub mod time;

@@ -2,6 +2,7 @@
 //! and its Japanese subject and body. How it is sent is not this module's business.
 
 use crate::que_message::{FREE_STOCK_TEXT, RowError, RowErrorKind};
+use crate::row_application::{RowFate, RowVerdict, unapplied_lines};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -91,8 +92,10 @@ pub enum QueueOutcome {
     Failed {
         row_errors: Vec<RowError>,
         raw_message: String,
-        /// Whether NextEngine applies the good rows of a failing file (since 2025-02-13).
-        good_rows_applied: bool,
+        /// What became of each row, as NextEngine's stock in/out history shows it.
+        /// Empty in records from before the history was read: nothing known.
+        #[serde(default)]
+        rows: Vec<RowVerdict>,
     },
     /// Still waiting or running in NextEngine's queue, longer than the configured limit.
     Overdue {
@@ -468,11 +471,11 @@ impl QueueResult {
             QueueOutcome::Failed {
                 row_errors,
                 raw_message,
-                good_rows_applied,
+                rows,
             } => {
                 push_line(body, format!("キューID {que_id}: 失敗"));
                 render_row_errors(body, row_errors, raw_message);
-                render_failure_advice(body, que_id, row_errors, *good_rows_applied);
+                render_failure_advice(body, que_id, row_errors, rows);
             }
         }
         if let Some(decision) = &self.decision {
@@ -539,12 +542,7 @@ fn render_row_errors(body: &mut String, row_errors: &[RowError], raw_message: &s
     }
 }
 
-fn render_failure_advice(
-    body: &mut String,
-    que_id: &str,
-    row_errors: &[RowError],
-    good_rows_applied: bool,
-) {
+fn render_failure_advice(body: &mut String, que_id: &str, row_errors: &[RowError], rows: &[RowVerdict]) {
     let free_stock = row_errors
         .iter()
         .any(|e| e.kind() == RowErrorKind::FreeStock);
@@ -553,6 +551,14 @@ fn render_failure_advice(
         || row_errors
             .iter()
             .any(|e| e.kind() != RowErrorKind::FreeStock);
+    let count = |fate: RowFate| rows.iter().filter(|r| r.fate == fate).count();
+    let (applied, not_applied, unknown) = (
+        count(RowFate::Applied),
+        count(RowFate::NotApplied),
+        count(RowFate::Unknown),
+    );
+    let resend = unapplied_lines(rows, false).len();
+    let resend_with_free_stock = unapplied_lines(rows, true).len();
     push_line(body, "  対処方法:");
     if others {
         push_line(
@@ -578,26 +584,49 @@ fn render_failure_advice(
             "  ・店頭での販売などで実際の在庫が引当数を下回っている場合は、在庫が足りなくなる受注がないか確認し、ネクストエンジンで引当を調整してから在庫数を手動で調整してください。",
         );
     }
-    if good_rows_applied {
+    if rows.is_empty() {
         push_line(
             body,
-            "  ・エラーのなかった行は既にネクストエンジンに反映されています。ファイル全体を再アップロードすると、その行の在庫が二重に計上されます。",
+            "  ・どの行が反映されたかは記録されていません。ネクストエンジンで在庫数を確認してから対処してください。",
         );
-        if others {
-            push_line(
-                body,
-                "  ・エラーの原因を解消した後 (商品の登録など)、エラーになった行だけのCSVファイルを作り、ネクストエンジンに手動でアップロードしてください。",
-            );
-        }
-    } else {
+    }
+    if applied > 0 {
         push_line(
             body,
-            "  ・このファイルは全体が取り込まれておらず、どの行も反映されていません。エラーの原因を解消した後 (商品の登録など)、ファイルをそのままネクストエンジンに手動で再アップロードしてください。",
+            format!(
+                "  ・エラーのなかった行のうち {applied} 行は、ネクストエンジンの入出庫履歴で反映を確認しました。ファイル全体を再アップロードすると、その行の在庫が二重に計上されます。"
+            ),
         );
-        if free_stock {
+    }
+    if not_applied > 0 {
+        push_line(
+            body,
+            format!(
+                "  ・エラーのなかった行のうち {not_applied} 行は反映されていません (ネクストエンジンの入出庫履歴に記録がありません。ファイル全体が取り込まれなかったと考えられます)。"
+            ),
+        );
+    }
+    if unknown > 0 {
+        push_line(
+            body,
+            format!(
+                "  ・エラーのなかった行 {unknown} 行は、ネクストエンジンの入出庫履歴を読めなかったため、反映されたかどうかを確認できませんでした。\
+                 ネクストエンジンで在庫数を確認してください。二重に計上しないよう、この行は再アップロードの対象にしていません。"
+            ),
+        );
+    }
+    if resend_with_free_stock > 0 {
+        push_line(
+            body,
+            format!(
+                "  ・エラーの原因を解消した後 (商品の登録など)、管理画面の「アップロード履歴」でこのファイルの「未反映の行を再アップロード」を押してください。\
+                 反映されていない行 ({resend} 行) だけが、一度だけアップロードされます。手動でアップロードする場合は、このメールに添付の failed_rows_{que_id}.csv (反映されていない行だけのファイル) を使ってください。"
+            ),
+        );
+        if resend_with_free_stock > resend {
             push_line(
                 body,
-                "  ・フリー在庫不足の行を再アップロードしない場合は、その行をファイルから除いてからアップロードしてください。",
+                "  ・フリー在庫不足の行は、引当を調整したうえで「フリー在庫不足の行も含める」を選んだときだけ再アップロードします。",
             );
         }
     }
@@ -750,7 +779,17 @@ mod tests {
         }
     }
 
-    fn failed(good_rows_applied: bool) -> QueueOutcome {
+    fn verdict(code: &str, delta: i64, fate: RowFate) -> RowVerdict {
+        RowVerdict {
+            goods_code: code.into(),
+            delta,
+            fate,
+            free_stock: false,
+        }
+    }
+
+    /// ABC-002 refused; ABC-001 applied or not, as the history showed.
+    fn failed(good_row: RowFate) -> QueueOutcome {
         QueueOutcome::Failed {
             row_errors: vec![
                 RowError {
@@ -767,7 +806,10 @@ mod tests {
                 },
             ],
             raw_message: "3行目: 仕入先コードは必須です。…".into(),
-            good_rows_applied,
+            rows: vec![
+                verdict("ABC-001", -1, good_row),
+                verdict("ABC-002", 2, RowFate::Refused),
+            ],
         }
     }
 
@@ -823,7 +865,7 @@ mod tests {
     fn a_failed_result_names_its_queue_ids() {
         let r = report(
             uploaded(Vec::new()),
-            results(vec![result("12345", failed(true))]),
+            results(vec![result("12345", failed(RowFate::Applied))]),
         );
         assert!(
             r.render()
@@ -833,9 +875,9 @@ mod tests {
         let r = report(
             uploaded(Vec::new()),
             results(vec![
-                result("12345", failed(true)),
+                result("12345", failed(RowFate::Applied)),
                 result("12346", QueueOutcome::Succeeded),
-                result("12347", failed(false)),
+                result("12347", failed(RowFate::NotApplied)),
             ]),
         );
         assert!(
@@ -963,17 +1005,21 @@ mod tests {
 
     #[test]
     fn failed_results_list_row_errors_and_what_to_do() {
-        let body = report(quiet().upload, results(vec![result("12345", failed(true))]))
-            .render()
-            .body;
+        let body = report(
+            quiet().upload,
+            results(vec![result("12345", failed(RowFate::Applied))]),
+        )
+        .render()
+        .body;
         for expected in [
             "キューID 12345: 失敗",
             "3行目 商品コード:ABC-002 仕入先コードは必須です。",
             "・その他のエラー",
             "ネクストエンジンに登録してください",
-            "既にネクストエンジンに反映されています",
+            "エラーのなかった行のうち 1 行は、ネクストエンジンの入出庫履歴で反映を確認しました",
             "二重に計上されます",
-            "エラーになった行だけ",
+            "「未反映の行を再アップロード」",
+            "反映されていない行 (1 行) だけが、一度だけアップロードされます",
             "キューID 12345 をアップロードした回の通知メールに添付されています",
         ] {
             assert!(body.contains(expected), "{expected} missing in\n{body}");
@@ -981,12 +1027,30 @@ mod tests {
 
         let body = report(
             quiet().upload,
-            results(vec![result("12345", failed(false))]),
+            results(vec![result("12345", failed(RowFate::NotApplied))]),
         )
         .render()
         .body;
-        assert!(body.contains("全体が取り込まれておらず"), "{body}");
+        assert!(body.contains("エラーのなかった行のうち 1 行は反映されていません"), "{body}");
+        assert!(body.contains("反映されていない行 (2 行)"), "{body}");
         assert!(!body.contains("二重に計上"), "{body}");
+    }
+
+    #[test]
+    fn rows_whose_fate_is_unknown_are_not_offered_for_re_upload() {
+        let body = report(
+            quiet().upload,
+            results(vec![result("12345", failed(RowFate::Unknown))]),
+        )
+        .render()
+        .body;
+        for expected in [
+            "エラーのなかった行 1 行は、ネクストエンジンの入出庫履歴を読めなかったため",
+            "この行は再アップロードの対象にしていません",
+            "反映されていない行 (1 行)",
+        ] {
+            assert!(body.contains(expected), "{expected} missing in\n{body}");
+        }
     }
 
     fn free_stock_row(line: u32, code: &str) -> RowError {
@@ -1002,7 +1066,13 @@ mod tests {
         let outcome = QueueOutcome::Failed {
             row_errors: vec![free_stock_row(5, "ABC-004")],
             raw_message: String::new(),
-            good_rows_applied: true,
+            rows: vec![
+                verdict("ABC-003", 1, RowFate::Applied),
+                RowVerdict {
+                    free_stock: true,
+                    ..verdict("ABC-004", -9, RowFate::Refused)
+                },
+            ],
         };
         let body = report(quiet().upload, results(vec![result("9", outcome)]))
             .render()
@@ -1015,11 +1085,13 @@ mod tests {
             "この行を再アップロードする必要はありません",
             "引当を調整してから在庫数を手動で調整",
             "ファイル全体を再アップロードすると、その行の在庫が二重に計上されます",
+            "反映されていない行 (0 行)",
+            "「フリー在庫不足の行も含める」を選んだときだけ",
         ] {
             assert!(body.contains(expected), "{expected} missing in\n{body}");
         }
-        // Nothing in it points to the goods master or to re-sending the row.
-        for unexpected in ["エラーになった行:", "未登録の商品", "エラーになった行だけ"]
+        // Nothing in it points to the goods master.
+        for unexpected in ["エラーになった行:", "未登録の商品"]
         {
             assert!(!body.contains(unexpected), "{unexpected} in\n{body}");
         }
@@ -1031,7 +1103,7 @@ mod tests {
             mut row_errors,
             raw_message,
             ..
-        } = failed(false)
+        } = failed(RowFate::NotApplied)
         else {
             unreachable!()
         };
@@ -1039,7 +1111,14 @@ mod tests {
         let outcome = QueueOutcome::Failed {
             row_errors,
             raw_message,
-            good_rows_applied: false,
+            rows: vec![
+                RowVerdict {
+                    free_stock: true,
+                    ..verdict("ABC-001", -1, RowFate::Refused)
+                },
+                verdict("ABC-002", 2, RowFate::Refused),
+                verdict("ABC-003", 4, RowFate::NotApplied),
+            ],
         };
         let body = report(quiet().upload, results(vec![result("9", outcome)]))
             .render()
@@ -1055,8 +1134,9 @@ mod tests {
         for expected in [
             "ネクストエンジンに未登録の商品です",
             "フリー在庫数を超えて減らそうとした",
-            "全体が取り込まれておらず",
-            "フリー在庫不足の行を再アップロードしない場合は、その行をファイルから除いて",
+            "エラーのなかった行のうち 1 行は反映されていません",
+            "反映されていない行 (2 行)",
+            "「フリー在庫不足の行も含める」",
         ] {
             assert!(body.contains(expected), "{expected} missing in\n{body}");
         }

@@ -49,6 +49,33 @@ pub struct UploadBatch {
     /// The report that told the operator this batch's queue outcome (or decision).
     #[serde(default)]
     pub reported_in: Option<String>,
+    /// On a failed file: the batch that re-sends its unapplied rows.
+    #[serde(default)]
+    pub follow_up: Option<FollowUp>,
+    /// On a re-sending batch: the failed file whose unapplied rows it carries.
+    #[serde(default)]
+    pub follows: Option<String>,
+}
+
+/// 「未反映の行を再アップロード」 as recorded on the failed file: once per file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub batch_id: String,
+    /// Who asked (the admin's e-mail address or the CLI's `--by`).
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What re-sending a failed file's unapplied rows writes.
+#[derive(Debug, Clone)]
+pub struct FollowUpRequest {
+    /// The failed file's revision the request was planned on.
+    pub expected_revision: u64,
+    pub new_batch_id: String,
+    pub lines: Vec<UploadLine>,
+    pub csv_key: Option<String>,
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A queue of NextEngine's list that appeared while an upload's answer was lost.
@@ -200,6 +227,8 @@ pub enum BatchRuleError {
     HeldByOther { batch_id: String },
     #[error("batch {batch_id} was already reported in {report_id}")]
     AlreadyReported { batch_id: String, report_id: String },
+    #[error("batch {batch_id} was already re-sent as {follow_up}")]
+    AlreadyFollowedUp { batch_id: String, follow_up: String },
 }
 
 impl UploadBatch {
@@ -233,7 +262,65 @@ impl UploadBatch {
             candidates: vec![],
             decision: None,
             reported_in: None,
+            follow_up: None,
+            follows: None,
         }
+    }
+
+    /// The failed file marked as re-sent, and the new `Built` batch that re-sends
+    /// `request.lines`. Once per failed file, and only on the revision read.
+    pub fn start_follow_up(
+        &self,
+        request: &FollowUpRequest,
+    ) -> Result<(UploadBatch, UploadBatch), BatchRuleError> {
+        let batch_id = || self.batch_id.clone();
+        if self.state != BatchState::Failed {
+            return Err(BatchRuleError::WrongState {
+                batch_id: batch_id(),
+                actual: self.state,
+                expected: BatchState::Failed,
+            });
+        }
+        if let Some(done) = &self.follow_up {
+            return Err(BatchRuleError::AlreadyFollowedUp {
+                batch_id: batch_id(),
+                follow_up: done.batch_id.clone(),
+            });
+        }
+        if self.revision != request.expected_revision {
+            return Err(BatchRuleError::Stale {
+                batch_id: batch_id(),
+                actual: self.revision,
+                expected: request.expected_revision,
+            });
+        }
+        if request.lines.is_empty() {
+            return Err(BatchRuleError::Missing {
+                batch_id: batch_id(),
+                what: "no unapplied row is left to send",
+            });
+        }
+        let mut source = self.clone();
+        source.follow_up = Some(FollowUp {
+            batch_id: request.new_batch_id.clone(),
+            by: request.by.clone(),
+            at: request.at,
+        });
+        source.revision += 1;
+        let mut resend = UploadBatch::building(
+            self.tenant_id.clone(),
+            request.new_batch_id.clone(),
+            request.by.clone(),
+            request.at,
+            request.at,
+        );
+        resend.state = BatchState::Built;
+        resend.owner = None;
+        resend.lease_until = None;
+        resend.lines = request.lines.clone();
+        resend.csv_key = request.csv_key.clone();
+        resend.follows = Some(self.batch_id.clone());
+        Ok((source, resend))
     }
 
     /// Whether `owner` may (re)claim this `Building` batch at `now`: its own
@@ -433,6 +520,63 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    fn failed() -> UploadBatch {
+        let b = built();
+        let b = b.apply(&Transition::of(&b, Uploading, at(2))).unwrap();
+        let mut t = Transition::of(&b, Uploaded, at(3));
+        t.que_id = Some("7".into());
+        let b = b.apply(&t).unwrap();
+        let mut t = Transition::of(&b, Failed, at(4));
+        t.outcome = Some(QueueOutcome::Failed {
+            row_errors: vec![],
+            raw_message: String::new(),
+            rows: vec![],
+        });
+        b.apply(&t).unwrap()
+    }
+
+    fn resend_request(of: &UploadBatch, id: &str) -> FollowUpRequest {
+        FollowUpRequest {
+            expected_revision: of.revision,
+            new_batch_id: id.into(),
+            lines: of.lines.clone(),
+            csv_key: None,
+            by: "op@example.test".into(),
+            at: at(10),
+        }
+    }
+
+    #[test]
+    fn a_failed_file_is_re_sent_once_on_the_revision_read() {
+        let source = failed();
+        let (marked, resend) = source
+            .start_follow_up(&resend_request(&source, "b2"))
+            .unwrap();
+        assert_eq!(marked.follow_up.as_ref().unwrap().batch_id, "b2");
+        assert_eq!(marked.revision, source.revision + 1);
+        assert_eq!((resend.state, resend.follows.as_deref()), (Built, Some("b1")));
+        assert_eq!(resend.lines, source.lines);
+        // A second request, on the old or the new revision, is refused.
+        let err = marked
+            .start_follow_up(&resend_request(&marked, "b3"))
+            .unwrap_err();
+        assert!(matches!(err, BatchRuleError::AlreadyFollowedUp { .. }), "{err}");
+        let mut stale = source.clone();
+        stale.revision += 5;
+        let err = stale
+            .start_follow_up(&resend_request(&source, "b3"))
+            .unwrap_err();
+        assert!(matches!(err, BatchRuleError::Stale { .. }), "{err}");
+        // Only failed files, and only with something to send.
+        assert!(built().start_follow_up(&resend_request(&built(), "b4")).is_err());
+        let mut empty = resend_request(&source, "b5");
+        empty.lines.clear();
+        assert!(matches!(
+            source.start_follow_up(&empty),
+            Err(BatchRuleError::Missing { .. })
+        ));
     }
 
     #[test]

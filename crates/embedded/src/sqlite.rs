@@ -23,7 +23,7 @@ use sne_ports::{
     AppendOutcome, BatchRuleError, BatchStore, BuiltContent, ClaimRequest, ClaimedBatch,
     CursorStore, OrderImportRecord, OrderImportStore, OutboxReport, PairSource, ProductPairStore,
     ReportOutbox, StockLedger, StockMirrorStore, StoreError, StoreResult, TenantStore, TokenStore,
-    Transition, UploadBatch,
+    FollowUpRequest, Transition, UploadBatch,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -856,6 +856,27 @@ impl BatchStore for SqliteStore {
                 .map_err(rule)?;
             update_batch(tx, &batch)?;
             Ok(batch)
+        })
+        .await
+    }
+
+    async fn start_follow_up(
+        &self,
+        tenant: &TenantId,
+        batch_id: &str,
+        request: &FollowUpRequest,
+    ) -> StoreResult<UploadBatch> {
+        let tenant = tenant.0.clone();
+        let batch_id = batch_id.to_string();
+        let request = request.clone();
+        self.write(move |tx| {
+            let (source, resend) = load_batch(tx, &tenant, &batch_id)?
+                .ok_or_else(|| StoreError::NotFound(format!("batch {batch_id}")))?
+                .start_follow_up(&request)
+                .map_err(rule)?;
+            update_batch(tx, &source)?;
+            insert_batch(tx, &resend)?;
+            Ok(resend)
         })
         .await
     }

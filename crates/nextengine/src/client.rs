@@ -12,6 +12,7 @@ use sne_domain::time::{API_FORMAT, parse_api_time};
 use sne_ports::TokenStore;
 use sne_ports::nextengine::{
     NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, QueueStatus,
+    StockIoEntry,
 };
 use tracing::{debug, error, info, warn};
 
@@ -32,6 +33,16 @@ const PATH_GOODS_SEARCH: &str = "/api_v1_master_goods/search";
 const PATH_GOODS_UPLOAD: &str = "/api_v1_master_goods/upload";
 const PATH_QUE_SEARCH: &str = "/api_v1_system_que/search";
 const PATH_ORDER_ROW_SEARCH: &str = "/api_v1_receiveorder_row/search";
+/// 入出庫履歴. Path from the reference (nextengine-api.md, Update "Stock in/out
+/// history"); field names from the community SDK `shibuya-kosuke/laravel-nextengine`
+/// (assumed until read off the official API explorer).
+const PATH_STOCK_IO_SEARCH: &str = "/api_v1_master_stockiohistory/search";
+const STOCK_IO_FIELDS: &str = "stock_io_history_id,stock_io_history_goods_id,\
+stock_io_history_before_stock_quantity,stock_io_history_after_stock_quantity,\
+stock_io_history_cut_form_id,stock_io_history_creation_date";
+/// Goods codes per history search: a file's goods over minutes of history stay
+/// within a few pages each.
+const STOCK_IO_CHUNK: usize = 100;
 
 const QUE_FIELDS: &str = "que_id,que_status_id,que_message,que_method_name,que_creation_date,\
 que_upload_name,que_client_file_name";
@@ -655,6 +666,44 @@ impl NextEngineApi for NeClient {
             .await?;
         data_rows(m)?.iter().map(order_row).collect()
     }
+
+    async fn stock_io_history(
+        &self,
+        tenant: &TenantId,
+        goods_codes: &[String],
+        since: NaiveDateTime,
+    ) -> Result<Vec<StockIoEntry>, NeError> {
+        let codes: BTreeSet<&str> = goods_codes
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !c.is_empty() && !c.contains(','))
+            .collect();
+        let codes: Vec<&str> = codes.into_iter().collect();
+        let mut out = Vec::new();
+        for chunk in codes.chunks(STOCK_IO_CHUNK) {
+            let filters = [
+                ("stock_io_history_goods_id-in", chunk.join(",")),
+                (
+                    "stock_io_history_creation_date-gte",
+                    since.format(API_FORMAT).to_string(),
+                ),
+                ("stock_io_history_deleted_flag-eq", "0".to_string()),
+            ];
+            let rows = self
+                .search_all(
+                    tenant,
+                    PATH_STOCK_IO_SEARCH,
+                    STOCK_IO_FIELDS,
+                    &filters,
+                    "stock_io_history_id-asc",
+                )
+                .await?;
+            for row in rows {
+                out.push(stock_io_entry(&row)?);
+            }
+        }
+        Ok(out)
+    }
 }
 
 // ---------------------------------------------------------------- encoding
@@ -836,8 +885,27 @@ fn queue_entry(row: &Map<String, Value>) -> Result<QueueEntry, NeError> {
         message: text(row, "que_message").unwrap_or_default(),
         method_name: text(row, "que_method_name").unwrap_or_default(),
         created_at: time_of(row, "que_creation_date"),
+        modified_at: time_of(row, "que_last_modified_date"),
         upload_name: text(row, "que_upload_name").unwrap_or_default(),
         client_file_name: text(row, "que_client_file_name").unwrap_or_default(),
+    })
+}
+
+fn stock_io_entry(row: &Map<String, Value>) -> Result<StockIoEntry, NeError> {
+    let number = |k: &str| -> Result<i64, NeError> {
+        let raw = text(row, k).unwrap_or_default();
+        raw.trim()
+            .parse()
+            .map_err(|_| invalid(format!("stock history {k} {raw:?}")))
+    };
+    Ok(StockIoEntry {
+        goods_code: text(row, "stock_io_history_goods_id")
+            .ok_or_else(|| invalid("stock history row without goods id"))?,
+        before: number("stock_io_history_before_stock_quantity")?,
+        after: number("stock_io_history_after_stock_quantity")?,
+        at: time_of(row, "stock_io_history_creation_date")
+            .ok_or_else(|| invalid("stock history row without creation date"))?,
+        slip: text(row, "stock_io_history_cut_form_id").filter(|s| !s.trim().is_empty()),
     })
 }
 

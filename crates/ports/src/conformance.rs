@@ -106,6 +106,7 @@ where
     transitions_need_their_data(make().await).await;
     a_stale_step_is_refused(make().await).await;
     outcomes_are_reported_once_with_their_report(make().await).await;
+    a_failed_file_is_re_sent_once(make().await).await;
     batch_listings_are_ordered(make().await).await;
     cursor_is_compare_and_set(make().await).await;
     order_record_is_compare_and_set(make().await).await;
@@ -140,6 +141,7 @@ macro_rules! storage_conformance_tests {
             transitions_need_their_data,
             a_stale_step_is_refused,
             outcomes_are_reported_once_with_their_report,
+            a_failed_file_is_re_sent_once,
             batch_listings_are_ordered,
             cursor_is_compare_and_set,
             order_record_is_compare_and_set,
@@ -1222,7 +1224,7 @@ pub async fn every_allowed_transition_works<S: Storage + 'static>(fresh: Fresh<S
     let failure = QueueOutcome::Failed {
         row_errors: vec![],
         raw_message: "3行目: 商品コードが存在しません".into(),
-        good_rows_applied: true,
+        rows: vec![],
     };
     let mut failed = plan(store, &a, "b2", Uploaded, Failed, minutes(13)).await;
     failed.outcome = Some(failure.clone());
@@ -1374,6 +1376,100 @@ pub async fn a_stale_step_is_refused<S: Storage + 'static>(fresh: Fresh<S>) {
     );
     assert_eq!(batch_of(store, &a, "b1").await, again, "nothing changed");
     assert!(again.revision > seen_by_both.revision);
+}
+
+/// 「未反映の行を再アップロード」: two requests racing on the same failed file
+/// (two admins, a double click, two processes) make exactly one new file, with
+/// every line (also past one item's size), and the failed file names it.
+pub async fn a_failed_file_is_re_sent_once<S: Storage + 'static>(fresh: Fresh<S>) {
+    use BatchState::*;
+    let (store, other) = (fresh.first.clone(), fresh.second.clone());
+    let a = fresh.tenant("a");
+    built_batch(&*store, &a, "b1", t0()).await;
+    step(&*store, &a, "b1", Built, Uploading, minutes(1)).await;
+    step(&*store, &a, "b1", Uploading, Uploaded, minutes(2)).await;
+    let mut t = plan(&*store, &a, "b1", Uploaded, Failed, minutes(3)).await;
+    t.outcome = Some(QueueOutcome::Failed {
+        row_errors: vec![],
+        raw_message: String::new(),
+        rows: vec![],
+    });
+    let failed = store.transition(&a, "b1", &t).await.unwrap();
+    let resend_lines: Vec<UploadLine> = (0..12_000)
+        .map(|i| UploadLine {
+            goods_code: format!("GOODS-{i:06}"),
+            delta: -(i % 7) - 1,
+        })
+        .collect();
+    let request = |id: &str| FollowUpRequest {
+        expected_revision: failed.revision,
+        new_batch_id: id.into(),
+        lines: resend_lines.clone(),
+        csv_key: Some(format!("csv/{id}.csv")),
+        by: "op@example.test".into(),
+        at: minutes(4),
+    };
+    let (r1, r2) = (request("r1"), request("r2"));
+    let (ta, tb) = (a.clone(), a.clone());
+    let first = tokio::spawn(async move { store.start_follow_up(&ta, "b1", &r1).await });
+    let second = tokio::spawn(async move { other.start_follow_up(&tb, "b1", &r2).await });
+    let outcomes = [first.await.unwrap(), second.await.unwrap()];
+    let winners: Vec<&UploadBatch> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one re-send: {outcomes:?}");
+    for lost in outcomes.iter().filter(|o| o.is_err()) {
+        assert!(
+            matches!(lost, Err(StoreError::Conflict(_))),
+            "the loser is a conflict: {lost:?}"
+        );
+    }
+    let store = &*fresh.first;
+    let winner = winners[0].batch_id.clone();
+    let loser = if winner == "r1" { "r2" } else { "r1" };
+    let resend = batch_of(store, &a, &winner).await;
+    assert_eq!(resend.state, Built);
+    assert_eq!(resend.follows.as_deref(), Some("b1"));
+    assert_eq!(resend.lines, resend_lines, "every line, in order");
+    assert!(store.batch(&a, loser).await.unwrap().is_none(), "no second file");
+    let built: Vec<String> = store
+        .batches_in_state(&a, Built)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.batch_id)
+        .collect();
+    assert_eq!(built, vec![winner.clone()]);
+    let source = batch_of(store, &a, "b1").await;
+    assert_eq!(source.state, Failed, "the failed file stays failed");
+    assert_eq!(source.follow_up.map(|f| f.batch_id), Some(winner));
+    // Asked again later: refused, nothing new.
+    assert_conflict(
+        store
+            .start_follow_up(
+                &a,
+                "b1",
+                &FollowUpRequest {
+                    expected_revision: source.revision,
+                    ..request("r3")
+                },
+            )
+            .await,
+        "a file already re-sent",
+    );
+    assert!(store.batch(&a, "r3").await.unwrap().is_none());
+    // Only a failed file can be re-sent.
+    assert_conflict(
+        store
+            .start_follow_up(
+                &a,
+                &resend.batch_id,
+                &FollowUpRequest {
+                    expected_revision: resend.revision,
+                    ..request("r4")
+                },
+            )
+            .await,
+        "a file that did not fail",
+    );
 }
 
 /// A report marks the outcomes it tells in the same atomic step that stores it:

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
+pub use sne_domain::row_application::StockIoEntry;
 use sne_domain::TenantId;
 use sne_domain::tenant::NeTokens;
 use std::collections::HashSet;
@@ -45,6 +46,9 @@ pub struct QueueEntry {
     pub message: String,
     pub method_name: String,
     pub created_at: Option<NaiveDateTime>,
+    /// `que_last_modified_date`: for a finished queue, when NextEngine finished it.
+    #[serde(default)]
+    pub modified_at: Option<NaiveDateTime>,
     /// `que_upload_name`: tells API uploads from screen uploads where NextEngine fills it.
     #[serde(default)]
     pub upload_name: String,
@@ -144,6 +148,15 @@ pub trait NextEngineApi: Send + Sync {
         tenant: &TenantId,
         query: &OrderRowQuery,
     ) -> Result<Vec<NeOrderRow>, NeError>;
+    /// Entries of NextEngine's stock in/out history (入出庫履歴) of `goods_codes`
+    /// created at or after `since` (Japan time): how the judgement of a failed
+    /// file's rows learns what NextEngine applied.
+    async fn stock_io_history(
+        &self,
+        tenant: &TenantId,
+        goods_codes: &[String],
+        since: NaiveDateTime,
+    ) -> Result<Vec<StockIoEntry>, NeError>;
     /// One cheap authenticated call. NextEngine rotates tokens only when they are
     /// used, so a tenant without stock changes would otherwise lose its refresh
     /// token after three quiet days.

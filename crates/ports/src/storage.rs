@@ -131,8 +131,8 @@ pub trait StockMirrorStore: Send + Sync {
 // ---------------------------------------------------------------- batches
 
 pub use sne_domain::upload_batch::{
-    BatchRuleError, BuiltContent, DecisionAction, OperatorDecision, QueueCandidate, Transition,
-    UploadBatch,
+    BatchRuleError, BuiltContent, DecisionAction, FollowUp, FollowUpRequest, OperatorDecision,
+    QueueCandidate, Transition, UploadBatch,
 };
 
 #[async_trait]
@@ -156,6 +156,18 @@ pub trait BatchStore: Send + Sync {
         tenant: &TenantId,
         batch_id: &str,
         transition: &Transition,
+    ) -> StoreResult<UploadBatch>;
+
+    /// Applies [`UploadBatch::start_follow_up`] to the failed batch `batch_id` and
+    /// stores both records in one atomic step: the failed file marked as re-sent
+    /// (only if its revision is still the one the request names) and the new
+    /// `Built` batch. Conflict for every request the domain refuses, so a file's
+    /// unapplied rows are re-sent once however often the button is pressed.
+    async fn start_follow_up(
+        &self,
+        tenant: &TenantId,
+        batch_id: &str,
+        request: &FollowUpRequest,
     ) -> StoreResult<UploadBatch>;
 
     async fn batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Option<UploadBatch>>;

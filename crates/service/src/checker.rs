@@ -12,7 +12,11 @@ use sne_domain::batch_state::BatchState;
 use sne_domain::que_message::parse_que_message;
 use sne_domain::report::{PreviousSection, QueueOutcome, QueueResult};
 use sne_domain::tenant::Tenant;
-use sne_ports::nextengine::QueueStatus;
+use chrono::Duration as ChronoDuration;
+use sne_domain::row_application::{ApplyWindow, judge_rows};
+use sne_domain::time::to_jst;
+use sne_ports::nextengine::{NeError, QueueEntry, QueueStatus};
+use std::collections::HashSet;
 use sne_ports::{Transition, UploadBatch};
 
 /// Most queue outcomes one report tells; more wait for the next report (a DynamoDB
@@ -57,19 +61,10 @@ pub async fn run_check(ctx: &Context, tenant: &Tenant) -> CheckRun {
         let entry = entries.iter().find(|e| e.que_id == que_id);
         let outcome = match entry.map(|e| &e.status) {
             Some(QueueStatus::Done) => Some(QueueOutcome::Succeeded),
-            Some(QueueStatus::Failed) => {
-                let message = entry.map(|e| e.message.clone()).unwrap_or_default();
-                let uploaded: Vec<(String, i64)> = batch
-                    .lines
-                    .iter()
-                    .map(|l| (l.goods_code.clone(), l.delta))
-                    .collect();
-                Some(QueueOutcome::Failed {
-                    row_errors: parse_que_message(&message, &uploaded),
-                    raw_message: message,
-                    good_rows_applied: ctx.config.good_rows_applied_on_failure,
-                })
-            }
+            Some(QueueStatus::Failed) => match entry {
+                Some(entry) => failed_outcome(ctx, tenant, &batch, entry).await,
+                None => None,
+            },
             // Waiting, running, an unknown status, or not (yet) visible: wait.
             _ => None,
         };
@@ -112,6 +107,80 @@ pub async fn run_check(ctx: &Context, tenant: &Tenant) -> CheckRun {
         overdue,
         error: None,
     }
+}
+
+/// A failed queue's row errors, and what NextEngine's stock in/out history says
+/// became of each row (see `sne_domain::row_application`). `None` while a
+/// passing trouble (overload, no answer, a token to renew) keeps the history
+/// unread: the next run looks again, until `queue_overdue_after` has passed
+/// since the upload; then, or for a refusal (no permission for the history),
+/// the good rows' fate is recorded as unknown.
+async fn failed_outcome(
+    ctx: &Context,
+    tenant: &Tenant,
+    batch: &UploadBatch,
+    entry: &QueueEntry,
+) -> Option<QueueOutcome> {
+    let uploaded: Vec<(String, i64)> = batch
+        .lines
+        .iter()
+        .map(|l| (l.goods_code.clone(), l.delta))
+        .collect();
+    let row_errors = parse_que_message(&entry.message, &uploaded);
+    let started = batch.upload_started_at.unwrap_or(batch.updated_at);
+    // NextEngine's own times bound the window; without them our clock does,
+    // a minute early for the two clocks' difference.
+    let window = ApplyWindow {
+        from: entry
+            .created_at
+            .unwrap_or_else(|| to_jst(started) - ChronoDuration::minutes(1)),
+        until: entry.modified_at,
+    };
+    let refused: HashSet<&str> = row_errors
+        .iter()
+        .filter_map(|e| e.goods_code.as_deref())
+        .collect();
+    let good: Vec<String> = batch
+        .lines
+        .iter()
+        .filter(|l| !refused.contains(l.goods_code.as_str()))
+        .map(|l| l.goods_code.clone())
+        .collect();
+    let history = if good.is_empty() {
+        Some(Vec::new())
+    } else {
+        match ctx
+            .nextengine
+            .stock_io_history(&tenant.id, &good, window.from)
+            .await
+        {
+            Ok(history) => Some(history),
+            Err(e) => {
+                let passing = matches!(
+                    e,
+                    NeError::Busy { .. }
+                        | NeError::Transport(_)
+                        | NeError::Store(_)
+                        | NeError::Token { .. }
+                );
+                let waited = (ctx.clock.now() - started).to_std().unwrap_or_default();
+                if passing && waited < ctx.config.queue_overdue_after {
+                    tracing::info!(tenant = %tenant.id, batch = %batch.batch_id, error = %e,
+                        "stock in/out history unreadable for now: the failed queue is judged next run");
+                    return None;
+                }
+                tracing::warn!(tenant = %tenant.id, batch = %batch.batch_id, error = %e,
+                    "stock in/out history unreadable: the good rows' fate stays unknown");
+                None
+            }
+        }
+    };
+    let rows = judge_rows(&batch.lines, &row_errors, history.as_deref(), window);
+    Some(QueueOutcome::Failed {
+        row_errors,
+        raw_message: entry.message.clone(),
+        rows,
+    })
 }
 
 /// 「前回の処理結果」 for a report: the recorded outcomes no report has told yet

@@ -20,8 +20,6 @@ pub struct ServiceConfig {
     pub upload_deadline: Duration,
     /// A queue not finished after this long is reported as 遅延.
     pub queue_overdue_after: Duration,
-    /// Whether NextEngine applies the good rows of a failing file (since 2025-02-13).
-    pub good_rows_applied_on_failure: bool,
     pub max_changes_per_batch: usize,
     /// Most rows in one uploaded file; a larger backlog becomes several files.
     pub max_rows_per_file: usize,
@@ -88,7 +86,6 @@ impl Default for ServiceConfig {
             unknown_outcome_grace: Duration::from_secs(600),
             upload_deadline: Duration::from_secs(240),
             queue_overdue_after: Duration::from_secs(3600),
-            good_rows_applied_on_failure: true,
             max_changes_per_batch: 200_000,
             max_rows_per_file: 10_000,
             max_files_per_run: 20,

@@ -8,6 +8,7 @@ pub mod held;
 pub mod http;
 pub mod orders;
 pub mod reporter;
+pub mod resend;
 pub mod run;
 pub mod tenants;
 pub mod trigger;

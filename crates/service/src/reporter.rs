@@ -5,7 +5,8 @@ use crate::Context;
 use crate::uploader::csv_file_name;
 use sne_domain::report::{QueueOutcome, RunReport};
 use sne_domain::tenant::Tenant;
-use sne_domain::upload_csv::{UploadLine, render_upload_csv};
+use sne_domain::row_application::unapplied_lines;
+use sne_domain::upload_csv::render_upload_csv;
 use sne_ports::{Attachment, Mail, OutboxReport, StoreError, StoredAttachment, UploadBatch};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,30 +67,18 @@ pub async fn enqueue_report(
     Ok(Some(id))
 }
 
-/// For a failed queue whose good rows NextEngine applied, a file with only the
-/// failed rows: re-uploading the whole file would count the good rows twice.
+/// For a failed queue, a file with only the rows NextEngine did not apply (as
+/// its stock in/out history showed): re-uploading the whole file would count
+/// the applied rows twice. Free-stock refusals are in it (the advice says when
+/// to leave them out); rows whose fate is unknown are not.
 async fn retry_file(
     ctx: &Context,
     batch: &UploadBatch,
 ) -> Result<Option<StoredAttachment>, StoreError> {
-    let Some(QueueOutcome::Failed {
-        row_errors,
-        good_rows_applied: true,
-        ..
-    }) = &batch.outcome
-    else {
+    let Some(QueueOutcome::Failed { rows, .. }) = &batch.outcome else {
         return Ok(None);
     };
-    let failed_codes: Vec<&str> = row_errors
-        .iter()
-        .filter_map(|e| e.goods_code.as_deref())
-        .collect();
-    let lines: Vec<UploadLine> = batch
-        .lines
-        .iter()
-        .filter(|l| failed_codes.contains(&l.goods_code.as_str()))
-        .cloned()
-        .collect();
+    let lines = unapplied_lines(rows, true);
     let (Some(key), false) = (&batch.csv_key, lines.is_empty()) else {
         return Ok(None);
     };

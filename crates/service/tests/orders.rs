@@ -10,7 +10,7 @@ use sne_domain::tenant::{MappingMode, NeTokens, SmaregiCredentials, Tenant};
 use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::nextengine::{
-    NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry,
+    NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, StockIoEntry,
 };
 use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
 use sne_ports::{OrderImportState, PairSource, SystemClock};
@@ -172,6 +172,14 @@ impl NextEngineApi for AgingNe {
     }
     async fn keep_tokens_alive(&self, tenant: &TenantId) -> Result<(), NeError> {
         self.inner.keep_tokens_alive(tenant).await
+    }
+    async fn stock_io_history(
+        &self,
+        tenant: &TenantId,
+        goods_codes: &[String],
+        since: NaiveDateTime,
+    ) -> Result<Vec<StockIoEntry>, NeError> {
+        self.inner.stock_io_history(tenant, goods_codes, since).await
     }
     async fn order_rows(
         &self,

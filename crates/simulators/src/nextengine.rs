@@ -292,6 +292,22 @@ struct Company {
     goods: BTreeMap<String, Goods>,
     orders: BTreeMap<i64, Order>,
     tokens: Option<TokenPair>,
+    /// 入出庫履歴: one entry per change of a goods' stock, oldest first.
+    io_history: Vec<IoEntry>,
+}
+
+/// One 入出庫履歴 entry. Field names follow the community SDK
+/// `shibuya-kosuke/laravel-nextengine` (`MasterStockIoHistory`); which changes
+/// NextEngine records and how is assumed: every applied upload row, and every
+/// change made with [`NeSim::record_stock_change`] (an order's names its slip).
+struct IoEntry {
+    id: u64,
+    goods_id: String,
+    before: i64,
+    after: i64,
+    cut_form_id: Option<String>,
+    reason: String,
+    created: NaiveDateTime,
 }
 
 struct Goods {
@@ -472,6 +488,7 @@ impl NeSim {
                 goods: BTreeMap::new(),
                 orders: BTreeMap::new(),
                 tokens: None,
+                io_history: Vec::new(),
             });
     }
 
@@ -509,6 +526,34 @@ impl NeSim {
             .goods
             .get(goods_id)
             .map(|g| g.stock)
+    }
+
+    /// Changes a goods' stock the way something other than our upload does (an
+    /// order's shipment when `slip` names it, an operator's edit otherwise) and
+    /// records it in the 入出庫履歴.
+    pub fn record_stock_change(&self, company_id: &str, goods_id: &str, delta: i64, slip: Option<&str>) {
+        let mut st = self.lock();
+        let now = st.clock.now_jst();
+        let Some(company) = st.companies.get_mut(company_id) else {
+            return;
+        };
+        let Some(g) = company.goods.get_mut(goods_id) else {
+            return;
+        };
+        let before = g.stock;
+        g.stock += delta;
+        g.modified = now;
+        let after = g.stock;
+        let reason = if slip.is_some() { "出荷確定" } else { "手動更新" };
+        push_io_entry(
+            company,
+            goods_id.to_string(),
+            before,
+            after,
+            slip.map(str::to_string),
+            reason,
+            now,
+        );
     }
 
     /// (在庫数, 引当数, フリー在庫数)
@@ -762,13 +807,23 @@ fn step_queue(st: &mut NeState, que_id: u64) {
                 .expect("queue of a known company")
                 .goods;
             let (errors, deltas) = evaluate_upload(&csv, goods, free_rule);
+            let mut io_entries = Vec::new();
             if errors.is_empty() || partial {
                 for (code, d) in deltas {
                     if let Some(g) = goods.get_mut(&code) {
+                        let before = g.stock;
                         g.stock += d;
                         g.modified = now;
+                        io_entries.push((code.clone(), before, g.stock));
                     }
                 }
+            }
+            let company = st
+                .companies
+                .get_mut(&company_id)
+                .expect("queue of a known company");
+            for (goods_id, before, after) in io_entries {
+                push_io_entry(company, goods_id, before, after, None, "CSVアップロード", now);
             }
             let q = &mut st.queues[qi];
             if errors.is_empty() {
@@ -782,6 +837,27 @@ fn step_queue(st: &mut NeState, que_id: u64) {
         }
         _ => {}
     }
+}
+
+fn push_io_entry(
+    company: &mut Company,
+    goods_id: String,
+    before: i64,
+    after: i64,
+    cut_form_id: Option<String>,
+    reason: &str,
+    created: NaiveDateTime,
+) {
+    let id = company.io_history.last().map_or(1, |e| e.id + 1);
+    company.io_history.push(IoEntry {
+        id,
+        goods_id,
+        before,
+        after,
+        cut_form_id,
+        reason: reason.to_string(),
+        created,
+    });
 }
 
 /// Walks the rows in order against a scratch copy of the stock so later rows
@@ -1457,7 +1533,24 @@ enum Table {
     Stock,
     OrderBase,
     OrderRow,
+    StockIo,
 }
+
+const STOCK_IO_FIELDS: &[&str] = &[
+    "stock_io_history_id",
+    "stock_io_history_shop_id",
+    "stock_io_history_goods_id",
+    "stock_io_history_date",
+    "stock_io_history_before_stock_quantity",
+    "stock_io_history_after_stock_quantity",
+    "stock_io_history_quantity",
+    "stock_io_history_cut_form_id",
+    "stock_io_history_io_flag",
+    "stock_io_history_reason",
+    "stock_io_history_deleted_flag",
+    "stock_io_history_creation_date",
+    "stock_io_history_last_modified_date",
+];
 
 const QUE_FIELDS: &[&str] = &[
     "que_id",
@@ -1536,6 +1629,7 @@ impl Table {
             "master_stock" => Table::Stock,
             "receiveorder_base" => Table::OrderBase,
             "receiveorder_row" => Table::OrderRow,
+            "master_stockiohistory" => Table::StockIo,
             _ => return None,
         })
     }
@@ -1546,6 +1640,7 @@ impl Table {
             Table::Stock => STOCK_FIELDS.contains(&field),
             Table::OrderBase => ORDER_FIELDS.contains(&field),
             Table::OrderRow => ROW_FIELDS.contains(&field) || ORDER_FIELDS.contains(&field),
+            Table::StockIo => STOCK_IO_FIELDS.contains(&field),
         }
     }
 }
@@ -1687,6 +1782,28 @@ fn build_rows(st: &NeState, company_id: &str, table: Table) -> Vec<Row> {
             })
             .collect(),
         Table::OrderBase => c.orders.iter().map(|(id, o)| order_row(*id, o)).collect(),
+        Table::StockIo => c
+            .io_history
+            .iter()
+            .map(|e| {
+                let mut r = Row::new();
+                r.insert("stock_io_history_id", s(e.id));
+                r.insert("stock_io_history_shop_id", None);
+                r.insert("stock_io_history_goods_id", s(&e.goods_id));
+                r.insert("stock_io_history_date", s(e.created.format("%Y-%m-%d")));
+                r.insert("stock_io_history_before_stock_quantity", s(e.before));
+                r.insert("stock_io_history_after_stock_quantity", s(e.after));
+                // The quantity is unsigned beside an in/out flag (assumed: 0 = in, 1 = out).
+                r.insert("stock_io_history_quantity", s((e.after - e.before).abs()));
+                r.insert("stock_io_history_io_flag", flag(e.after < e.before));
+                r.insert("stock_io_history_cut_form_id", e.cut_form_id.clone());
+                r.insert("stock_io_history_reason", s(&e.reason));
+                r.insert("stock_io_history_deleted_flag", s("0"));
+                r.insert("stock_io_history_creation_date", s(fmt_dt(e.created)));
+                r.insert("stock_io_history_last_modified_date", s(fmt_dt(e.created)));
+                r
+            })
+            .collect(),
         Table::OrderRow => c
             .orders
             .iter()

@@ -20,7 +20,7 @@ use sne_domain::tenant::{NeTokens, SmaregiCredentials, Tenant};
 use sne_domain::{PushRow, StockChange, TenantId};
 use sne_ports::mail::MailError;
 use sne_ports::nextengine::{
-    NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry,
+    NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, StockIoEntry,
 };
 use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
 use sne_ports::*;
@@ -279,6 +279,7 @@ gated_storage!(StockMirrorStore {
 gated_storage!(BatchStore {
     fn finish_build(&self, tenant: &TenantId, batch_id: &str, owner: &str, content: &BuiltContent) -> StoreResult<UploadBatch>;
     fn transition(&self, tenant: &TenantId, batch_id: &str, transition: &Transition) -> StoreResult<UploadBatch>;
+    fn start_follow_up(&self, tenant: &TenantId, batch_id: &str, request: &FollowUpRequest) -> StoreResult<UploadBatch>;
     fn batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Option<UploadBatch>>;
     fn batches_in_state(&self, tenant: &TenantId, state: BatchState) -> StoreResult<Vec<UploadBatch>>;
     fn recent_batches(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<UploadBatch>>;
@@ -506,6 +507,20 @@ impl NextEngineApi for GatedNe {
                 Port::NextEngine,
                 "goods_upload_queues_since",
                 self.inner.goods_upload_queues_since(tenant, since),
+            )
+            .await
+    }
+    async fn stock_io_history(
+        &self,
+        tenant: &TenantId,
+        goods_codes: &[String],
+        since: NaiveDateTime,
+    ) -> Result<Vec<StockIoEntry>, NeError> {
+        self.gate
+            .pass(
+                Port::NextEngine,
+                "stock_io_history",
+                self.inner.stock_io_history(tenant, goods_codes, since),
             )
             .await
     }

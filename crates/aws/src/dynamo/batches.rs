@@ -9,7 +9,9 @@ use sne_domain::batch_state::BatchState;
 use sne_domain::complete::MirrorEntry;
 use sne_domain::report::ParkedLine;
 use sne_domain::upload_csv::UploadLine;
-use sne_ports::{BatchRuleError, BatchStore, BuiltContent, Transition, UploadBatch};
+use sne_ports::{
+    BatchRuleError, BatchStore, BuiltContent, FollowUpRequest, Transition, UploadBatch,
+};
 
 pub(crate) const LOCK_SK: &str = "BUILDING";
 pub(crate) const PHASE_BUILDING: &str = "building";
@@ -98,21 +100,25 @@ impl DynamoStore {
         item
     }
 
-    /// The index items a new batch needs next to its own item.
+    /// A new batch's item and the index items it needs next to it.
     pub(crate) fn new_batch_writes(
         &self,
         batch: &UploadBatch,
     ) -> StoreResult<Vec<TransactWriteItem>> {
+        Ok(self.new_batch_writes_of(batch, self.batch_item(None, batch, 1)?))
+    }
+
+    fn new_batch_writes_of(&self, batch: &UploadBatch, item: Item) -> Vec<TransactWriteItem> {
         let pk = tenant_pk(&batch.tenant_id);
         let mut by_time = key(&pk, &time_sk(batch));
         by_time.insert("batch_id".into(), s(&batch.batch_id));
         let mut by_state = key(&pk, &state_sk(batch.state, batch));
         by_state.insert("batch_id".into(), s(&batch.batch_id));
-        Ok(vec![
-            self.put(self.batch_item(None, batch, 1)?, Some(Cond::absent())),
+        vec![
+            self.put(item, Some(Cond::absent())),
             self.put(by_time, None),
             self.put(by_state, None),
-        ])
+        ]
     }
 
     async fn batch_from_item(&self, item: Item) -> StoreResult<StoredBatch> {
@@ -344,6 +350,42 @@ impl BatchStore for DynamoStore {
                 }
             }
         }
+    }
+
+    async fn start_follow_up(
+        &self,
+        tenant: &TenantId,
+        batch_id: &str,
+        request: &FollowUpRequest,
+    ) -> StoreResult<UploadBatch> {
+        let pk = tenant_pk(tenant);
+        let Some(stored) = self.load_batch(tenant, batch_id).await? else {
+            return Err(StoreError::NotFound(format!("batch {batch_id}")));
+        };
+        let (source, resend) = stored.batch.start_follow_up(request).map_err(rule)?;
+        // The new file's parts go first, guarded by the failed file's revision:
+        // a request that lost the race writes nothing more.
+        let guard = self.check(&pk, &batch_sk(batch_id), Cond::rev(stored.rev));
+        let frozen = Frozen {
+            lines: resend.lines.clone(),
+            parked: vec![],
+            notes: vec![],
+        };
+        let frozen = self
+            .put_large(&pk, &frozen_prefix(&resend.batch_id), &frozen, &guard)
+            .await?
+            .map_err(|()| conflict(batch_id, "changed while re-sending"))?;
+        let mut resend_item = self.batch_item(None, &resend, 1)?;
+        frozen.store(&mut resend_item, "frozen");
+        let mut tx = vec![self.put(
+            self.batch_item(Some(&stored.item), &source, stored.rev + 1)?,
+            Some(Cond::rev(stored.rev)),
+        )];
+        tx.extend(self.new_batch_writes_of(&resend, resend_item));
+        if let Tx::Cancelled(_) = self.transact(tx).await? {
+            return Err(conflict(batch_id, "changed while re-sending"));
+        }
+        Ok(resend)
     }
 
     async fn batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Option<UploadBatch>> {

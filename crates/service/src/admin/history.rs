@@ -6,6 +6,8 @@ use super::views::{BatchRow, CandidateRow, HeldRow, HistoryPage, Layout, OrderRo
 use super::{AdminError, AdminResult, Flash, jst, page, redirect_with, take_flash};
 use crate::Context;
 use crate::held::HeldDecision;
+use crate::resend::rows_to_resend;
+use sne_domain::row_application::{RowFate, RowVerdict};
 use crate::uploader::csv_file_name;
 use axum::Form;
 use axum::extract::{Path, State};
@@ -45,7 +47,7 @@ fn batch_row(batch: &UploadBatch) -> BatchRow {
         Some(QueueOutcome::Failed {
             row_errors,
             raw_message,
-            good_rows_applied,
+            rows,
         }) => {
             let mut lines: Vec<String> = row_errors
                 .iter()
@@ -67,12 +69,7 @@ fn batch_row(batch: &UploadBatch) -> BatchRow {
             if lines.is_empty() && !raw_message.is_empty() {
                 lines.push(raw_message.clone());
             }
-            let summary = if *good_rows_applied {
-                "エラーの行以外は反映されました。エラーの行の商品を登録し、その行だけを手動でアップロードしてください"
-            } else {
-                "ファイル全体が反映されていません。商品を登録し、CSVを手動でアップロードしてください"
-            };
-            (summary.to_string(), lines)
+            (failure_summary(rows), lines)
         }
         Some(QueueOutcome::Overdue { minutes }) => (
             format!("ネクストエンジンでの処理が {minutes} 分以上終わっていません"),
@@ -80,7 +77,25 @@ fn batch_row(batch: &UploadBatch) -> BatchRow {
         ),
         None => (String::new(), vec![]),
     };
+    let resend_rows = rows_to_resend(batch, true);
+    let resend_free_stock = resend_rows.len() - rows_to_resend(batch, false).len();
     BatchRow {
+        resend: resend_rows
+            .iter()
+            .take(HELD_LINES_SHOWN)
+            .map(|l| format!("{}: {:+}", l.goods_code, l.delta))
+            .collect(),
+        resend_count: resend_rows.len(),
+        resend_free_stock,
+        follow_up: batch.follow_up.as_ref().map(|f| {
+            format!(
+                "未反映の行をファイル {} で再アップロードしました ({}、{})",
+                f.batch_id,
+                jst(f.at),
+                f.by
+            )
+        }),
+        follows: batch.follows.clone(),
         id: batch.batch_id.clone(),
         at: jst(batch.created_at),
         state,
@@ -93,6 +108,22 @@ fn batch_row(batch: &UploadBatch) -> BatchRow {
         error: batch.last_error.clone(),
         has_csv: batch.csv_key.is_some(),
     }
+}
+
+/// One line on what became of a failed file's rows.
+fn failure_summary(rows: &[RowVerdict]) -> String {
+    if rows.is_empty() {
+        return "どの行が反映されたかは記録されていません。ネクストエンジンで在庫数を確認してください".into();
+    }
+    let count = |fate: RowFate| rows.iter().filter(|r| r.fate == fate).count();
+    let mut parts = vec![format!("反映済み {} 行", count(RowFate::Applied))];
+    let unapplied = count(RowFate::Refused) + count(RowFate::NotApplied);
+    parts.push(format!("未反映 {unapplied} 行"));
+    let unknown = count(RowFate::Unknown);
+    if unknown > 0 {
+        parts.push(format!("確認できず {unknown} 行 (ネクストエンジンで在庫数を確認してください)"));
+    }
+    format!("入出庫履歴による確認: {}", parts.join("、"))
 }
 
 fn order_row(record: &sne_ports::OrderImportRecord) -> OrderRow {
@@ -323,6 +354,42 @@ pub async fn resolve_held(
         )),
         Ok(_) => Flash::ok(format!(
             "ファイル {batch_id} を再アップロードします。結果は次回の通知メールでお知らせします"
+        )),
+        Err(e) => Flash::error(e.to_string()),
+    };
+    Ok(redirect_with(&ctx, "/history", flash))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ResendForm {
+    csrf: Option<String>,
+    /// The checkbox 「フリー在庫不足の行も含める」: present when ticked.
+    include_free_stock: Option<String>,
+}
+
+/// 「未反映の行を再アップロード」.
+pub async fn resend_unapplied(
+    State(ctx): State<Context>,
+    session: Session,
+    Path(batch_id): Path<String>,
+    Form(form): Form<ResendForm>,
+) -> AdminResult {
+    session.check_csrf(form.csrf.as_deref())?;
+    let tenant = &session.tenant;
+    let flash = match crate::resend::resend_unapplied(
+        &ctx,
+        &tenant.id,
+        &batch_id,
+        form.include_free_stock.is_some(),
+        &tenant.admin_email,
+    )
+    .await
+    {
+        Ok(resend) => Flash::ok(format!(
+            "未反映の {} 行をファイル {} としてアップロードします。結果は次回の通知メールでお知らせします",
+            resend.lines.len(),
+            resend.batch_id
         )),
         Err(e) => Flash::error(e.to_string()),
     };

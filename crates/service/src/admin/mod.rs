@@ -55,6 +55,10 @@ pub fn router() -> Router<Context> {
         .route("/history", get(history::show))
         .route("/history/batches/{id}/csv", get(history::download_csv))
         .route("/history/held/{id}/resolve", post(history::resolve_held))
+        .route(
+            "/history/batches/{id}/resend-unapplied",
+            post(history::resend_unapplied),
+        )
         .route("/run-now", post(history::run_now))
         .layer(axum::middleware::map_response(security_headers))
 }

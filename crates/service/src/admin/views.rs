@@ -141,6 +141,14 @@ pub struct BatchRow {
     pub row_errors: Vec<String>,
     pub error: Option<String>,
     pub has_csv: bool,
+    /// The unapplied rows 「未反映の行を再アップロード」 would send (the first few).
+    pub resend: Vec<String>,
+    pub resend_count: usize,
+    /// How many of them are free-stock refusals (sent only when ticked).
+    pub resend_free_stock: usize,
+    pub follow_up: Option<String>,
+    /// The failed file this one re-sends.
+    pub follows: Option<String>,
 }
 
 pub struct ReportRow {
