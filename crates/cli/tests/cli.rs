@@ -227,3 +227,78 @@ fn a_held_upload_is_listed_and_decided_once_from_the_cli() {
     assert_eq!(decided.que_id.as_deref(), Some("77"));
     assert_eq!(decided.decision.unwrap().by, "ops@shop.example");
 }
+
+#[test]
+fn unapplied_rows_of_a_failed_file_are_listed_and_re_sent_once_from_the_cli() {
+    use sne_domain::row_application::{RowFate, RowVerdict};
+    use sne_ports::TenantStore;
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(smaregi_ne(dir.path()).args([
+        "tenant",
+        "create",
+        "--contract-id",
+        "c-failed",
+        "--admin-email",
+        "admin@shop.example",
+        "--admin-password",
+        "long-enough-password",
+        "--notify-email",
+        "shop@shop.example",
+    ]));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let batch = runtime.block_on(async {
+        let store = sne_embedded::SqliteStore::open(dir.path()).unwrap();
+        let tenant = store
+            .tenant_by_contract("c-failed")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let verdict = |code: &str, delta, fate| RowVerdict {
+            goods_code: code.into(),
+            delta,
+            fate,
+            free_stock: false,
+        };
+        sne_ports::conformance::fail_a_batch(
+            &store,
+            &tenant,
+            "b_failed",
+            vec![
+                verdict("8000001", -1, RowFate::Applied),
+                verdict("8000002", 3, RowFate::NotApplied),
+            ],
+            chrono::Utc::now(),
+        )
+        .await
+        .batch_id
+    });
+    let list = run_ok(smaregi_ne(dir.path()).args(["failed", "list", "--contract-id", "c-failed"]));
+    let json: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(json[0]["batch_id"], batch.as_str());
+    assert_eq!(json[0]["rows"][0]["fate"], "applied");
+    assert_eq!(json[0]["rows"][1]["fate"], "not_applied");
+    assert_eq!(json[0]["resend"][0]["goods_code"], "8000002");
+    assert_eq!(json[0]["resend"].as_array().unwrap().len(), 1);
+
+    let resend = |by: &str| {
+        smaregi_ne(dir.path())
+            .args(["failed", "resend", "--contract-id", "c-failed"])
+            .args(["--batch-id", &batch, "--by", by])
+            .output()
+            .unwrap()
+    };
+    let done = resend("ops@shop.example");
+    assert!(done.status.success(), "{done:?}");
+    assert!(
+        String::from_utf8_lossy(&done.stdout).contains("未反映の 1 行をファイル"),
+        "{done:?}"
+    );
+    let twice = resend("someone-else");
+    assert!(!twice.status.success(), "once per failed file");
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("すでにファイル"));
+    let list = run_ok(smaregi_ne(dir.path()).args(["failed", "list", "--contract-id", "c-failed"]));
+    let json: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(json[0]["follow_up"]["by"], "ops@shop.example");
+    assert_eq!(json[0]["resend"].as_array().unwrap().len(), 0);
+}

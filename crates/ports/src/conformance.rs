@@ -2432,3 +2432,77 @@ pub async fn hold_a_batch(
     hold.candidates = candidates;
     store.transition(tenant, batch_id, &hold).await.unwrap()
 }
+
+/// Makes `batch_id` a file NextEngine's queue failed, with `rows` as the stock
+/// in/out history judged them, the way a run records it (for the admin and
+/// CLI tests of 「未反映の行を再アップロード」).
+pub async fn fail_a_batch(
+    store: &dyn Storage,
+    tenant: &TenantId,
+    batch_id: &str,
+    rows: Vec<sne_domain::row_application::RowVerdict>,
+    now: DateTime<Utc>,
+) -> UploadBatch {
+    let lines: Vec<UploadLine> = rows
+        .iter()
+        .map(|r| UploadLine {
+            goods_code: r.goods_code.clone(),
+            delta: r.delta,
+        })
+        .collect();
+    let changes: Vec<StockChange> = lines
+        .iter()
+        .map(|line| StockChange {
+            dedupe_key: format!("failed:{batch_id}:{}", line.goods_code),
+            source: ChangeSource::History,
+            row: PushRow {
+                store_id: "1".into(),
+                product_id: line.goods_code.clone(),
+                kind: ChangeKind::History,
+                division: None,
+                amount: Some(line.delta),
+                after: None,
+                changed_at: None,
+                history_id: None,
+                from_store_id: None,
+                to_store_id: None,
+                layaway_stock_amount: None,
+            },
+            received_at: now,
+        })
+        .collect();
+    store.append_changes(tenant, &changes).await.unwrap();
+    let claim = ClaimRequest {
+        new_batch_id: batch_id.into(),
+        owner: "failed-test".into(),
+        now,
+        lease_until: now + Duration::minutes(5),
+        max_changes: usize::MAX,
+    };
+    store.claim_batch(tenant, &claim).await.unwrap().unwrap();
+    let mut batch = store
+        .finish_build(
+            tenant,
+            batch_id,
+            "failed-test",
+            &BuiltContent {
+                change_count: lines.len(),
+                lines,
+                at: now,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for to in [BatchState::Uploading, BatchState::Uploaded, BatchState::Failed] {
+        let mut t = Transition::of(&batch, to, now);
+        t.que_id = Some(format!("que-{batch_id}"));
+        t.outcome = Some(QueueOutcome::Failed {
+            row_errors: vec![],
+            raw_message: "2行目: 仕入先コードは必須です。".into(),
+            rows: rows.clone(),
+        });
+        batch = store.transition(tenant, batch_id, &t).await.unwrap();
+    }
+    batch
+}

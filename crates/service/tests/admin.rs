@@ -1243,3 +1243,101 @@ async fn a_held_upload_is_shown_with_its_candidates_and_decided_once_by_its_own_
     let page = a.get("/history").await.text();
     assert!(!page.contains("要確認のアップロード"), "decided once");
 }
+
+/// A failed file of tenant A: one row applied, one refused (unknown goods), one
+/// refused for free stock.
+async fn fail_an_upload_of_a(env: &Env) -> String {
+    use sne_domain::row_application::{RowFate, RowVerdict};
+    let verdict = |code: &str, delta, fate, free_stock| RowVerdict {
+        goods_code: code.into(),
+        delta,
+        fate,
+        free_stock,
+    };
+    sne_ports::conformance::fail_a_batch(
+        env.ctx.storage.as_ref(),
+        &env.a.id,
+        "b_failed",
+        vec![
+            verdict("8000001", -1, RowFate::Applied, false),
+            verdict("8000002", 2, RowFate::Refused, false),
+            verdict("8000003", -4, RowFate::Refused, true),
+        ],
+        env.ctx.clock.now(),
+    )
+    .await
+    .batch_id
+}
+
+#[tokio::test]
+async fn unapplied_rows_of_a_failed_file_are_re_sent_once_by_its_own_tenant() {
+    use sne_domain::batch_state::BatchState;
+    let mut env = Env::start(true).await;
+    let batch = fail_an_upload_of_a(&env).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let page = a.get("/history").await.text();
+    let path = format!("/history/batches/{batch}/resend-unapplied");
+    assert!(page.contains(&path), "{page}");
+    assert!(page.contains("未反映の行を再アップロード"), "{page}");
+    assert!(page.contains("反映済み 1 行、未反映 2 行"), "{page}");
+    assert!(page.contains("8000002: +2") && page.contains("8000003: -4"), "{page}");
+    assert!(page.contains("フリー在庫不足の行も含める (1 行"), "{page}");
+
+    // Another tenant cannot touch it; a missing CSRF token is refused.
+    let mut b = Browser::logged_in(&env, EMAIL_B).await;
+    let b_csrf = b.csrf("/history").await;
+    let reply = b.post(&path, &[("csrf", &b_csrf)]).await;
+    assert!(b.follow(reply).await.text().contains("見つかりません"));
+    let reply = a.post(&path, &[]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    let csrf = a.csrf("/history").await;
+    let reply = a.post(&path, &[("csrf", &csrf)]).await;
+    assert!(reply.redirects_to("/history"));
+    let flash = a.follow(reply).await.text();
+    assert!(flash.contains("未反映の 1 行をファイル"), "{flash}");
+    assert_eq!(env.runs_requested.try_recv().unwrap(), env.a.id);
+    let source = env
+        .ctx
+        .storage
+        .batch(&env.a.id, &batch)
+        .await
+        .unwrap()
+        .unwrap();
+    let follow_up = source.follow_up.expect("recorded on the failed file");
+    assert_eq!(follow_up.by, EMAIL_A);
+    let resend = env
+        .ctx
+        .storage
+        .batch(&env.a.id, &follow_up.batch_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resend.state, BatchState::Built);
+    // The free-stock row was not ticked: only the unknown goods' row goes up.
+    assert_eq!(
+        resend
+            .lines
+            .iter()
+            .map(|l| (l.goods_code.as_str(), l.delta))
+            .collect::<Vec<_>>(),
+        vec![("8000002", 2)]
+    );
+
+    // Pressed again (a second tab, a double click): refused, nothing new.
+    let reply = a
+        .post(&path, &[("csrf", &csrf), ("include_free_stock", "1")])
+        .await;
+    let again = a.follow(reply).await.text();
+    assert!(again.contains("すでにファイル"), "{again}");
+    let built = env
+        .ctx
+        .storage
+        .batches_in_state(&env.a.id, BatchState::Built)
+        .await
+        .unwrap();
+    assert_eq!(built.len(), 1);
+    let page = a.get("/history").await.text();
+    assert!(page.contains("未反映の行をファイル"), "{page}");
+    assert!(!page.contains(&format!("id=\"resend-{batch}\"")), "{page}");
+}
