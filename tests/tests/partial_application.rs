@@ -16,7 +16,10 @@ const HISTORY_PATH: &str = "/api_v1_master_stockiohistory/search";
 /// NextEngine has 10 of 8000001 with 8 allocated (2 free), so the 棚卸 −5 is
 /// refused for free stock; 8000002's sale of 1 is a good row. Returns the
 /// failed file.
-async fn a_failed_file(partial_apply: bool, history_fault: Option<FaultKind>) -> (Harness, UploadBatch) {
+async fn a_failed_file(
+    partial_apply: bool,
+    history_fault: Option<FaultKind>,
+) -> (Harness, UploadBatch) {
     let h = Harness::start(Options {
         ne_goods: vec![("8000001", 10, 8), ("8000002", 10, 0)],
         ..Options::default()
@@ -33,7 +36,10 @@ async fn a_failed_file(partial_apply: bool, history_fault: Option<FaultKind>) ->
     h.smaregi.sale(CONTRACT, "1", "8000002", 1).await.unwrap();
     let first = h.run(Jobs::All).await;
     assert!(
-        matches!(first.report.upload, sne_domain::report::UploadSection::Uploaded { .. }),
+        matches!(
+            first.report.upload,
+            sne_domain::report::UploadSection::Uploaded { .. }
+        ),
         "{:?}",
         first.report.upload
     );
@@ -87,15 +93,18 @@ async fn a_file_refused_whole_re_sends_its_good_rows_once_and_only_them() {
         .find(|(name, _)| name.contains("failed"))
         .expect("the unapplied rows as a file");
     assert_eq!(
-        retry.1,
-        b"syohin_code,zaiko_su\r\n8000001,-5\r\n8000002,-1\r\n",
+        retry.1, b"syohin_code,zaiko_su\r\n8000001,-5\r\n8000002,-1\r\n",
         "both rows are unapplied"
     );
 
     let resend = resend_unapplied(&h.ctx, &h.tenant.id, &failed.batch_id, false, "op")
         .await
         .unwrap();
-    assert_eq!(resend.lines.len(), 1, "the free-stock row waits for its tick");
+    assert_eq!(
+        resend.lines.len(),
+        1,
+        "the free-stock row waits for its tick"
+    );
     // A second press, and a second process pressing too, change nothing.
     for ctx in [&h.ctx, &h.second_process()] {
         let again = resend_unapplied(ctx, &h.tenant.id, &failed.batch_id, true, "op2").await;
@@ -111,7 +120,10 @@ async fn a_file_refused_whole_re_sends_its_good_rows_once_and_only_them() {
     h.run(Jobs::All).await;
     let uploads = h.ne.uploads();
     assert_eq!(uploads.len(), uploads_before + 1, "one more file, once");
-    assert_eq!(uploads.last().unwrap().csv, "syohin_code,zaiko_su\r\n8000002,-1\r\n");
+    assert_eq!(
+        uploads.last().unwrap().csv,
+        "syohin_code,zaiko_su\r\n8000002,-1\r\n"
+    );
     assert_eq!(h.ne_stock("8000002"), 9, "the sale counted exactly once");
     assert_eq!(h.ne_stock("8000001"), 10, "the refused row was not sent");
     let resent = h
@@ -138,7 +150,9 @@ async fn applied_good_rows_are_never_re_sent() {
     );
     let body = &h.mails()[1].body;
     assert!(
-        body.contains("エラーのなかった行のうち 1 行は、ネクストエンジンの入出庫履歴で反映を確認しました"),
+        body.contains(
+            "エラーのなかった行のうち 1 行は、ネクストエンジンの入出庫履歴で反映を確認しました"
+        ),
         "{body}"
     );
     // Only the free-stock row is unapplied, and it goes only when ticked.
@@ -165,7 +179,11 @@ async fn applied_good_rows_are_never_re_sent() {
     h.ne.run_queues();
     h.run(Jobs::All).await;
     assert_eq!(h.ne_stock("8000001"), 5);
-    assert_eq!(h.ne_stock("8000002"), 9, "the applied row was not sent again");
+    assert_eq!(
+        h.ne_stock("8000002"),
+        9,
+        "the applied row was not sent again"
+    );
 }
 
 #[tokio::test]
@@ -215,8 +233,7 @@ async fn a_passing_history_error_judges_the_file_next_run() {
     h.run(Jobs::All).await;
     h.ne.run_queues();
     // Maintenance on every call of the history while this run checks.
-    h.ne
-        .inject_fault(Fault::new(FaultKind::Maintenance002007).on(HISTORY_PATH));
+    h.ne.inject_fault(Fault::new(FaultKind::Maintenance002007).on(HISTORY_PATH));
     let second = h.run(Jobs::All).await;
     let uploaded = h
         .ctx
@@ -224,7 +241,11 @@ async fn a_passing_history_error_judges_the_file_next_run() {
         .batches_in_state(&h.tenant.id, BatchState::Uploaded)
         .await
         .unwrap();
-    assert_eq!(uploaded.len(), 1, "not judged while the history is unreadable");
+    assert_eq!(
+        uploaded.len(),
+        1,
+        "not judged while the history is unreadable"
+    );
     assert!(
         !second.report.render().subject.contains("処理結果:失敗"),
         "{}",

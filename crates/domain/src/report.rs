@@ -542,7 +542,12 @@ fn render_row_errors(body: &mut String, row_errors: &[RowError], raw_message: &s
     }
 }
 
-fn render_failure_advice(body: &mut String, que_id: &str, row_errors: &[RowError], rows: &[RowVerdict]) {
+fn render_failure_advice(
+    body: &mut String,
+    que_id: &str,
+    row_errors: &[RowError],
+    rows: &[RowVerdict],
+) {
     let free_stock = row_errors
         .iter()
         .any(|e| e.kind() == RowErrorKind::FreeStock);
@@ -1031,7 +1036,10 @@ mod tests {
         )
         .render()
         .body;
-        assert!(body.contains("エラーのなかった行のうち 1 行は反映されていません"), "{body}");
+        assert!(
+            body.contains("エラーのなかった行のうち 1 行は反映されていません"),
+            "{body}"
+        );
         assert!(body.contains("反映されていない行 (2 行)"), "{body}");
         assert!(!body.contains("二重に計上"), "{body}");
     }
@@ -1091,8 +1099,7 @@ mod tests {
             assert!(body.contains(expected), "{expected} missing in\n{body}");
         }
         // Nothing in it points to the goods master.
-        for unexpected in ["エラーになった行:", "未登録の商品"]
-        {
+        for unexpected in ["エラーになった行:", "未登録の商品"] {
             assert!(!body.contains(unexpected), "{unexpected} in\n{body}");
         }
     }

@@ -113,7 +113,9 @@ pub fn judge_rows(
                     !used[i]
                         && e.goods_code == code
                         && window.contains(e.at)
-                        && e.slip.as_deref().is_none_or(|s| s.trim().is_empty() || s == "0")
+                        && e.slip
+                            .as_deref()
+                            .is_none_or(|s| s.trim().is_empty() || s == "0")
                         && e.after - e.before == line.delta
                 });
                 match found {
@@ -201,7 +203,12 @@ mod tests {
     fn good_rows_found_in_the_history_are_applied() {
         let lines = [line("A", -1), line("B", 3), line("C", -2)];
         let history = [entry("B", 5, 8, t(10, 1)), entry("C", 9, 7, t(10, 1))];
-        let v = judge_rows(&lines, &[unknown_goods("A")], Some(&history), from(t(10, 0)));
+        let v = judge_rows(
+            &lines,
+            &[unknown_goods("A")],
+            Some(&history),
+            from(t(10, 0)),
+        );
         assert_eq!(
             fates(&v),
             [RowFate::Refused, RowFate::Applied, RowFate::Applied]

@@ -556,13 +556,19 @@ mod tests {
             .unwrap();
         assert_eq!(marked.follow_up.as_ref().unwrap().batch_id, "b2");
         assert_eq!(marked.revision, source.revision + 1);
-        assert_eq!((resend.state, resend.follows.as_deref()), (Built, Some("b1")));
+        assert_eq!(
+            (resend.state, resend.follows.as_deref()),
+            (Built, Some("b1"))
+        );
         assert_eq!(resend.lines, source.lines);
         // A second request, on the old or the new revision, is refused.
         let err = marked
             .start_follow_up(&resend_request(&marked, "b3"))
             .unwrap_err();
-        assert!(matches!(err, BatchRuleError::AlreadyFollowedUp { .. }), "{err}");
+        assert!(
+            matches!(err, BatchRuleError::AlreadyFollowedUp { .. }),
+            "{err}"
+        );
         let mut stale = source.clone();
         stale.revision += 5;
         let err = stale
@@ -570,7 +576,11 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, BatchRuleError::Stale { .. }), "{err}");
         // Only failed files, and only with something to send.
-        assert!(built().start_follow_up(&resend_request(&built(), "b4")).is_err());
+        assert!(
+            built()
+                .start_follow_up(&resend_request(&built(), "b4"))
+                .is_err()
+        );
         let mut empty = resend_request(&source, "b5");
         empty.lines.clear();
         assert!(matches!(

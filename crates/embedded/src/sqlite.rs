@@ -21,9 +21,9 @@ use sne_domain::tenant::{NeTokens, Tenant};
 use sne_domain::{StockChange, TenantId};
 use sne_ports::{
     AppendOutcome, BatchRuleError, BatchStore, BuiltContent, ClaimRequest, ClaimedBatch,
-    CursorStore, OrderImportRecord, OrderImportStore, OutboxReport, PairSource, ProductPairStore,
-    ReportOutbox, StockLedger, StockMirrorStore, StoreError, StoreResult, TenantStore, TokenStore,
-    FollowUpRequest, Transition, UploadBatch,
+    CursorStore, FollowUpRequest, OrderImportRecord, OrderImportStore, OutboxReport, PairSource,
+    ProductPairStore, ReportOutbox, StockLedger, StockMirrorStore, StoreError, StoreResult,
+    TenantStore, TokenStore, Transition, UploadBatch,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};

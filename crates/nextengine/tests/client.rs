@@ -885,3 +885,43 @@ async fn two_processes_rotating_concurrently_never_get_a_token_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn stock_io_history_gives_each_change_with_its_stock_before_and_after() {
+    let (sim, _store, client) = setup().await;
+    let since = sim.now_jst();
+    let que_id = client
+        .upload_stock_csv(&tenant(), b"syohin_code,zaiko_su\r\nA,-3\r\nB,2\r\n")
+        .await
+        .unwrap();
+    sim.run_queues();
+    sim.record_stock_change(C, "A", -1, Some("5001"));
+    let entries = client
+        .stock_io_history(&tenant(), &codes(&["A", "B", "missing"]), since)
+        .await
+        .unwrap();
+    let seen: Vec<(&str, i64, i64, Option<&str>)> = entries
+        .iter()
+        .map(|e| (e.goods_code.as_str(), e.before, e.after, e.slip.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("A", 10, 7, None),
+            ("B", 5, 7, None),
+            ("A", 7, 6, Some("5001"))
+        ]
+    );
+    // Narrowed by goods and time: another goods, and nothing before `since`.
+    let only_b = client
+        .stock_io_history(&tenant(), &codes(&["B"]), since)
+        .await
+        .unwrap();
+    assert_eq!(only_b.len(), 1);
+    sim.advance_clock(60);
+    let later = client
+        .stock_io_history(&tenant(), &codes(&["A", "B"]), sim.now_jst())
+        .await
+        .unwrap();
+    assert!(later.is_empty(), "{later:?} of queue {que_id}");
+}

@@ -1429,7 +1429,10 @@ pub async fn a_failed_file_is_re_sent_once<S: Storage + 'static>(fresh: Fresh<S>
     assert_eq!(resend.state, Built);
     assert_eq!(resend.follows.as_deref(), Some("b1"));
     assert_eq!(resend.lines, resend_lines, "every line, in order");
-    assert!(store.batch(&a, loser).await.unwrap().is_none(), "no second file");
+    assert!(
+        store.batch(&a, loser).await.unwrap().is_none(),
+        "no second file"
+    );
     let built: Vec<String> = store
         .batches_in_state(&a, Built)
         .await
@@ -2494,7 +2497,11 @@ pub async fn fail_a_batch(
         )
         .await
         .unwrap();
-    for to in [BatchState::Uploading, BatchState::Uploaded, BatchState::Failed] {
+    for to in [
+        BatchState::Uploading,
+        BatchState::Uploaded,
+        BatchState::Failed,
+    ] {
         let mut t = Transition::of(&batch, to, now);
         t.que_id = Some(format!("que-{batch_id}"));
         t.outcome = Some(QueueOutcome::Failed {

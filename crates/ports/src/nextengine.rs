@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
-pub use sne_domain::row_application::StockIoEntry;
 use sne_domain::TenantId;
+pub use sne_domain::row_application::StockIoEntry;
 use sne_domain::tenant::NeTokens;
 use std::collections::HashSet;
 

@@ -8,16 +8,16 @@
 //! repeats it.
 
 use crate::Context;
+use chrono::Duration as ChronoDuration;
 use sne_domain::batch_state::BatchState;
 use sne_domain::que_message::parse_que_message;
 use sne_domain::report::{PreviousSection, QueueOutcome, QueueResult};
-use sne_domain::tenant::Tenant;
-use chrono::Duration as ChronoDuration;
 use sne_domain::row_application::{ApplyWindow, judge_rows};
+use sne_domain::tenant::Tenant;
 use sne_domain::time::to_jst;
 use sne_ports::nextengine::{NeError, QueueEntry, QueueStatus};
-use std::collections::HashSet;
 use sne_ports::{Transition, UploadBatch};
+use std::collections::HashSet;
 
 /// Most queue outcomes one report tells; more wait for the next report (a DynamoDB
 /// transaction marks them together with the report).

@@ -19,7 +19,9 @@ pub enum ResendError {
     NotFound(String),
     #[error("ファイル {0} はネクストエンジンで失敗したファイルではありません")]
     NotFailed(String),
-    #[error("ファイル {batch_id} の未反映の行は、すでにファイル {follow_up} で再アップロードしています")]
+    #[error(
+        "ファイル {batch_id} の未反映の行は、すでにファイル {follow_up} で再アップロードしています"
+    )]
     AlreadyResent { batch_id: String, follow_up: String },
     #[error(
         "ファイル {0} には、反映されていないことを確認できた行がありません(フリー在庫不足の行は「フリー在庫不足の行も含める」を選んだときだけ送ります)"
@@ -94,7 +96,11 @@ pub async fn resend_unapplied(
         by: by.to_string(),
         at: now,
     };
-    let resend = match ctx.storage.start_follow_up(tenant, batch_id, &request).await {
+    let resend = match ctx
+        .storage
+        .start_follow_up(tenant, batch_id, &request)
+        .await
+    {
         Ok(resend) => resend,
         Err(StoreError::Conflict(_)) => {
             // Lost a race: say what the winner did, if it was a re-send.

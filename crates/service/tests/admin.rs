@@ -1280,7 +1280,10 @@ async fn unapplied_rows_of_a_failed_file_are_re_sent_once_by_its_own_tenant() {
     assert!(page.contains(&path), "{page}");
     assert!(page.contains("未反映の行を再アップロード"), "{page}");
     assert!(page.contains("反映済み 1 行、未反映 2 行"), "{page}");
-    assert!(page.contains("8000002: +2") && page.contains("8000003: -4"), "{page}");
+    assert!(
+        page.contains("8000002: +2") && page.contains("8000003: -4"),
+        "{page}"
+    );
     assert!(page.contains("フリー在庫不足の行も含める (1 行"), "{page}");
 
     // Another tenant cannot touch it; a missing CSRF token is refused.

@@ -179,7 +179,9 @@ impl NextEngineApi for AgingNe {
         goods_codes: &[String],
         since: NaiveDateTime,
     ) -> Result<Vec<StockIoEntry>, NeError> {
-        self.inner.stock_io_history(tenant, goods_codes, since).await
+        self.inner
+            .stock_io_history(tenant, goods_codes, since)
+            .await
     }
     async fn order_rows(
         &self,

@@ -531,7 +531,13 @@ impl NeSim {
     /// Changes a goods' stock the way something other than our upload does (an
     /// order's shipment when `slip` names it, an operator's edit otherwise) and
     /// records it in the 入出庫履歴.
-    pub fn record_stock_change(&self, company_id: &str, goods_id: &str, delta: i64, slip: Option<&str>) {
+    pub fn record_stock_change(
+        &self,
+        company_id: &str,
+        goods_id: &str,
+        delta: i64,
+        slip: Option<&str>,
+    ) {
         let mut st = self.lock();
         let now = st.clock.now_jst();
         let Some(company) = st.companies.get_mut(company_id) else {
@@ -544,7 +550,11 @@ impl NeSim {
         g.stock += delta;
         g.modified = now;
         let after = g.stock;
-        let reason = if slip.is_some() { "出荷確定" } else { "手動更新" };
+        let reason = if slip.is_some() {
+            "出荷確定"
+        } else {
+            "手動更新"
+        };
         push_io_entry(
             company,
             goods_id.to_string(),
@@ -823,7 +833,15 @@ fn step_queue(st: &mut NeState, que_id: u64) {
                 .get_mut(&company_id)
                 .expect("queue of a known company");
             for (goods_id, before, after) in io_entries {
-                push_io_entry(company, goods_id, before, after, None, "CSVアップロード", now);
+                push_io_entry(
+                    company,
+                    goods_id,
+                    before,
+                    after,
+                    None,
+                    "CSVアップロード",
+                    now,
+                );
             }
             let q = &mut st.queues[qi];
             if errors.is_empty() {

@@ -7,7 +7,6 @@ use super::{AdminError, AdminResult, Flash, jst, page, redirect_with, take_flash
 use crate::Context;
 use crate::held::HeldDecision;
 use crate::resend::rows_to_resend;
-use sne_domain::row_application::{RowFate, RowVerdict};
 use crate::uploader::csv_file_name;
 use axum::Form;
 use axum::extract::{Path, State};
@@ -16,6 +15,7 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use sne_domain::batch_state::BatchState;
 use sne_domain::report::QueueOutcome;
+use sne_domain::row_application::{RowFate, RowVerdict};
 use sne_ports::{OrderImportState, UploadBatch};
 use std::time::Duration;
 
@@ -121,7 +121,9 @@ fn failure_summary(rows: &[RowVerdict]) -> String {
     parts.push(format!("未反映 {unapplied} 行"));
     let unknown = count(RowFate::Unknown);
     if unknown > 0 {
-        parts.push(format!("確認できず {unknown} 行 (ネクストエンジンで在庫数を確認してください)"));
+        parts.push(format!(
+            "確認できず {unknown} 行 (ネクストエンジンで在庫数を確認してください)"
+        ));
     }
     format!("入出庫履歴による確認: {}", parts.join("、"))
 }
