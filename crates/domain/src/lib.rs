@@ -10,6 +10,7 @@ pub mod division;
 pub mod goods_code;
 pub mod history_mode;
 pub mod mapping;
+pub mod orders;
 pub mod push;
 pub mod que_message;
 pub mod report;

@@ -45,12 +45,11 @@ stock_io_history_cut_form_id,stock_io_history_creation_date";
 const STOCK_IO_CHUNK: usize = 100;
 
 const QUE_FIELDS: &str = "que_id,que_status_id,que_message,que_method_name,que_creation_date,\
-que_upload_name,que_client_file_name";
+que_last_modified_date,que_upload_name,que_client_file_name";
 const GOODS_UPLOAD_METHOD: &str = "SYOHIN_KIHON_CSV";
-const ORDER_ROW_FIELDS: &str = "receive_order_row_receive_order_id,receive_order_shop_id,\
-receive_order_shop_cut_form_id,receive_order_date,receive_order_import_date,\
-receive_order_cancel_type_id,receive_order_order_status_id,receive_order_row_no,\
-receive_order_row_goods_id,receive_order_row_goods_name,receive_order_row_quantity,\
+const ORDER_ROW_FIELDS: &str = "receive_order_row_receive_order_id,\
+receive_order_shop_cut_form_id,receive_order_import_date,receive_order_cancel_type_id,\
+receive_order_row_no,receive_order_row_goods_id,receive_order_row_quantity,\
 receive_order_row_cancel_flag,receive_order_row_deleted_flag,\
 receive_order_row_last_modified_newest_date";
 const ORDER_ROW_SORT: &str = "receive_order_row_last_modified_newest_date-asc,\
@@ -914,15 +913,11 @@ fn order_row(row: &Map<String, Value>) -> Result<NeOrderRow, NeError> {
     let quantity = s("receive_order_row_quantity");
     Ok(NeOrderRow {
         receive_order_id: s("receive_order_row_receive_order_id"),
-        shop_id: s("receive_order_shop_id"),
         shop_order_no: s("receive_order_shop_cut_form_id"),
-        order_date: time_of(row, "receive_order_date"),
         import_date: time_of(row, "receive_order_import_date"),
         cancel_type_id: s("receive_order_cancel_type_id"),
-        order_status_id: s("receive_order_order_status_id"),
         row_no: s("receive_order_row_no"),
         goods_id: s("receive_order_row_goods_id"),
-        goods_name: s("receive_order_row_goods_name"),
         quantity: quantity
             .trim()
             .parse()

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use sne_domain::TenantId;
+pub use sne_domain::orders::NeOrderRow;
 pub use sne_domain::row_application::StockIoEntry;
 use sne_domain::tenant::NeTokens;
 use std::collections::HashSet;
@@ -55,25 +56,6 @@ pub struct QueueEntry {
     /// `que_client_file_name`: the file name a screen upload came with.
     #[serde(default)]
     pub client_file_name: String,
-}
-
-/// One 受注明細 joined with its 受注伝票 header fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NeOrderRow {
-    pub receive_order_id: String,
-    pub shop_id: String,
-    pub shop_order_no: String,
-    pub order_date: Option<NaiveDateTime>,
-    pub import_date: Option<NaiveDateTime>,
-    pub cancel_type_id: String,
-    pub order_status_id: String,
-    pub row_no: String,
-    pub goods_id: String,
-    pub goods_name: String,
-    pub quantity: i64,
-    pub row_cancelled: bool,
-    pub row_deleted: bool,
-    pub last_modified_newest: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

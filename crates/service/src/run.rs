@@ -3,7 +3,7 @@
 
 use crate::Context;
 use crate::checker::{MAX_OUTCOMES_PER_REPORT, previous_section, run_check};
-use crate::orders::{mark_reported, run_order_import};
+use crate::orders::{ImportOptions, import_orders, mark_reported};
 use crate::reporter::{SendOutcome, enqueue_report, send_pending};
 use crate::uploader::run_upload;
 use chrono::Duration as ChronoDuration;
@@ -52,7 +52,7 @@ pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str
         None
     };
     let orders = if matches!(jobs, Jobs::ImportOrders | Jobs::All) {
-        run_order_import(ctx, tenant).await
+        import_orders(ctx, tenant, &ImportOptions::default()).await
     } else {
         None
     };
@@ -165,13 +165,24 @@ async fn token_notice(ctx: &Context, tenant: &Tenant) -> Option<String> {
     }
 }
 
-/// Runs the jobs for every tenant, one after another; one tenant's failure never
-/// stops the others.
+impl Jobs {
+    /// Whether a tenant has anything for these jobs to do: the order import alone
+    /// concerns only tenants with the import on.
+    pub fn concern(self, tenant: &Tenant) -> bool {
+        match self {
+            Jobs::ImportOrders => tenant.order_import.enabled,
+            _ => true,
+        }
+    }
+}
+
+/// Runs the jobs for every tenant they concern, one after another; one tenant's
+/// failure never stops the others.
 pub async fn run_all(ctx: &Context, jobs: Jobs) -> anyhow::Result<Vec<TenantRun>> {
     let run_id = new_run_id(ctx);
     let tenants = ctx.storage.list_tenants().await?;
     let mut runs = Vec::with_capacity(tenants.len());
-    for tenant in tenants {
+    for tenant in tenants.into_iter().filter(|t| jobs.concern(t)) {
         runs.push(run_tenant(ctx, &tenant, jobs, &run_id).await);
     }
     Ok(runs)

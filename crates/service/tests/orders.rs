@@ -16,7 +16,7 @@ use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError,
 use sne_ports::{OrderImportState, PairSource, SystemClock};
 use sne_service::orders::{
     IMPORT_LEASE, ImportOptions, ORDER_CURSOR, OrderImportError, OrderImportForm, STARTED_MESSAGE,
-    STOPPED_MESSAGE, configure_order_import, run_order_import_with,
+    STOPPED_MESSAGE, configure_order_import, import_orders,
 };
 use sne_service::run::{Jobs, run_all};
 use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
@@ -395,7 +395,7 @@ impl H {
 
     async fn import(&self, page_size: usize) -> OrderSection {
         let tenant = self.tenant().await;
-        run_order_import_with(&self.ctx, &tenant, &ImportOptions { page_size })
+        import_orders(&self.ctx, &tenant, &ImportOptions { page_size })
             .await
             .expect("import is on")
     }
@@ -582,8 +582,8 @@ async fn a_crash_at_every_step_never_ships_twice() {
     let tenant = h.tenant().await;
     let options = ImportOptions { page_size: 50 };
     let (a, b) = tokio::join!(
-        run_order_import_with(&h.ctx, &tenant, &options),
-        run_order_import_with(&h.ctx, &tenant, &options)
+        import_orders(&h.ctx, &tenant, &options),
+        import_orders(&h.ctx, &tenant, &options)
     );
     assert!(a.iter().chain(b.iter()).all(|s| s.error.is_none()));
     assert_eq!(h.sm.shipments().len(), 3);
@@ -926,7 +926,7 @@ async fn settings_are_cleaned_checked_and_answered_with_the_manuals_messages() {
     assert!(!tenant.order_import.enabled);
     h.seed(2, &[("8000001", 1)]);
     assert!(
-        run_order_import_with(&h.ctx, &tenant, &ImportOptions::default())
+        import_orders(&h.ctx, &tenant, &ImportOptions::default())
             .await
             .is_none()
     );
@@ -1023,9 +1023,7 @@ async fn an_import_in_progress_elsewhere_is_left_alone_until_its_lease_runs_out(
     let tenant = h.tenant().await;
     let options = ImportOptions { page_size: 50 };
     assert!(
-        run_order_import_with(&h.ctx, &tenant, &options)
-            .await
-            .is_none(),
+        import_orders(&h.ctx, &tenant, &options).await.is_none(),
         "no section: the holder reports"
     );
     assert_eq!(h.shipments_of("7"), 0, "nothing shipped beside the holder");
@@ -1041,9 +1039,7 @@ async fn an_import_in_progress_elsewhere_is_left_alone_until_its_lease_runs_out(
         .set_cursor(&h.tenant, IMPORT_LEASE, Some(&held), &expired)
         .await
         .unwrap();
-    let section = run_order_import_with(&h.ctx, &tenant, &options)
-        .await
-        .unwrap();
+    let section = import_orders(&h.ctx, &tenant, &options).await.unwrap();
     assert!(section.error.is_none(), "{section:?}");
     assert_eq!(h.shipments_of("7"), 1);
     assert!(matches!(
@@ -1051,9 +1047,7 @@ async fn an_import_in_progress_elsewhere_is_left_alone_until_its_lease_runs_out(
         Some(OrderImportState::Imported { .. })
     ));
     // The lease was handed back: the next run starts at once.
-    let again = run_order_import_with(&h.ctx, &tenant, &options)
-        .await
-        .unwrap();
+    let again = import_orders(&h.ctx, &tenant, &options).await.unwrap();
     assert!(again.error.is_none());
     assert_eq!(h.shipments_of("7"), 1);
 }

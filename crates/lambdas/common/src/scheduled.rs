@@ -8,7 +8,6 @@ use serde_json::Value;
 use sne_domain::TenantId;
 use sne_domain::report::UploadSection;
 use sne_service::Context;
-use sne_service::orders::run_order_import_all;
 use sne_service::run::{Jobs, TenantRun, new_run_id, run_all, run_tenant};
 
 pub type ScheduledEvent = EventBridgeEvent<Value>;
@@ -141,10 +140,6 @@ pub async fn handle_scheduled(
 ) -> Result<RunSummary, lambda_runtime::Error> {
     let invocation = classify(job, &event.payload)?;
     let runs = match invocation {
-        // Only tenants with the import switched on, which run_all does not filter.
-        Invocation::AllTenants if job == ScheduledJob::OrderImporter => {
-            run_order_import_all(ctx).await?
-        }
         Invocation::AllTenants => run_all(ctx, job.jobs()).await?,
         Invocation::Tenant(id) => {
             let tenant = ctx
