@@ -892,6 +892,17 @@ mod tests {
     }
 
     #[test]
+    fn a_large_id_written_as_a_float_reads_back_exactly() {
+        // Found by the property test: without serde_json's float_roundtrip this
+        // read as 1870874632809944.75 and the whole push was refused.
+        let row = single_row(
+            r#"{"storeId":"1","productId":"2","stockAmount":"0","id":1870874632809945.0}"#,
+        )
+        .unwrap();
+        assert_eq!(row.history_id, Some(1_870_874_632_809_945));
+    }
+
+    #[test]
     fn quantities_with_a_real_fraction_are_refused_with_row_and_field() {
         for value in [
             r#""3.5""#,
