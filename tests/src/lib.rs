@@ -268,7 +268,7 @@ impl Harness {
             .update_tenant(&tenant)
             .await
             .expect("update");
-        let message = sne_service::uploader::set_history_mode(&self.ctx, &self.tenant, true)
+        let message = sne_service::stock_history::set_history_mode(&self.ctx, &self.tenant, true)
             .await
             .expect("history mode");
         assert!(message.contains("開始"), "{message}");

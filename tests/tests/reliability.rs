@@ -340,7 +340,7 @@ async fn a_slow_upload_is_cut_off_before_the_grace_and_resolved_from_the_queue()
 async fn an_unreadable_history_mode_stops_the_build_instead_of_counting_signals() {
     let mut h = Harness::start(Options::default()).await;
     h.enable_history_access().await;
-    let mode_key = sne_service::uploader::HISTORY_MODE;
+    let mode_key = sne_service::stock_history::HISTORY_MODE;
     let good = h.ctx.storage.cursor(&h.tenant.id, mode_key).await.unwrap();
     assert!(
         h.ctx
@@ -404,7 +404,7 @@ async fn a_relative_push_received_while_history_was_read_stays_a_signal_after_sw
     }
     assert!(late.send().await.unwrap().status().is_success());
     // Switching off reads history up to now; the late push was only a signal.
-    sne_service::uploader::set_history_mode(&h.ctx, &h.tenant, false)
+    sne_service::stock_history::set_history_mode(&h.ctx, &h.tenant, false)
         .await
         .unwrap();
     h.advance(1);
@@ -430,7 +430,7 @@ async fn switching_history_off_first_reads_what_happened_while_it_was_on() {
     h.advance(1);
     h.smaregi.sale(CONTRACT, "1", "8000001", 3).await.unwrap();
     // Off before any run: the push was a signal, so history must be read now.
-    sne_service::uploader::set_history_mode(&h.ctx, &h.tenant, false)
+    sne_service::stock_history::set_history_mode(&h.ctx, &h.tenant, false)
         .await
         .unwrap();
     h.run(Jobs::All).await;

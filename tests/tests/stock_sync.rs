@@ -392,7 +392,7 @@ async fn minimal_pushes_are_completed_from_stock_history() {
     );
 
     // Switching history reading off goes back to the pushes themselves.
-    sne_service::uploader::set_history_mode(&h.ctx, &h.tenant, false)
+    sne_service::stock_history::set_history_mode(&h.ctx, &h.tenant, false)
         .await
         .unwrap();
     h.advance(1);

@@ -457,7 +457,7 @@ async fn tenant(
                 });
                 tenant = ctx.storage.update_tenant(&tenant).await?;
             }
-            let message = sne_service::uploader::set_history_mode(&ctx, &tenant, on).await?;
+            let message = sne_service::stock_history::set_history_mode(&ctx, &tenant, on).await?;
             println!("{message}");
         }
         TenantCommand::OrderImport {

@@ -1,5 +1,11 @@
 //! The file NextEngine's `/api_v1_master_goods/upload` takes for stock deltas:
-//! header `syohin_code,zaiko_su`, one row per goods code, signed deltas, CRLF.
+//! header `syohin_code,zaiko_su`, one row per goods code, signed deltas, CRLF;
+//! and where each file is kept and what it is called.
+
+use crate::TenantId;
+use crate::time::to_jst;
+use crate::upload_batch::UploadBatch;
+use chrono::{DateTime, Utc};
 
 /// One line of the upload: goods code and signed delta (never zero).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,6 +77,25 @@ impl IntBuffer {
         self.1 = cursor.position() as usize;
         &self.0[..self.1]
     }
+}
+
+/// Where a file's CSV is kept: per tenant and Japan-time day.
+pub fn csv_key(tenant: &TenantId, batch_id: &str, at: DateTime<Utc>) -> String {
+    let local = to_jst(at);
+    format!(
+        "tenants/{}/uploads/{}/{batch_id}.csv",
+        tenant,
+        local.format("%Y/%m/%d")
+    )
+}
+
+/// The CSV's name in mails and downloads.
+pub fn csv_file_name(batch: &UploadBatch) -> String {
+    format!(
+        "zaiko_{}_{}.csv",
+        to_jst(batch.created_at).format("%Y%m%d%H%M%S"),
+        batch.batch_id
+    )
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! and the one axum router that both the local server and the Lambdas serve.
 
 pub mod admin;
+pub mod batcher;
 pub mod checker;
 pub mod context;
 pub mod held;
@@ -10,6 +11,7 @@ pub mod orders;
 pub mod reporter;
 pub mod resend;
 pub mod run;
+pub mod stock_history;
 pub mod tenants;
 pub mod trigger;
 pub mod uploader;

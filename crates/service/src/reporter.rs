@@ -2,10 +2,10 @@
 //! there, so a report that cannot be sent now goes out with a later run (SPEC §5).
 
 use crate::Context;
-use crate::uploader::csv_file_name;
 use sne_domain::report::{QueueOutcome, RunReport};
 use sne_domain::row_application::unapplied_lines;
 use sne_domain::tenant::Tenant;
+use sne_domain::upload_csv::csv_file_name;
 use sne_domain::upload_csv::render_upload_csv;
 use sne_ports::{Attachment, Mail, OutboxReport, StoreError, StoredAttachment, UploadBatch};
 

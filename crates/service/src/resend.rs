@@ -5,12 +5,12 @@
 //! a new frozen file through the same state machine, once per failed file.
 
 use crate::Context;
-use crate::uploader::csv_key;
 use sne_domain::TenantId;
 use sne_domain::batch_state::BatchState;
 use sne_domain::report::QueueOutcome;
 use sne_domain::row_application::{RowVerdict, unapplied_lines};
 use sne_domain::upload_csv::UploadLine;
+use sne_domain::upload_csv::csv_key;
 use sne_ports::{FollowUpRequest, StoreError, UploadBatch};
 
 #[derive(Debug, thiserror::Error)]

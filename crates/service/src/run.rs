@@ -5,12 +5,16 @@ use crate::Context;
 use crate::checker::{MAX_OUTCOMES_PER_REPORT, previous_section, run_check};
 use crate::orders::{ImportOptions, import_orders, mark_reported};
 use crate::reporter::{SendOutcome, enqueue_report, send_pending};
-use crate::uploader::run_upload;
+use crate::{batcher, stock_history, uploader};
 use chrono::Duration as ChronoDuration;
+use sne_domain::batch_state::BatchState;
 use sne_domain::report::{PreviousSection, RunReport, UploadSection};
 use sne_domain::tenant::Tenant;
 use sne_domain::time::to_jst;
+use sne_domain::upload_csv::csv_file_name;
 use sne_ports::StoreError;
+use sne_ports::UploadBatch;
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Jobs {
@@ -186,4 +190,97 @@ pub async fn run_all(ctx: &Context, jobs: Jobs) -> anyhow::Result<Vec<TenantRun>
         runs.push(run_tenant(ctx, &tenant, jobs, &run_id).await);
     }
     Ok(runs)
+}
+
+/// What one upload run did, for the report.
+#[derive(Debug, Clone)]
+pub struct UploadRun {
+    /// The first file's section (the report's 「アップロード」).
+    pub section: UploadSection,
+    /// The batches uploaded in this run, oldest first; their CSVs go with the report.
+    pub uploaded_batches: Vec<UploadBatch>,
+    pub notices: Vec<String>,
+}
+
+/// Uploads what is waiting. Files hold at most `max_rows_per_file` rows, so a
+/// backlog becomes several frozen files, each its own batch through the same
+/// state machine; after a file went up the run takes the next, up to
+/// `max_files_per_run`, and the report names every one.
+pub async fn run_upload(ctx: &Context, tenant: &Tenant, run_id: &str) -> UploadRun {
+    let mut notices = Vec::new();
+    let mut first = None;
+    let mut uploaded_batches = Vec::new();
+    for _ in 0..ctx.config.max_files_per_run.max(1) {
+        let (section, uploaded) = match upload_steps(ctx, tenant, run_id, &mut notices).await {
+            Ok(done) => done,
+            Err(section) => (section, None),
+        };
+        let went_up = matches!(section, UploadSection::Uploaded { .. });
+        match (&first, &section, &uploaded) {
+            (None, _, _) => first = Some(section),
+            (
+                Some(_),
+                UploadSection::Uploaded {
+                    que_id, products, ..
+                },
+                Some(batch),
+            ) => notices.push(format!(
+                "続けてファイル {} もアップロードしました(キューID {que_id}、{products} 商品)",
+                csv_file_name(batch)
+            )),
+            // A later file that did not go up waits for the next run, which
+            // reports it; this run's section stays the first file's.
+            (Some(_), _, _) => {}
+        }
+        uploaded_batches.extend(uploaded);
+        let more = went_up
+            && ctx
+                .storage
+                .pending_changes(&tenant.id)
+                .await
+                .is_ok_and(|n| n > 0);
+        if !more {
+            break;
+        }
+    }
+    // Each file's steps repeat the reminders (held uploads, say): tell them once.
+    let mut seen = HashSet::new();
+    notices.retain(|n| seen.insert(n.clone()));
+    UploadRun {
+        section: first.unwrap_or(UploadSection::Nothing { parked: vec![] }),
+        uploaded_batches,
+        notices,
+    }
+}
+
+/// One file's worth of the stock path, rooms in order: unknown outcomes first,
+/// then a frozen file left over, then history into the ledger and a new file.
+async fn upload_steps(
+    ctx: &Context,
+    tenant: &Tenant,
+    run_id: &str,
+    notices: &mut Vec<String>,
+) -> Result<(UploadSection, Option<UploadBatch>), UploadSection> {
+    if let Some(done) = uploader::settle_unknown_outcomes(ctx, tenant, notices).await? {
+        return Ok(done);
+    }
+    if let Some(batch) = uploader::next_frozen(ctx, tenant).await? {
+        return uploader::upload_batch(ctx, tenant, batch).await;
+    }
+    let mode = stock_history::read_into_ledger(ctx, tenant, notices)
+        .await
+        .map_err(|e| UploadSection::Failed {
+            batch_id: None,
+            reason: e.to_string(),
+        })?;
+    match batcher::freeze_next(ctx, tenant, run_id, &mode, notices).await? {
+        None => Ok((UploadSection::Nothing { parked: vec![] }, None)),
+        Some(batch) if batch.state == BatchState::Empty => Ok((
+            UploadSection::Nothing {
+                parked: batch.parked,
+            },
+            None,
+        )),
+        Some(batch) => uploader::upload_batch(ctx, tenant, batch).await,
+    }
 }

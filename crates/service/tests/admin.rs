@@ -1088,7 +1088,7 @@ async fn rows_with_a_time_need_no_check_on_the_dashboard() {
 
 async fn history_on(env: &Env) -> bool {
     let tenant = env.tenant(&env.a.id).await;
-    sne_service::uploader::history_mode_since(&env.ctx, &tenant)
+    sne_service::stock_history::history_mode_since(&env.ctx, &tenant)
         .await
         .is_some()
 }

@@ -853,7 +853,7 @@ async fn settings_are_cleaned_checked_and_answered_with_the_manuals_messages() {
         "{unchecked:?}"
     );
     assert!(
-        sne_service::uploader::history_mode_since(&h.ctx, &h.tenant().await)
+        sne_service::stock_history::history_mode_since(&h.ctx, &h.tenant().await)
             .await
             .is_some()
     );
@@ -1058,20 +1058,20 @@ async fn the_import_stops_while_stock_history_is_not_read() {
     h.enable().await;
     // Switching history off is refused while the import is on…
     let tenant = h.tenant().await;
-    let refused = sne_service::uploader::set_history_mode(&h.ctx, &tenant, false).await;
+    let refused = sne_service::stock_history::set_history_mode(&h.ctx, &tenant, false).await;
     assert!(refused.is_err(), "{refused:?}");
     // …and an import found without it (e.g. a mode lost by hand) ships nothing.
     let mode = h
         .ctx
         .storage
-        .cursor(&h.tenant, sne_service::uploader::HISTORY_MODE)
+        .cursor(&h.tenant, sne_service::stock_history::HISTORY_MODE)
         .await
         .unwrap();
     h.ctx
         .storage
         .set_cursor(
             &h.tenant,
-            sne_service::uploader::HISTORY_MODE,
+            sne_service::stock_history::HISTORY_MODE,
             mode.as_deref(),
             "off",
         )

@@ -154,7 +154,7 @@ async fn start(scenario: &Scenario) -> World {
     h.configure_push(setup.shape, setup.pairs_as, setup.push_api_changes);
     let slow_secs = h.ctx.config.unknown_outcome_grace.as_secs() as i64 + 60;
     // The order import switches history reading on when it is configured.
-    let history_on = sne_service::uploader::history_mode_since(&h.ctx, &h.tenant)
+    let history_on = sne_service::stock_history::history_mode_since(&h.ctx, &h.tenant)
         .await
         .is_some();
     World {
@@ -309,7 +309,7 @@ impl World {
             }
             Event::History(on) => {
                 let tenant = fresh_tenant(h).await;
-                if sne_service::uploader::set_history_mode(&h.ctx, &tenant, *on)
+                if sne_service::stock_history::set_history_mode(&h.ctx, &tenant, *on)
                     .await
                     .is_ok()
                 {

@@ -177,7 +177,7 @@ pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderM
         });
     }
     // SPEC §3: without history, absolute pushes without time cannot be ordered.
-    if crate::uploader::history_mode_since(&ctx, tenant)
+    if crate::stock_history::history_mode_since(&ctx, tenant)
         .await
         .is_none()
     {

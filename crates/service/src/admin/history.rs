@@ -7,7 +7,6 @@ use super::{AdminError, AdminResult, Flash, jst, page, redirect_with, take_flash
 use crate::Context;
 use crate::held::HeldDecision;
 use crate::resend::rows_to_resend;
-use crate::uploader::csv_file_name;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -16,6 +15,7 @@ use serde::Deserialize;
 use sne_domain::batch_state::BatchState;
 use sne_domain::report::QueueOutcome;
 use sne_domain::row_application::{RowFate, RowVerdict};
+use sne_domain::upload_csv::csv_file_name;
 use sne_ports::{OrderImportState, UploadBatch};
 use std::time::Duration;
 

@@ -61,7 +61,7 @@ async fn render(
         contract_id: tenant.contract_id.clone(),
         customer_code: tenant.customer_code.clone(),
         pair_count,
-        stock_history_since: crate::uploader::history_mode_since(ctx, tenant)
+        stock_history_since: crate::stock_history::history_mode_since(ctx, tenant)
             .await
             .map(super::jst),
         has_smaregi_api: tenant.smaregi_api.is_some(),
@@ -275,11 +275,11 @@ pub async fn stock_history(
     Form(form): Form<StockHistoryForm>,
 ) -> AdminResult {
     session.check_csrf(form.csrf.as_deref())?;
-    let flash = match crate::uploader::set_history_mode(&ctx, &session.tenant, form.on == "1").await
-    {
-        Ok(message) => Flash::ok(message),
-        Err(e) => Flash::error(e.to_string()),
-    };
+    let flash =
+        match crate::stock_history::set_history_mode(&ctx, &session.tenant, form.on == "1").await {
+            Ok(message) => Flash::ok(message),
+            Err(e) => Flash::error(e.to_string()),
+        };
     Ok(redirect_with(&ctx, "/settings", flash))
 }
 

@@ -200,7 +200,7 @@ async fn import_under_lease(
     // Reading changes from StockHistory is what keeps our own 出荷 out of
     // NextEngine whatever the push shape (README-orders.md): without it a push
     // carrying only the stock after would upload the shipment as a sale.
-    let history_on = crate::uploader::history_mode(ctx, &tenant.id)
+    let history_on = crate::stock_history::history_mode(ctx, &tenant.id)
         .await
         .map_err(|e| format!("保存に失敗しました: {e}"))?
         .on_since()

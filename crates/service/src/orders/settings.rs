@@ -75,11 +75,11 @@ pub async fn configure_order_import(
     // import creates is read back from StockHistory as 出荷 and never uploaded.
     let tenant =
         update_tenant_with(ctx, tenant_id, |t| t.smaregi_api = Some(creds.clone())).await?;
-    if crate::uploader::history_mode_since(ctx, &tenant)
+    if crate::stock_history::history_mode_since(ctx, &tenant)
         .await
         .is_none()
     {
-        let message = crate::uploader::set_history_mode(ctx, &tenant, true)
+        let message = crate::stock_history::set_history_mode(ctx, &tenant, true)
             .await
             .map_err(|e| OrderImportError::Invalid(e.to_string()))?;
         warnings.push(format!(

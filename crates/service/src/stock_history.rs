@@ -1,0 +1,198 @@
+//! Reading Smaregi's `StockHistory` (SPEC §3's preferred intake): the tenant's
+//! history periods (a tenant setting kept as a cursor), switching reading on and
+//! off, and appending history rows to the ledger, each once by its history id.
+
+use crate::Context;
+use chrono::{DateTime, Utc};
+use sne_domain::change::ChangeSource;
+use sne_domain::history_mode::HistoryMode;
+use sne_domain::tenant::Tenant;
+use sne_domain::{StockChange, TenantId};
+use sne_ports::nextengine::NeError;
+use sne_ports::smaregi::SmaregiError;
+
+pub const HISTORY_CURSOR: &str = "smaregi_stock_history_id";
+/// Every period stock history was read ([`HistoryMode`] as text).
+pub const HISTORY_MODE: &str = "smaregi_stock_history_mode";
+
+/// The tenant's stock-history periods. A failed read is an error, never "off":
+/// taking it for "off" would count signal pushes as changes a second time.
+pub async fn history_mode(ctx: &Context, tenant: &TenantId) -> Result<HistoryMode, NeError> {
+    let text = ctx
+        .storage
+        .cursor(tenant, HISTORY_MODE)
+        .await
+        .map_err(|e| NeError::Store(e.to_string()))?;
+    match text {
+        None => Ok(HistoryMode::default()),
+        Some(text) => HistoryMode::parse(&text).map_err(|e| NeError::Store(e.to_string())),
+    }
+}
+
+/// Since when the tenant's changes come from Smaregi's `StockHistory`; `None`
+/// when they do not (or the mode cannot be read: the screens then recommend it).
+pub async fn history_mode_since(ctx: &Context, tenant: &Tenant) -> Option<DateTime<Utc>> {
+    tenant.smaregi_api.as_ref()?;
+    history_mode(ctx, &tenant.id).await.ok()?.on_since()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryModeError {
+    #[error("スマレジAPIの契約IDとアクセストークンが設定されていません")]
+    NoCredentials,
+    #[error(
+        "スマレジの在庫変動履歴を読めません。スマレジAPI設定で「在庫情報参照」を「利用する」にしてください: {0}"
+    )]
+    Smaregi(#[from] sne_ports::smaregi::SmaregiError),
+    #[error(
+        "受注数取り込みが有効な間は在庫変動履歴の読み取りを停止できません。先に受注数取り込みを停止してください"
+    )]
+    NeededByOrderImport,
+    #[error("在庫変動履歴の読み取り位置がありません。読み取りを設定し直してください")]
+    NoCursor,
+    #[error(transparent)]
+    Store(#[from] sne_ports::StoreError),
+}
+
+async fn put_cursor(
+    ctx: &Context,
+    tenant: &TenantId,
+    name: &str,
+    value: &str,
+) -> Result<(), sne_ports::StoreError> {
+    for _ in 0..5 {
+        let current = ctx.storage.cursor(tenant, name).await?;
+        if ctx
+            .storage
+            .set_cursor(tenant, name, current.as_deref(), value)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(sne_ports::StoreError::Conflict(format!(
+        "cursor {name} kept changing"
+    )))
+}
+
+/// Switches reading Smaregi's `StockHistory` on or off (SPEC §3's preferred path).
+///
+/// Switching on reads the newest history id first and counts every change after
+/// it from history; pushes received from this moment on are only signals, pushes
+/// received before it are still completed as pushes. Switching off first reads
+/// history up to now, since the pushes of those changes were only signals. A
+/// change made in the seconds around a switch whose push arrives late could fall
+/// on the wrong side, which is why operators switch at a quiet moment (README).
+pub async fn set_history_mode(
+    ctx: &Context,
+    tenant: &Tenant,
+    on: bool,
+) -> Result<String, HistoryModeError> {
+    let creds = tenant.smaregi_api.as_ref();
+    let mode = history_mode(ctx, &tenant.id)
+        .await
+        .map_err(|e| HistoryModeError::Store(sne_ports::StoreError::Unavailable(e.to_string())))?;
+    if !on {
+        if tenant.order_import.enabled && mode.on_since().is_some() {
+            return Err(HistoryModeError::NeededByOrderImport);
+        }
+        if mode.on_since().is_some()
+            && let Some(creds) = creds
+        {
+            collect_history(ctx, tenant, creds).await?;
+        }
+        let off = mode.switched_off(ctx.clock.now());
+        put_cursor(ctx, &tenant.id, HISTORY_MODE, &off.to_text()).await?;
+        return Ok("在庫変動履歴の読み取りを停止しました".into());
+    }
+    let creds = creds.ok_or(HistoryModeError::NoCredentials)?;
+    if mode.on_since().is_some() {
+        return Ok("在庫変動履歴の読み取りはすでに有効です".into());
+    }
+    let since = ctx.clock.now();
+    let latest = ctx
+        .smaregi
+        .latest_stock_history_id(creds)
+        .await?
+        .unwrap_or(0);
+    put_cursor(ctx, &tenant.id, HISTORY_CURSOR, &latest.to_string()).await?;
+    put_cursor(
+        ctx,
+        &tenant.id,
+        HISTORY_MODE,
+        &mode.switched_on(since).to_text(),
+    )
+    .await?;
+    Ok(format!(
+        "在庫変動履歴の読み取りを開始しました(履歴ID {latest} より後の変動を通知します)"
+    ))
+}
+
+/// Reads Smaregi's `StockHistory` into the ledger when the tenant chose to, and
+/// returns the tenant's history periods, which decide which pushes are only
+/// signals. A history that cannot be read is a notice for the report (the
+/// changes wait for the next run); a mode that cannot be read is an error, and
+/// nothing may be built without it.
+pub async fn read_into_ledger(
+    ctx: &Context,
+    tenant: &Tenant,
+    notices: &mut Vec<String>,
+) -> Result<HistoryMode, NeError> {
+    let mode = history_mode(ctx, &tenant.id).await?;
+    if let (Some(_), Some(creds)) = (mode.on_since(), &tenant.smaregi_api)
+        && let Err(e) = collect_history(ctx, tenant, creds).await
+    {
+        notices.push(match e {
+            // Refused credentials or a function switched off: retrying alone never
+            // helps, the operator has to look (reference: smaregi-api.md, Update
+            // "Error codes" — only code 14 is attested).
+            HistoryModeError::Smaregi(SmaregiError::Auth { .. }) => format!(
+                "スマレジが在庫変動履歴の読み取りを受け付けませんでした。スマレジ管理画面 設定 > システム連携 > スマレジAPI設定 で契約ID・アクセストークンと、機能設定の「在庫情報参照」が「利用する」になっていることを確認してください。読み取れるまで在庫の変動は通知されません: {e}"
+            ),
+            e => format!("スマレジの在庫変動履歴を読めませんでした(次回再試行します): {e}"),
+        });
+    }
+    Ok(mode)
+}
+
+/// Appends Smaregi `StockHistory` rows newer than the cursor to the ledger. The
+/// dedupe key is the history id, so reading a row twice changes nothing and the
+/// cursor may lag safely behind the ledger.
+async fn collect_history(
+    ctx: &Context,
+    tenant: &Tenant,
+    creds: &sne_domain::tenant::SmaregiCredentials,
+) -> Result<(), HistoryModeError> {
+    let cursor = ctx.storage.cursor(&tenant.id, HISTORY_CURSOR).await?;
+    let Some(after_id) = cursor.as_deref().and_then(|c| c.parse::<u64>().ok()) else {
+        return Err(HistoryModeError::NoCursor);
+    };
+    let rows = ctx
+        .smaregi
+        .stock_history_after(creds, after_id, ctx.config.max_history_rows)
+        .await?;
+    let Some(max_id) = rows.iter().filter_map(|r| r.history_id).max() else {
+        return Ok(());
+    };
+    let received_at = ctx.clock.now();
+    let changes: Vec<StockChange> = rows
+        .into_iter()
+        .map(|row| StockChange {
+            dedupe_key: format!("h:{}", row.history_id.unwrap_or_default()),
+            source: ChangeSource::History,
+            row,
+            received_at,
+        })
+        .collect();
+    ctx.storage.append_changes(&tenant.id, &changes).await?;
+    // Losing this race to another reader only means reading some rows again.
+    ctx.storage
+        .set_cursor(
+            &tenant.id,
+            HISTORY_CURSOR,
+            cursor.as_deref(),
+            &max_id.to_string(),
+        )
+        .await?;
+    Ok(())
+}
