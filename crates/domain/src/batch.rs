@@ -16,8 +16,6 @@ pub struct BatchPlan {
     pub lines: Vec<UploadLine>,
     /// Lines that must not be uploaded, with why.
     pub parked: Vec<ParkedLine>,
-    /// Changes that went into `lines` or `parked`.
-    pub changes_used: usize,
     /// Changes of stores that do not count for the tenant.
     pub changes_of_other_stores: usize,
 }
@@ -40,7 +38,6 @@ pub fn plan_batch(
         // Without a known stock after, the increase is taken in full (noted by completion).
         let after = change.after.unwrap_or(change.amount.max(0));
         let delta = reported_delta(master, change.division.as_ref(), change.amount, after);
-        plan.changes_used += 1;
         let (code, reason) = match map.goods_code(&change.product_id) {
             Some(code) if is_valid_goods_code(code) => (code.to_string(), None),
             Some(code) => (code.to_string(), Some(ParkReason::InvalidCode)),
@@ -114,7 +111,6 @@ mod tests {
                 delta: -3
             }]
         );
-        assert_eq!(plan.changes_used, 5);
     }
 
     #[test]

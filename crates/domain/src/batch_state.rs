@@ -53,13 +53,6 @@ impl BatchState {
         .into_iter()
         .find(|s| s.as_str() == text)
     }
-
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            BatchState::Empty | BatchState::Succeeded | BatchState::Failed
-        )
-    }
 }
 
 impl fmt::Display for BatchState {

@@ -50,12 +50,10 @@ pub enum PushError {
     },
 }
 
-/// A parsed push: the `Stock` rows in order, plus what was skipped.
+/// A parsed push: the `Stock` rows in order (other tables are skipped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedPush {
     pub rows: Vec<PushRow>,
-    /// Names of tables other than `Stock` that the push carried (ignored).
-    pub ignored_tables: Vec<String>,
     /// [`crate::change::push_fingerprint`] of `params`.
     pub fingerprint: String,
 }
@@ -83,7 +81,6 @@ pub fn parse_stock_send(proc_name: &str, params: &str) -> Result<ParsedPush, Pus
     };
 
     let mut stock_tables = Vec::new();
-    let mut ignored_tables = Vec::new();
     for (index, table) in tables.iter().enumerate() {
         let position = index + 1;
         let Value::Object(table) = table else {
@@ -100,9 +97,6 @@ pub fn parse_stock_send(proc_name: &str, params: &str) -> Result<ParsedPush, Pus
             }
         };
         if name != "Stock" {
-            if !ignored_tables.iter().any(|known| known == name) {
-                ignored_tables.push(name.to_string());
-            }
             continue;
         }
         match table.get("rows") {
@@ -129,7 +123,6 @@ pub fn parse_stock_send(proc_name: &str, params: &str) -> Result<ParsedPush, Pus
 
     Ok(ParsedPush {
         rows,
-        ignored_tables,
         fingerprint: push_fingerprint(params),
     })
 }
@@ -437,7 +430,6 @@ mod tests {
                 layaway_stock_amount: None,
             }]
         );
-        assert!(parsed.ignored_tables.is_empty());
     }
 
     #[test]
@@ -565,7 +557,7 @@ mod tests {
     }
 
     #[test]
-    fn other_tables_are_listed_and_several_stock_tables_are_joined() {
+    fn other_tables_are_skipped_and_several_stock_tables_are_joined() {
         let params = r#"{"data":[
             {"table_name":"Product","rows":[{"productId":"1"}]},
             {"table_name":"Stock","rows":[{"storeId":"1","productId":"A","stockAmount":"1"}]},
@@ -576,7 +568,6 @@ mod tests {
         let parsed = parse(params).unwrap();
         let products: Vec<_> = parsed.rows.iter().map(|r| r.product_id.as_str()).collect();
         assert_eq!(products, ["A", "B"]);
-        assert_eq!(parsed.ignored_tables, ["Product", "ProductPrice"]);
     }
 
     #[test]

@@ -88,15 +88,6 @@ pub struct Tenant {
     pub version: u64,
 }
 
-impl Tenant {
-    pub fn counts_store(&self, store_id: &str) -> bool {
-        match &self.counted_stores {
-            None => true,
-            Some(stores) => stores.iter().any(|s| s == store_id),
-        }
-    }
-}
-
 impl fmt::Debug for Tenant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tenant")
