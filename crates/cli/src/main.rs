@@ -1,4 +1,4 @@
-//! `smaregi-ne`: the whole service in one process on embedded storage (SPEC §8).
+//! `smaregi-ne`: the whole service in one process on embedded storage (design.md §8).
 
 mod demo;
 mod wiring;

@@ -3,7 +3,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// What a received row tells us about a stock change (SPEC §3 "What a push carries").
+/// What a received row tells us about a stock change (design.md §3 "What a push carries").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
@@ -39,7 +39,7 @@ pub struct PushRow {
 impl PushRow {
     /// Whether anything in the row (a history id or a time) tells it apart from
     /// a resend of an identical row in another push. Rows that lack both are
-    /// still counted but must be shown as 要確認 (SPEC §3: never guess silently).
+    /// still counted but must be shown as 要確認 (design.md §3: never guess silently).
     pub fn is_distinguishable_from_resend(&self) -> bool {
         self.history_id.is_some() || self.changed_at.is_some()
     }

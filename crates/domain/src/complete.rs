@@ -1,5 +1,5 @@
 //! Turning received rows into complete changes (amount and stock after), with the
-//! tenant's stock mirror for rows that carry only one of the two (SPEC §3).
+//! tenant's stock mirror for rows that carry only one of the two (design.md §3).
 
 use crate::change::{ChangeKind, CompletedChange, PushRow};
 use chrono::NaiveDateTime;
@@ -16,7 +16,7 @@ pub struct MirrorEntry {
 /// Keyed by (store id, product id).
 pub type Mirror = HashMap<(String, String), MirrorEntry>;
 
-/// Every fallback is named so the report can say it (SPEC §3: never guess silently).
+/// Every fallback is named so the report can say it (design.md §3: never guess silently).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CompletionNote {

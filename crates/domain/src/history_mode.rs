@@ -1,5 +1,5 @@
 //! When a tenant's changes come from Smaregi's `StockHistory` instead of the
-//! pushes themselves (SPEC §3's preferred path).
+//! pushes themselves (design.md §3's preferred path).
 //!
 //! The mode remembers every period it was on, not only whether it is on now:
 //! a push received during a period is only a signal (its change is counted from

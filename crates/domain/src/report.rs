@@ -1,4 +1,4 @@
-//! The run report of SPEC §5 as data: what happened in one run for one tenant,
+//! The run report of design.md §5 as data: what happened in one run for one tenant,
 //! and its Japanese subject and body. How it is sent is not this module's business.
 
 use crate::que_message::{FREE_STOCK_TEXT, RowError, RowErrorKind};
@@ -19,7 +19,7 @@ pub struct RunReport {
     pub previous: PreviousSection,
     /// `None` while the order import is off: the section is then left out.
     pub orders: Option<OrderSection>,
-    /// Fallbacks and warnings the operator should know about (SPEC §3: never guess silently).
+    /// Fallbacks and warnings the operator should know about (design.md §3: never guess silently).
     pub notices: Vec<String>,
 }
 

@@ -1,4 +1,4 @@
-//! SPEC §3 (manual §5 and §6): what one Smaregi stock change means for NextEngine.
+//! design.md §3 (manual §5 and §6): what one Smaregi stock change means for NextEngine.
 
 use crate::StockDivision;
 use crate::tenant::StockMaster;

@@ -19,7 +19,7 @@ impl fmt::Display for TenantId {
     }
 }
 
-/// Which system holds the truth for stock (SPEC §3).
+/// Which system holds the truth for stock (design.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum StockMaster {

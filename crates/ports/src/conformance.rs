@@ -1,6 +1,6 @@
 //! The storage conformance suite: what every [`Storage`] adapter must do, written
 //! once against the traits so the embedded store and the AWS store are held to the
-//! same promises (SPEC §7: nothing lost, nothing counted twice, tenants isolated).
+//! same promises (design.md §7: nothing lost, nothing counted twice, tenants isolated).
 //!
 //! An adapter's test file supplies an async function that returns a [`Fresh`]
 //! storage (empty, with two independent handles onto it, as two processes or two

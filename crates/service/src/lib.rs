@@ -1,4 +1,4 @@
-//! smaregi-ne's application layer: the jobs of SPEC §2 written against the ports,
+//! smaregi-ne's application layer: the jobs of design.md §2 written against the ports,
 //! and the one axum router that both the local server and the Lambdas serve.
 
 pub mod admin;

@@ -1,5 +1,5 @@
 //! The reporter: every run's report goes into the outbox first and is sent from
-//! there, so a report that cannot be sent now goes out with a later run (SPEC §5).
+//! there, so a report that cannot be sent now goes out with a later run (design.md §5).
 
 use crate::Context;
 use sne_domain::report::{QueueOutcome, RunReport};

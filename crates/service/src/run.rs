@@ -1,5 +1,5 @@
 //! One run for one tenant: check previous queues, upload, import orders, report —
-//! the order of the report's sections (SPEC §5).
+//! the order of the report's sections (design.md §5).
 
 use crate::Context;
 use crate::checker::{MAX_OUTCOMES_PER_REPORT, previous_section, run_check};

@@ -1,4 +1,4 @@
-//! Reading Smaregi's `StockHistory` (SPEC §3's preferred intake): the tenant's
+//! Reading Smaregi's `StockHistory` (design.md §3's preferred intake): the tenant's
 //! history periods (a tenant setting kept as a cursor), switching reading on and
 //! off, and appending history rows to the ledger, each once by its history id.
 
@@ -75,7 +75,7 @@ async fn put_cursor(
     )))
 }
 
-/// Switches reading Smaregi's `StockHistory` on or off (SPEC §3's preferred path).
+/// Switches reading Smaregi's `StockHistory` on or off (design.md §3's preferred path).
 ///
 /// Switching on reads the newest history id first and counts every change after
 /// it from history; pushes received from this moment on are only signals, pushes

@@ -1,4 +1,4 @@
-//! `POST /smaregi/webhook`: Smaregi's 在庫情報送信 (SPEC §4).
+//! `POST /smaregi/webhook`: Smaregi's 在庫情報送信 (design.md §4).
 //!
 //! The answer is `200` only once every change is in the ledger; a resend lands on
 //! the same dedupe keys and changes nothing. `400 code_mismatch` is the exact text

@@ -1,5 +1,5 @@
 //! The report outbox across processes: runs that overlap send a report once, and
-//! the report of a sender that died mid-send still goes out (SPEC §5).
+//! the report of a sender that died mid-send still goes out (design.md §5).
 
 mod admin_support;
 

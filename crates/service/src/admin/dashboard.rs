@@ -25,7 +25,7 @@ pub fn park_reason(reason: ParkReason) -> &'static str {
     }
 }
 
-/// A report subject marks failures with these words (SPEC §5).
+/// A report subject marks failures with these words (design.md §5).
 pub fn subject_failed(subject: &str) -> bool {
     subject.contains("失敗") || subject.contains("エラー発生")
 }
@@ -176,7 +176,7 @@ pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderM
             link: Some(("/history#orders".into(), "受注取込の履歴へ".into())),
         });
     }
-    // SPEC §3: without history, absolute pushes without time cannot be ordered.
+    // design.md §3: without history, absolute pushes without time cannot be ordered.
     if crate::stock_history::history_mode_since(&ctx, tenant)
         .await
         .is_none()

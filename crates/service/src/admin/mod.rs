@@ -1,4 +1,4 @@
-//! The 管理画面 (SPEC §6): server-rendered pages for one tenant's operator.
+//! The 管理画面 (design.md §6): server-rendered pages for one tenant's operator.
 //!
 //! Security model, in one place:
 //! - sessions are signed cookies (see `session`), revoked per tenant by an epoch;

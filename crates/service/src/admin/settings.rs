@@ -268,7 +268,7 @@ pub struct StockHistoryForm {
     on: String,
 }
 
-/// Switches reading Smaregi's StockHistory on or off (SPEC §3's preferred path).
+/// Switches reading Smaregi's StockHistory on or off (design.md §3's preferred path).
 pub async fn stock_history(
     State(ctx): State<Context>,
     session: Session,

@@ -1,4 +1,4 @@
-//! The order importer (SPEC §2, manual 「(β版)ネクストエンジン受注数取り込み」):
+//! The order importer (design.md §2, manual 「(β版)ネクストエンジン受注数取り込み」):
 //! NextEngine web orders become Smaregi 出荷, exactly once.
 //!
 //! What keeps it exactly once:
