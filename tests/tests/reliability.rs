@@ -340,7 +340,7 @@ async fn a_slow_upload_is_cut_off_before_the_grace_and_resolved_from_the_queue()
 async fn an_unreadable_history_mode_stops_the_build_instead_of_counting_signals() {
     let mut h = Harness::start(Options::default()).await;
     h.enable_history_access().await;
-    let mode_key = sne_service::stock_history::HISTORY_MODE;
+    let mode_key = sne_service::cursors::STOCK_HISTORY_MODE.name;
     let good = h.ctx.storage.cursor(&h.tenant.id, mode_key).await.unwrap();
     assert!(
         h.ctx

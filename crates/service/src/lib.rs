@@ -5,6 +5,7 @@ pub mod admin;
 pub mod batcher;
 pub mod checker;
 pub mod context;
+pub mod cursors;
 pub mod held;
 pub mod http;
 pub mod orders;

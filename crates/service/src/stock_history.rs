@@ -3,6 +3,7 @@
 //! off, and appending history rows to the ledger, each once by its history id.
 
 use crate::Context;
+use crate::cursors::{CursorError, STOCK_HISTORY_ID, STOCK_HISTORY_MODE, Update};
 use chrono::{DateTime, Utc};
 use sne_domain::change::ChangeSource;
 use sne_domain::history_mode::HistoryMode;
@@ -11,22 +12,14 @@ use sne_domain::{StockChange, TenantId};
 use sne_ports::nextengine::NeError;
 use sne_ports::smaregi::SmaregiError;
 
-pub const HISTORY_CURSOR: &str = "smaregi_stock_history_id";
-/// Every period stock history was read ([`HistoryMode`] as text).
-pub const HISTORY_MODE: &str = "smaregi_stock_history_mode";
-
 /// The tenant's stock-history periods. A failed read is an error, never "off":
 /// taking it for "off" would count signal pushes as changes a second time.
 pub async fn history_mode(ctx: &Context, tenant: &TenantId) -> Result<HistoryMode, NeError> {
-    let text = ctx
-        .storage
-        .cursor(tenant, HISTORY_MODE)
+    STOCK_HISTORY_MODE
+        .read(ctx, tenant)
         .await
-        .map_err(|e| NeError::Store(e.to_string()))?;
-    match text {
-        None => Ok(HistoryMode::default()),
-        Some(text) => HistoryMode::parse(&text).map_err(|e| NeError::Store(e.to_string())),
-    }
+        .map(Option::unwrap_or_default)
+        .map_err(|e| NeError::Store(e.to_string()))
 }
 
 /// Since when the tenant's changes come from Smaregi's `StockHistory`; `None`
@@ -54,25 +47,10 @@ pub enum HistoryModeError {
     Store(#[from] sne_ports::StoreError),
 }
 
-async fn put_cursor(
-    ctx: &Context,
-    tenant: &TenantId,
-    name: &str,
-    value: &str,
-) -> Result<(), sne_ports::StoreError> {
-    for _ in 0..5 {
-        let current = ctx.storage.cursor(tenant, name).await?;
-        if ctx
-            .storage
-            .set_cursor(tenant, name, current.as_deref(), value)
-            .await?
-        {
-            return Ok(());
-        }
+impl From<CursorError> for HistoryModeError {
+    fn from(e: CursorError) -> Self {
+        HistoryModeError::Store(e.into())
     }
-    Err(sne_ports::StoreError::Conflict(format!(
-        "cursor {name} kept changing"
-    )))
 }
 
 /// Switches reading Smaregi's `StockHistory` on or off (design.md §3's preferred path).
@@ -101,8 +79,12 @@ pub async fn set_history_mode(
         {
             collect_history(ctx, tenant, creds).await?;
         }
-        let off = mode.switched_off(ctx.clock.now());
-        put_cursor(ctx, &tenant.id, HISTORY_MODE, &off.to_text()).await?;
+        let at = ctx.clock.now();
+        STOCK_HISTORY_MODE
+            .update(ctx, &tenant.id, |current| {
+                Update::Set(current.cloned().unwrap_or_default().switched_off(at))
+            })
+            .await?;
         return Ok("在庫変動履歴の読み取りを停止しました".into());
     }
     let creds = creds.ok_or(HistoryModeError::NoCredentials)?;
@@ -115,14 +97,14 @@ pub async fn set_history_mode(
         .latest_stock_history_id(creds)
         .await?
         .unwrap_or(0);
-    put_cursor(ctx, &tenant.id, HISTORY_CURSOR, &latest.to_string()).await?;
-    put_cursor(
-        ctx,
-        &tenant.id,
-        HISTORY_MODE,
-        &mode.switched_on(since).to_text(),
-    )
-    .await?;
+    STOCK_HISTORY_ID
+        .update(ctx, &tenant.id, |_| Update::Set(latest))
+        .await?;
+    STOCK_HISTORY_MODE
+        .update(ctx, &tenant.id, |current| {
+            Update::Set(current.cloned().unwrap_or_default().switched_on(since))
+        })
+        .await?;
     Ok(format!(
         "在庫変動履歴の読み取りを開始しました(履歴ID {latest} より後の変動を通知します)"
     ))
@@ -163,8 +145,7 @@ async fn collect_history(
     tenant: &Tenant,
     creds: &sne_domain::tenant::SmaregiCredentials,
 ) -> Result<(), HistoryModeError> {
-    let cursor = ctx.storage.cursor(&tenant.id, HISTORY_CURSOR).await?;
-    let Some(after_id) = cursor.as_deref().and_then(|c| c.parse::<u64>().ok()) else {
+    let Ok(Some(after_id)) = STOCK_HISTORY_ID.read(ctx, &tenant.id).await else {
         return Err(HistoryModeError::NoCursor);
     };
     let rows = ctx
@@ -185,14 +166,12 @@ async fn collect_history(
         })
         .collect();
     ctx.storage.append_changes(&tenant.id, &changes).await?;
-    // Losing this race to another reader only means reading some rows again.
-    ctx.storage
-        .set_cursor(
-            &tenant.id,
-            HISTORY_CURSOR,
-            cursor.as_deref(),
-            &max_id.to_string(),
-        )
+    // Never backwards: a reader that lost the race only reads some rows again.
+    STOCK_HISTORY_ID
+        .update(ctx, &tenant.id, |current| match current {
+            Some(current) if *current >= max_id => Update::Keep,
+            _ => Update::Set(max_id),
+        })
         .await?;
     Ok(())
 }

@@ -14,9 +14,10 @@ use sne_ports::nextengine::{
 };
 use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
 use sne_ports::{OrderImportState, PairSource, SystemClock};
+use sne_service::cursors::{ORDER_IMPORT_LEASE, ORDER_ROWS_MODIFIED};
 use sne_service::orders::{
-    IMPORT_LEASE, ImportOptions, ORDER_CURSOR, OrderImportError, OrderImportForm, STARTED_MESSAGE,
-    STOPPED_MESSAGE, configure_order_import, import_orders,
+    ImportOptions, OrderImportError, OrderImportForm, STARTED_MESSAGE, STOPPED_MESSAGE,
+    configure_order_import, import_orders,
 };
 use sne_service::run::{Jobs, run_all};
 use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
@@ -526,13 +527,18 @@ async fn many_pages_of_orders_become_one_shipment_each() {
 
     // Replays: the same run again, and again with the cursor moved back.
     h.import(10).await;
-    let cursor = h.ctx.storage.cursor(&h.tenant, ORDER_CURSOR).await.unwrap();
+    let cursor = h
+        .ctx
+        .storage
+        .cursor(&h.tenant, ORDER_ROWS_MODIFIED.name)
+        .await
+        .unwrap();
     assert!(cursor.is_some());
     h.ctx
         .storage
         .set_cursor(
             &h.tenant,
-            ORDER_CURSOR,
+            ORDER_ROWS_MODIFIED.name,
             cursor.as_deref(),
             "2000-01-01 00:00:00",
         )
@@ -1016,7 +1022,7 @@ async fn an_import_in_progress_elsewhere_is_left_alone_until_its_lease_runs_out(
     assert!(
         h.ctx
             .storage
-            .set_cursor(&h.tenant, IMPORT_LEASE, None, &held)
+            .set_cursor(&h.tenant, ORDER_IMPORT_LEASE.name, None, &held)
             .await
             .unwrap()
     );
@@ -1036,7 +1042,7 @@ async fn an_import_in_progress_elsewhere_is_left_alone_until_its_lease_runs_out(
     );
     h.ctx
         .storage
-        .set_cursor(&h.tenant, IMPORT_LEASE, Some(&held), &expired)
+        .set_cursor(&h.tenant, ORDER_IMPORT_LEASE.name, Some(&held), &expired)
         .await
         .unwrap();
     let section = import_orders(&h.ctx, &tenant, &options).await.unwrap();
@@ -1064,14 +1070,14 @@ async fn the_import_stops_while_stock_history_is_not_read() {
     let mode = h
         .ctx
         .storage
-        .cursor(&h.tenant, sne_service::stock_history::HISTORY_MODE)
+        .cursor(&h.tenant, sne_service::cursors::STOCK_HISTORY_MODE.name)
         .await
         .unwrap();
     h.ctx
         .storage
         .set_cursor(
             &h.tenant,
-            sne_service::stock_history::HISTORY_MODE,
+            sne_service::cursors::STOCK_HISTORY_MODE.name,
             mode.as_deref(),
             "off",
         )

@@ -8,6 +8,7 @@
 
 use super::AdminError;
 use crate::Context;
+use crate::cursors::{SESSION_EPOCH, Update};
 use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
@@ -27,7 +28,7 @@ pub const FLASH_COOKIE: &str = "sne_flash";
 pub const NE_BIND_COOKIE: &str = "sne_ne_bind";
 pub const PRELOGIN_COOKIE: &str = "sne_prelogin";
 /// CursorStore name of the per-tenant session epoch.
-pub const EPOCH_CURSOR: &str = "admin_session_epoch";
+pub const EPOCH_CURSOR: &str = SESSION_EPOCH.name;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -135,32 +136,17 @@ impl Session {
 }
 
 pub async fn current_epoch(ctx: &Context, tenant: &TenantId) -> Result<u64, StoreError> {
-    Ok(ctx
-        .storage
-        .cursor(tenant, EPOCH_CURSOR)
-        .await?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0))
+    Ok(SESSION_EPOCH.read(ctx, tenant).await?.unwrap_or(0))
 }
 
 /// Revokes every session of the tenant.
 pub async fn bump_epoch(ctx: &Context, tenant: &TenantId) -> Result<(), StoreError> {
-    for _ in 0..10 {
-        let raw = ctx.storage.cursor(tenant, EPOCH_CURSOR).await?;
-        let next = raw
-            .as_deref()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            + 1;
-        if ctx
-            .storage
-            .set_cursor(tenant, EPOCH_CURSOR, raw.as_deref(), &next.to_string())
-            .await?
-        {
-            return Ok(());
-        }
-    }
-    Err(StoreError::Conflict("session epoch kept changing".into()))
+    SESSION_EPOCH
+        .update(ctx, tenant, |epoch| {
+            Update::Set(epoch.copied().unwrap_or(0) + 1)
+        })
+        .await?;
+    Ok(())
 }
 
 /// A new session cookie for the tenant (after a successful login).

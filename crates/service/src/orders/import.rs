@@ -4,22 +4,18 @@
 use super::report::unreported_section;
 use super::settings::HISTORY_REQUIRED;
 use crate::Context;
+use crate::cursors::{CursorValue, Lease, ORDER_IMPORT_LEASE, ORDER_ROWS_MODIFIED, Update};
 use chrono::{Duration as ChronoDuration, NaiveDateTime, SubsecRound};
 use sne_domain::TenantId;
 use sne_domain::mapping::ProductMap;
 use sne_domain::orders::{NeOrder, group_orders, shipment_lines, shipment_token};
 use sne_domain::report::OrderSection;
 use sne_domain::tenant::{MappingMode, SmaregiCredentials, Tenant};
-use sne_domain::time::{API_FORMAT, parse_api_time, to_jst};
+use sne_domain::time::to_jst;
 use sne_ports::nextengine::{NeError, NeOrderRow, OrderRowQuery};
 use sne_ports::smaregi::{NewShipment, SmaregiError};
 use sne_ports::{OrderImportRecord, OrderImportState, PairSource, StoreError};
 
-/// Cursor (CursorStore) holding the newest `receive_order_row_last_modified_newest_date`
-/// already settled, in NextEngine's own time (JST, `YYYY-MM-DD HH:MM:SS`).
-pub const ORDER_CURSOR: &str = "ne_order_rows_modified";
-/// Cursor holding the per-tenant import lease (`ImportLease`).
-pub const IMPORT_LEASE: &str = "ne_order_import_lease";
 /// NextEngine's rows are read again from this long before the cursor: a row
 /// written with an earlier timestamp than a concurrent read (or shifted between
 /// two pages) is still seen. Re-reading is harmless.
@@ -95,24 +91,17 @@ type RunError = String;
 /// run died (its lease ran out) and is resolved, never a run still in progress.
 struct ImportLease {
     tenant: TenantId,
-    owner: String,
-    /// The stored value, `<owner>|<until, RFC 3339>`.
-    held: String,
+    held: Lease,
 }
 
 impl ImportLease {
-    fn value(ctx: &Context, owner: &str) -> String {
-        let until = ctx.clock.now()
-            + ChronoDuration::from_std(ctx.config.order_import_lease)
-                .unwrap_or(ChronoDuration::minutes(15));
-        format!("{owner}|{}", until.to_rfc3339())
-    }
-
-    fn expired(ctx: &Context, value: &str) -> bool {
-        value
-            .rsplit_once('|')
-            .and_then(|(_, until)| chrono::DateTime::parse_from_rfc3339(until).ok())
-            .is_none_or(|until| until <= ctx.clock.now())
+    fn lease(ctx: &Context, owner: &str) -> Lease {
+        Lease {
+            owner: owner.to_string(),
+            until: ctx.clock.now()
+                + ChronoDuration::from_std(ctx.config.order_import_lease)
+                    .unwrap_or(ChronoDuration::minutes(15)),
+        }
     }
 
     async fn acquire(
@@ -120,31 +109,38 @@ impl ImportLease {
         tenant: &TenantId,
         owner: &str,
     ) -> Result<Option<ImportLease>, StoreError> {
-        let current = ctx.storage.cursor(tenant, IMPORT_LEASE).await?;
-        if let Some(value) = &current
-            && !value.is_empty()
-            && !Self::expired(ctx, value)
-        {
+        let now = ctx.clock.now();
+        let mine = Self::lease(ctx, owner);
+        // An unreadable lease is taken over like an expired one: it holds nobody.
+        let current = ORDER_IMPORT_LEASE.read(ctx, tenant).await.ok().flatten();
+        if current.as_ref().is_some_and(|l| l.is_live(now)) {
             return Ok(None);
         }
-        let held = Self::value(ctx, owner);
+        let raw = ctx.storage.cursor(tenant, ORDER_IMPORT_LEASE.name).await?;
         let won = ctx
             .storage
-            .set_cursor(tenant, IMPORT_LEASE, current.as_deref(), &held)
+            .set_cursor(
+                tenant,
+                ORDER_IMPORT_LEASE.name,
+                raw.as_deref(),
+                &mine.encode(),
+            )
             .await?;
         Ok(won.then(|| ImportLease {
             tenant: tenant.clone(),
-            owner: owner.to_string(),
-            held,
+            held: mine,
         }))
+    }
+
+    fn owner(&self) -> &str {
+        &self.held.owner
     }
 
     /// False when the lease was lost (another run took it over after it ran out).
     async fn renew(&mut self, ctx: &Context) -> Result<(), RunError> {
-        let next = Self::value(ctx, &self.owner);
-        match ctx
-            .storage
-            .set_cursor(&self.tenant, IMPORT_LEASE, Some(&self.held), &next)
+        let next = Self::lease(ctx, &self.held.owner);
+        match ORDER_IMPORT_LEASE
+            .swap(ctx, &self.tenant, Some(&self.held), Some(&next))
             .await
         {
             Ok(true) => {
@@ -157,9 +153,8 @@ impl ImportLease {
     }
 
     async fn release(self, ctx: &Context) {
-        if let Err(e) = ctx
-            .storage
-            .set_cursor(&self.tenant, IMPORT_LEASE, Some(&self.held), "")
+        if let Err(e) = ORDER_IMPORT_LEASE
+            .swap(ctx, &self.tenant, Some(&self.held), None)
             .await
         {
             tracing::warn!(tenant = %self.tenant, error = %e, "order import lease not released; it runs out");
@@ -187,15 +182,11 @@ async fn import_under_lease(
     let imported_since = to_jst(enabled_at).trunc_subsecs(0);
     let store_err = |e: StoreError| format!("保存に失敗しました: {e}");
 
-    let cursor = ctx
-        .storage
-        .cursor(&tenant.id, ORDER_CURSOR)
+    let cursor = ORDER_ROWS_MODIFIED
+        .read(ctx, &tenant.id)
         .await
-        .map_err(store_err)?;
-    let modified_since = cursor
-        .as_deref()
-        .and_then(parse_api_time)
-        .map(|t| t - ChronoDuration::minutes(CURSOR_OVERLAP_MINUTES));
+        .map_err(|e| store_err(e.into()))?;
+    let modified_since = cursor.map(|t| t - ChronoDuration::minutes(CURSOR_OVERLAP_MINUTES));
 
     // Reading changes from StockHistory is what keeps our own 出荷 out of
     // NextEngine whatever the push shape (README-orders.md): without it a push
@@ -213,22 +204,19 @@ async fn import_under_lease(
     let orders = group_orders(rows, imported_since);
     let map = product_map(ctx, tenant).await.map_err(store_err)?;
     for order in orders {
-        process_order(ctx, tenant, &creds, &store_id, &map, &order, &lease.owner).await?;
+        process_order(ctx, tenant, &creds, &store_id, &map, &order, lease.owner()).await?;
         lease.renew(ctx).await?;
     }
     // Only now: every order read in this run is settled.
+    // Never backwards: a slower run that read less leaves a newer cursor alone.
     if let Some(newest) = newest {
-        let value = newest.format(API_FORMAT).to_string();
-        let older = cursor
-            .as_deref()
-            .and_then(parse_api_time)
-            .is_none_or(|c| c < newest);
-        if older {
-            ctx.storage
-                .set_cursor(&tenant.id, ORDER_CURSOR, cursor.as_deref(), &value)
-                .await
-                .map_err(store_err)?;
-        }
+        ORDER_ROWS_MODIFIED
+            .update(ctx, &tenant.id, |current| match current {
+                Some(current) if *current >= newest => Update::Keep,
+                _ => Update::Set(newest),
+            })
+            .await
+            .map_err(|e| store_err(e.into()))?;
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ mod import;
 mod report;
 mod settings;
 
-pub use import::{IMPORT_LEASE, ImportOptions, ORDER_CURSOR, import_orders};
+pub use import::{ImportOptions, import_orders};
 pub use report::mark_reported;
 pub use settings::{
     HISTORY_REQUIRED, OrderImportError, OrderImportForm, OrderImportSaved, STARTED_MESSAGE,
