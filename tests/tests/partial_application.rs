@@ -14,21 +14,15 @@ use sne_simulators::nextengine::{Fault, FaultKind};
 const HISTORY_PATH: &str = "/api_v1_master_stockiohistory/search";
 
 /// NextEngine has 10 of 8000001 with 8 allocated (2 free), so the 棚卸 −5 is
-/// refused for free stock; 8000002's sale of 1 is a good row. Returns the
-/// failed file.
-async fn a_failed_file(
-    partial_apply: bool,
-    history_fault: Option<FaultKind>,
-) -> (Harness, UploadBatch) {
+/// refused for free stock; 8000002's sale of 1 is a good row. The file is
+/// uploaded and waits in NextEngine's queue.
+async fn a_queued_file(partial_apply: bool) -> Harness {
     let h = Harness::start(Options {
         ne_goods: vec![("8000001", 10, 8), ("8000002", 10, 0)],
         ..Options::default()
     })
     .await;
     h.ne.set_partial_apply(partial_apply);
-    if let Some(kind) = history_fault {
-        h.ne.inject_fault(Fault::new(kind).on(HISTORY_PATH));
-    }
     h.smaregi
         .stocktake(CONTRACT, "1", "8000001", 5)
         .await
@@ -43,16 +37,31 @@ async fn a_failed_file(
         "{:?}",
         first.report.upload
     );
+    h
+}
+
+/// The queued file processed, then the run that records its failure.
+async fn a_failed_file(
+    partial_apply: bool,
+    history_fault: Option<FaultKind>,
+) -> (Harness, UploadBatch) {
+    let h = a_queued_file(partial_apply).await;
+    if let Some(kind) = history_fault {
+        h.ne.inject_fault(Fault::new(kind).on(HISTORY_PATH));
+    }
     h.ne.run_queues();
     h.run(Jobs::All).await;
-    let failed = h
-        .ctx
+    let failed = failed_files(&h).await;
+    assert_eq!(failed.len(), 1, "one failed file");
+    (h, failed.into_iter().next().unwrap())
+}
+
+async fn failed_files(h: &Harness) -> Vec<UploadBatch> {
+    h.ctx
         .storage
         .batches_in_state(&h.tenant.id, BatchState::Failed)
         .await
-        .unwrap();
-    assert_eq!(failed.len(), 1, "one failed file");
-    (h, failed.into_iter().next().unwrap())
+        .unwrap()
 }
 
 fn fates(batch: &UploadBatch) -> Vec<(String, RowFate)> {
@@ -219,18 +228,7 @@ async fn an_unreadable_history_leaves_good_rows_unknown_and_never_re_sends_them(
 
 #[tokio::test]
 async fn a_passing_history_error_judges_the_file_next_run() {
-    let h = Harness::start(Options {
-        ne_goods: vec![("8000001", 10, 8), ("8000002", 10, 0)],
-        ..Options::default()
-    })
-    .await;
-    h.ne.set_partial_apply(false);
-    h.smaregi
-        .stocktake(CONTRACT, "1", "8000001", 5)
-        .await
-        .unwrap();
-    h.smaregi.sale(CONTRACT, "1", "8000002", 1).await.unwrap();
-    h.run(Jobs::All).await;
+    let h = a_queued_file(false).await;
     h.ne.run_queues();
     // Maintenance on every call of the history while this run checks.
     h.ne.inject_fault(Fault::new(FaultKind::Maintenance002007).on(HISTORY_PATH));
@@ -254,12 +252,7 @@ async fn a_passing_history_error_judges_the_file_next_run() {
     h.ne.clear_faults();
     let third = h.run(Jobs::All).await;
     assert!(third.report.render().subject.contains("処理結果:失敗"));
-    let failed = h
-        .ctx
-        .storage
-        .batches_in_state(&h.tenant.id, BatchState::Failed)
-        .await
-        .unwrap();
+    let failed = failed_files(&h).await;
     assert_eq!(
         fates(&failed[0]),
         [
@@ -271,28 +264,12 @@ async fn a_passing_history_error_judges_the_file_next_run() {
 
 #[tokio::test]
 async fn an_order_shipment_of_the_same_size_is_not_taken_for_our_row() {
-    let h = Harness::start(Options {
-        ne_goods: vec![("8000001", 10, 8), ("8000002", 10, 0)],
-        ..Options::default()
-    })
-    .await;
-    h.ne.set_partial_apply(false);
-    h.smaregi
-        .stocktake(CONTRACT, "1", "8000001", 5)
-        .await
-        .unwrap();
-    h.smaregi.sale(CONTRACT, "1", "8000002", 1).await.unwrap();
-    h.run(Jobs::All).await;
+    let h = a_queued_file(false).await;
     // While the file waits in the queue, a web order of one unit ships in NextEngine.
     h.ne.record_stock_change(COMPANY, "8000002", -1, Some("1001"));
     h.ne.run_queues();
     h.run(Jobs::All).await;
-    let failed = h
-        .ctx
-        .storage
-        .batches_in_state(&h.tenant.id, BatchState::Failed)
-        .await
-        .unwrap();
+    let failed = failed_files(&h).await;
     assert_eq!(
         fates(&failed[0]),
         [

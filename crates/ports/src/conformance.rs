@@ -2370,93 +2370,20 @@ pub async fn tenants_are_isolated<S: Storage + 'static>(fresh: Fresh<S>) {
     assert_eq!(store.tenant(&tb).await.unwrap(), Some(b));
 }
 
-/// A batch of `tenant` held as 要確認 — an upload whose answer was lost and whose
-/// queue NextEngine's list could not prove — made through the store's own
-/// steps, for the tests of what operators do with such a batch (admin screen,
-/// CLI). It claims whatever is pending plus one change of `line`.
-pub async fn hold_a_batch(
+/// A frozen file of `lines` made through the store's own steps (one history
+/// change per line, claimed with whatever is pending, frozen), for the tests of
+/// what operators do with files (admin screen, CLI).
+async fn frozen_file(
     store: &dyn Storage,
     tenant: &TenantId,
     batch_id: &str,
-    line: UploadLine,
-    candidates: Vec<QueueCandidate>,
+    lines: Vec<UploadLine>,
     now: DateTime<Utc>,
 ) -> UploadBatch {
-    let change = StockChange {
-        dedupe_key: format!("held:{batch_id}"),
-        source: ChangeSource::History,
-        row: PushRow {
-            store_id: "1".into(),
-            product_id: line.goods_code.clone(),
-            kind: ChangeKind::History,
-            division: None,
-            amount: Some(line.delta),
-            after: None,
-            changed_at: None,
-            history_id: None,
-            from_store_id: None,
-            to_store_id: None,
-            layaway_stock_amount: None,
-        },
-        received_at: now,
-    };
-    store.append_changes(tenant, &[change]).await.unwrap();
-    let claim = ClaimRequest {
-        new_batch_id: batch_id.into(),
-        owner: "held-test".into(),
-        now,
-        lease_until: now + Duration::minutes(5),
-        max_changes: usize::MAX,
-    };
-    store.claim_batch(tenant, &claim).await.unwrap().unwrap();
-    let built = store
-        .finish_build(
-            tenant,
-            batch_id,
-            "held-test",
-            &BuiltContent {
-                lines: vec![line],
-                change_count: 1,
-                at: now,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let uploading = store
-        .transition(
-            tenant,
-            batch_id,
-            &Transition::of(&built, BatchState::Uploading, now),
-        )
-        .await
-        .unwrap();
-    let mut hold = Transition::of(&uploading, BatchState::NeedsAttention, now);
-    hold.candidates = candidates;
-    store.transition(tenant, batch_id, &hold).await.unwrap()
-}
-
-/// Makes `batch_id` a file NextEngine's queue failed, with `rows` as the stock
-/// in/out history judged them, the way a run records it (for the admin and
-/// CLI tests of 「未反映の行を再アップロード」).
-pub async fn fail_a_batch(
-    store: &dyn Storage,
-    tenant: &TenantId,
-    batch_id: &str,
-    rows: Vec<sne_domain::row_application::RowVerdict>,
-    now: DateTime<Utc>,
-) -> UploadBatch {
-    let lines: Vec<UploadLine> = rows
-        .iter()
-        .map(|r| UploadLine {
-            goods_code: r.goods_code.clone(),
-            delta: r.delta,
-        })
-        .collect();
     let changes: Vec<StockChange> = lines
         .iter()
         .map(|line| StockChange {
-            dedupe_key: format!("failed:{batch_id}:{}", line.goods_code),
+            dedupe_key: format!("operator-test:{batch_id}:{}", line.goods_code),
             source: ChangeSource::History,
             row: PushRow {
                 store_id: "1".into(),
@@ -2477,17 +2404,17 @@ pub async fn fail_a_batch(
     store.append_changes(tenant, &changes).await.unwrap();
     let claim = ClaimRequest {
         new_batch_id: batch_id.into(),
-        owner: "failed-test".into(),
+        owner: "operator-test".into(),
         now,
         lease_until: now + Duration::minutes(5),
         max_changes: usize::MAX,
     };
     store.claim_batch(tenant, &claim).await.unwrap().unwrap();
-    let mut batch = store
+    store
         .finish_build(
             tenant,
             batch_id,
-            "failed-test",
+            "operator-test",
             &BuiltContent {
                 change_count: lines.len(),
                 lines,
@@ -2496,7 +2423,52 @@ pub async fn fail_a_batch(
             },
         )
         .await
+        .unwrap()
+}
+
+/// A batch of `tenant` held as 要確認 — an upload whose answer was lost and whose
+/// queue NextEngine's list could not prove — for the tests of what operators do
+/// with such a batch.
+pub async fn hold_a_batch(
+    store: &dyn Storage,
+    tenant: &TenantId,
+    batch_id: &str,
+    line: UploadLine,
+    candidates: Vec<QueueCandidate>,
+    now: DateTime<Utc>,
+) -> UploadBatch {
+    let built = frozen_file(store, tenant, batch_id, vec![line], now).await;
+    let uploading = store
+        .transition(
+            tenant,
+            batch_id,
+            &Transition::of(&built, BatchState::Uploading, now),
+        )
+        .await
         .unwrap();
+    let mut hold = Transition::of(&uploading, BatchState::NeedsAttention, now);
+    hold.candidates = candidates;
+    store.transition(tenant, batch_id, &hold).await.unwrap()
+}
+
+/// Makes `batch_id` a file NextEngine's queue failed, with `rows` as the stock
+/// in/out history judged them, the way a run records it (for the tests of
+/// 「未反映の行を再アップロード」).
+pub async fn fail_a_batch(
+    store: &dyn Storage,
+    tenant: &TenantId,
+    batch_id: &str,
+    rows: Vec<sne_domain::row_application::RowVerdict>,
+    now: DateTime<Utc>,
+) -> UploadBatch {
+    let lines: Vec<UploadLine> = rows
+        .iter()
+        .map(|r| UploadLine {
+            goods_code: r.goods_code.clone(),
+            delta: r.delta,
+        })
+        .collect();
+    let mut batch = frozen_file(store, tenant, batch_id, lines, now).await;
     for to in [
         BatchState::Uploading,
         BatchState::Uploaded,
