@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+#[cfg(feature = "testing")]
 use std::sync::Mutex;
 
 pub trait Clock: Send + Sync {
@@ -13,9 +14,11 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock tests move by hand.
+/// A clock tests move by hand (feature `testing`: no production binary has it).
+#[cfg(feature = "testing")]
 pub struct FixedClock(Mutex<DateTime<Utc>>);
 
+#[cfg(feature = "testing")]
 impl FixedClock {
     pub fn new(at: DateTime<Utc>) -> Self {
         FixedClock(Mutex::new(at))
@@ -27,6 +30,7 @@ impl FixedClock {
     }
 }
 
+#[cfg(feature = "testing")]
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().expect("clock lock")

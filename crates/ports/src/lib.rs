@@ -16,7 +16,9 @@ pub mod trigger;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use clock::{Clock, FixedClock, SystemClock};
+#[cfg(feature = "testing")]
+pub use clock::FixedClock;
+pub use clock::{Clock, SystemClock};
 pub use error::{StoreError, StoreResult};
 pub use mail::{Attachment, Mail, Mailer};
 pub use retry::RetryPolicy;
