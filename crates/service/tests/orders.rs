@@ -591,7 +591,10 @@ async fn a_crash_at_every_step_never_ships_twice() {
         import_orders(&h.ctx, &tenant, &options),
         import_orders(&h.ctx, &tenant, &options)
     );
-    assert!(a.iter().chain(b.iter()).all(|s| s.error.is_none()));
+    assert!(
+        a.iter().chain(b.iter()).all(|s| s.error.is_none()),
+        "{a:?} {b:?}"
+    );
     assert_eq!(h.sm.shipments().len(), 3);
 }
 

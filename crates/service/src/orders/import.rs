@@ -77,13 +77,68 @@ pub async fn import_orders(
         },
     };
     if section.error.is_none() {
-        section.error = error;
+        section.error = error.map(|e| e.to_string());
     }
     Some(section)
 }
 
-/// Aborts the run: nothing after it may be attempted, the cursor stays.
-type RunError = String;
+/// Why a run stopped: nothing after it may be attempted, the cursor stays. The
+/// texts are the report's (operator Japanese), kept together here.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("保存に失敗しました: {0}")]
+    Store(#[from] StoreError),
+    #[error("スマレジAPIの設定がありません。管理画面で受注数取り込みを設定し直してください")]
+    NoCredentials,
+    #[error("取り込み先スマレジ側店舗IDが設定されていません")]
+    NoStore,
+    #[error("受注数取り込みの開始日時がありません。設定し直してください")]
+    NoStartDate,
+    #[error("{}", HISTORY_REQUIRED)]
+    HistoryRequired,
+    #[error("別の実行が受注取込を引き継いだため、この実行を止めました")]
+    LeaseLost,
+    #[error(
+        "ネクストエンジンの受注の取得中にトークンのエラーが発生しました。管理画面のトークンの再取得欄で「再取得」をクリックしてください ({0})"
+    )]
+    NextEngineToken(NeError),
+    #[error("ネクストエンジンから受注を取得できませんでした(次回再試行します): {0}")]
+    NextEngine(NeError),
+    #[error(
+        "スマレジAPIの認証に失敗しました。スマレジアクセストークンと機能設定(17.出荷情報更新・24.出荷情報取得)を確認し、管理画面で受注数取り込みを設定し直してください ({0})"
+    )]
+    SmaregiAuth(SmaregiError),
+    #[error("スマレジに接続できませんでした(次回再試行します): {0}")]
+    Smaregi(SmaregiError),
+    #[error(
+        "スマレジが出荷登録を受け付けませんでした ({code}): {message}。受注の内容ではなく設定の問題と考えられるため、受注は登録せずに取り込みを止めています。スマレジAPI設定の機能設定「17.出荷情報更新」が「利用する」か、取り込み先スマレジ側店舗IDが正しいかを確認してください"
+    )]
+    ShipmentSetting { code: String, message: String },
+}
+
+impl From<NeError> for RunError {
+    fn from(e: NeError) -> Self {
+        match e {
+            NeError::Token { .. } => RunError::NextEngineToken(e),
+            e => RunError::NextEngine(e),
+        }
+    }
+}
+
+impl From<SmaregiError> for RunError {
+    fn from(e: SmaregiError) -> Self {
+        match e {
+            SmaregiError::Auth { .. } => RunError::SmaregiAuth(e),
+            e => RunError::Smaregi(e),
+        }
+    }
+}
+
+impl From<crate::cursors::CursorError> for RunError {
+    fn from(e: crate::cursors::CursorError) -> Self {
+        RunError::Store(e.into())
+    }
+}
 
 /// One import run per tenant at a time, across processes: a compare-and-set
 /// lease in the cursor store, renewed after every order. Only the holder touches
@@ -111,12 +166,14 @@ impl ImportLease {
     ) -> Result<Option<ImportLease>, StoreError> {
         let now = ctx.clock.now();
         let mine = Self::lease(ctx, owner);
-        // An unreadable lease is taken over like an expired one: it holds nobody.
-        let current = ORDER_IMPORT_LEASE.read(ctx, tenant).await.ok().flatten();
+        // One read for both the check and the swap: a lease taken between two
+        // reads would be overwritten while it runs. An unreadable lease holds
+        // nobody and is taken over like an expired one.
+        let raw = ctx.storage.cursor(tenant, ORDER_IMPORT_LEASE.name).await?;
+        let current = raw.as_deref().and_then(Lease::decode);
         if current.as_ref().is_some_and(|l| l.is_live(now)) {
             return Ok(None);
         }
-        let raw = ctx.storage.cursor(tenant, ORDER_IMPORT_LEASE.name).await?;
         let won = ctx
             .storage
             .set_cursor(
@@ -147,8 +204,8 @@ impl ImportLease {
                 self.held = next;
                 Ok(())
             }
-            Ok(false) => Err("別の実行が受注取込を引き継いだため、この実行を止めました".into()),
-            Err(e) => Err(format!("保存に失敗しました: {e}")),
+            Ok(false) => Err(RunError::LeaseLost),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -169,23 +226,17 @@ async fn import_under_lease(
     lease: &mut ImportLease,
 ) -> Result<(), RunError> {
     let Some(creds) = tenant.smaregi_api.clone() else {
-        return Err(
-            "スマレジAPIの設定がありません。管理画面で受注数取り込みを設定し直してください".into(),
-        );
+        return Err(RunError::NoCredentials);
     };
     let Some(store_id) = tenant.order_import.store_id.clone() else {
-        return Err("取り込み先スマレジ側店舗IDが設定されていません".into());
+        return Err(RunError::NoStore);
     };
     let Some(enabled_at) = tenant.order_import.enabled_at else {
-        return Err("受注数取り込みの開始日時がありません。設定し直してください".into());
+        return Err(RunError::NoStartDate);
     };
     let imported_since = to_jst(enabled_at).trunc_subsecs(0);
-    let store_err = |e: StoreError| format!("保存に失敗しました: {e}");
 
-    let cursor = ORDER_ROWS_MODIFIED
-        .read(ctx, &tenant.id)
-        .await
-        .map_err(|e| store_err(e.into()))?;
+    let cursor = ORDER_ROWS_MODIFIED.read(ctx, &tenant.id).await?;
     let modified_since = cursor.map(|t| t - ChronoDuration::minutes(CURSOR_OVERLAP_MINUTES));
 
     // Reading changes from StockHistory is what keeps our own 出荷 out of
@@ -193,16 +244,16 @@ async fn import_under_lease(
     // carrying only the stock after would upload the shipment as a sale.
     let history_on = crate::stock_history::history_mode(ctx, &tenant.id)
         .await
-        .map_err(|e| format!("保存に失敗しました: {e}"))?
+        .map_err(|e| RunError::Store(StoreError::Unavailable(e.to_string())))?
         .on_since()
         .is_some();
     if !history_on {
-        return Err(HISTORY_REQUIRED.into());
+        return Err(RunError::HistoryRequired);
     }
     let rows = fetch_rows(ctx, tenant, modified_since, imported_since, options).await?;
     let newest = rows.iter().filter_map(|r| r.last_modified_newest).max();
     let orders = group_orders(rows, imported_since);
-    let map = product_map(ctx, tenant).await.map_err(store_err)?;
+    let map = product_map(ctx, tenant).await?;
     for order in orders {
         process_order(ctx, tenant, &creds, &store_id, &map, &order, lease.owner()).await?;
         lease.renew(ctx).await?;
@@ -215,8 +266,7 @@ async fn import_under_lease(
                 Some(current) if *current >= newest => Update::Keep,
                 _ => Update::Set(newest),
             })
-            .await
-            .map_err(|e| store_err(e.into()))?;
+            .await?;
     }
     Ok(())
 }
@@ -237,25 +287,12 @@ async fn fetch_rows(
             offset: rows.len(),
             limit,
         };
-        let page = ctx
-            .nextengine
-            .order_rows(&tenant.id, &query)
-            .await
-            .map_err(|e| ne_error_text(&e))?;
+        let page = ctx.nextengine.order_rows(&tenant.id, &query).await?;
         let n = page.len();
         rows.extend(page);
         if n < limit {
             return Ok(rows);
         }
-    }
-}
-
-fn ne_error_text(e: &NeError) -> String {
-    match e {
-        NeError::Token { .. } => format!(
-            "ネクストエンジンの受注の取得中にトークンのエラーが発生しました。管理画面のトークンの再取得欄で「再取得」をクリックしてください ({e})"
-        ),
-        _ => format!("ネクストエンジンから受注を取得できませんでした(次回再試行します): {e}"),
     }
 }
 
@@ -280,12 +317,10 @@ async fn process_order(
     order: &NeOrder,
     owner: &str,
 ) -> Result<(), RunError> {
-    let store_err = |e: StoreError| format!("保存に失敗しました: {e}");
     let existing = ctx
         .storage
         .order_record(&tenant.id, &order.receive_order_id)
-        .await
-        .map_err(store_err)?;
+        .await?;
     match existing {
         None => {
             let lines = order.goods_lines();
@@ -312,7 +347,7 @@ async fn process_order(
                 Ok(()) => {}
                 // Another run took it; its record decides.
                 Err(StoreError::Conflict(_)) => return Ok(()),
-                Err(e) => return Err(store_err(e)),
+                Err(e) => return Err(e.into()),
             }
             ship(ctx, tenant, creds, store_id, map, record).await?;
             cancel_if_needed(ctx, tenant, order).await
@@ -335,7 +370,7 @@ async fn process_order(
 async fn put_new(ctx: &Context, record: &OrderImportRecord) -> Result<(), RunError> {
     match ctx.storage.put_order_record(record, None).await {
         Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
-        Err(e) => Err(format!("保存に失敗しました: {e}")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -348,8 +383,7 @@ async fn cancel_if_needed(ctx: &Context, tenant: &Tenant, order: &NeOrder) -> Re
     let Some(record) = ctx
         .storage
         .order_record(&tenant.id, &order.receive_order_id)
-        .await
-        .map_err(|e| format!("保存に失敗しました: {e}"))?
+        .await?
     else {
         return Ok(());
     };
@@ -370,7 +404,7 @@ async fn cancel_if_needed(ctx: &Context, tenant: &Tenant, order: &NeOrder) -> Re
         .await
     {
         Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
-        Err(e) => Err(format!("保存に失敗しました: {e}")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -395,21 +429,11 @@ async fn find_shipment(
     let found = ctx
         .smaregi
         .shipments_by_identification(creds, receive_order_id)
-        .await
-        .map_err(|e| smaregi_run_error(&e))?;
+        .await?;
     Ok(found
         .into_iter()
         .find(|s| s.division.trim() == "0" && !s.shipment_id.is_empty())
         .map(|s| s.shipment_id))
-}
-
-fn smaregi_run_error(e: &SmaregiError) -> RunError {
-    match e {
-        SmaregiError::Auth { .. } => format!(
-            "スマレジAPIの認証に失敗しました。スマレジアクセストークンと機能設定(17.出荷情報更新・24.出荷情報取得)を確認し、管理画面で受注数取り込みを設定し直してください ({e})"
-        ),
-        _ => format!("スマレジに接続できませんでした(次回再試行します): {e}"),
-    }
 }
 
 /// `Started` → `Imported` (or `Failed` when Smaregi rejects the shipment).
@@ -431,7 +455,7 @@ async fn ship(
         async move {
             match ctx.storage.put_order_record(&record, Some("started")).await {
                 Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
-                Err(e) => Err(format!("保存に失敗しました: {e}")),
+                Err(e) => Err(e.into()),
             }
         }
     };
@@ -487,11 +511,11 @@ async fn ship(
         // Anything else (a code never seen, the store, a function switched off) is
         // about the setting, not this order: the run stops, `Started` stays, and
         // the order is shipped once the setting is mended.
-        Err(SmaregiError::Api { code, message }) => Err(format!(
-            "スマレジが出荷登録を受け付けませんでした ({code}): {message}。受注の内容ではなく設定の問題と考えられるため、受注は登録せずに取り込みを止めています。スマレジAPI設定の機能設定「17.出荷情報更新」が「利用する」か、取り込み先スマレジ側店舗IDが正しいかを確認してください"
-        )),
+        Err(SmaregiError::Api { code, message }) => {
+            Err(RunError::ShipmentSetting { code, message })
+        }
         // Unknown outcome or refused credentials: `Started` stays, and the next
         // run looks the shipment up before anything else.
-        Err(e) => Err(smaregi_run_error(&e)),
+        Err(e) => Err(e.into()),
     }
 }
