@@ -6,11 +6,14 @@ use sne_e2e::soak::check::{
     Facts, OracleInput, OrderFact, SmaregiChange, StoredReport, expected_ne_stock, invariants,
 };
 use sne_e2e::soak::exec::run_scenario;
+use sne_e2e::soak::ports::{Faults, Gate, Timeline};
 use sne_e2e::soak::scenario::{Change, Event, RunSpec, Scenario, Setup};
 use sne_e2e::soak::{Mix, Violation};
 use sne_service::run::Jobs;
 use sne_simulators::smaregi::{PairsAs, PushShape};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 fn change(id: u64, store: &str, division: &str, amount: i64, after: i64) -> SmaregiChange {
     SmaregiChange {
@@ -223,6 +226,92 @@ async fn two_sales_in_one_second_are_found_lost_with_relative_pushes() {
         today.is_empty() || today == ["stock"],
         "only a stock violation can come of it: {found:?}"
     );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn time_moves_only_while_every_run_of_an_event_spends_it() {
+    let clock = Arc::new(AtomicI64::new(0));
+    let now = || clock.load(Ordering::SeqCst);
+    let moved = clock.clone();
+    let timeline = Timeline::new(Arc::new(move |secs| {
+        moved.fetch_add(secs, Ordering::SeqCst);
+    }));
+    let gate = || {
+        Gate::new(
+            Faults::default(),
+            timeline.clone(),
+            Arc::new(|| {}),
+            660,
+            240,
+        )
+    };
+    let (a, b) = (gate(), gate());
+    // Run A's call takes 600 s; run B goes on meanwhile and sees no time pass
+    // until its own call of 100 s: then both spend time and the clock moves to
+    // the earlier end (100 s), never to the sum.
+    let slow = async {
+        timeline.spend(600).await;
+        now()
+    };
+    let other = async {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+            assert_eq!(now(), 0, "time moved while run B was working");
+        }
+        timeline.spend(100).await;
+        let seen = now();
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+            assert_eq!(now(), 100, "time moved while run B was working");
+        }
+        drop(b); // run B is over
+        seen
+    };
+    let (a_saw, b_saw) = tokio::join!(slow, other);
+    assert_eq!((a_saw, b_saw), (600, 100));
+    drop(a);
+
+    // A run alone spends its time at once.
+    let alone = Timeline::new(Arc::new(|_| {}));
+    let _only = Gate::new(Faults::default(), alone.clone(), Arc::new(|| {}), 660, 240);
+    tokio::time::timeout(std::time::Duration::from_secs(5), alone.spend(86_401))
+        .await
+        .expect("a single run never waits");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn time_never_jumps_under_the_other_runs_upload() {
+    // Two shrunk runs where the clock jumped under the other run's upload: it
+    // found its own batch `Uploading` past the grace with no queue, sent the
+    // file again, and the first attempt landed too (stock counted twice).
+    // 9006/359: run B's token expired (the clock moved a day) while run A's
+    // upload was being retried; failed about one replay in five.
+    // 7003/139 with the time line but the token's day still spent on it: run B
+    // spent the day between its `Uploading` mark and its upload call, run A's
+    // slow call ended meanwhile; failed every replay.
+    let cases: [(u64, u64, &[usize]); 2] = [
+        (9006, 359, &[1, 2, 3, 5, 26, 27, 28, 33, 34]),
+        (7003, 139, &[3, 6, 8]),
+    ];
+    let mix = Mix::default();
+    for (seed, run_index, keep) in cases {
+        let generated = Scenario::generate(seed, run_index, &mix);
+        let scenario = Scenario {
+            events: keep
+                .iter()
+                .map(|&p| generated.events[p - 1].clone())
+                .collect(),
+            ..generated
+        };
+        assert!(
+            matches!(scenario.events.last(), Some(Event::TwoRuns(..))),
+            "the generator changed; shrink seed {seed} run {run_index} again"
+        );
+        for _ in 0..8 {
+            let found = run_scenario(&scenario, &mix, None).await;
+            assert!(found.is_empty(), "seed {seed} run {run_index}: {found:?}");
+        }
+    }
 }
 
 #[test]

@@ -664,6 +664,22 @@ impl NeSim {
         self.lock().clock.advance(secs);
     }
 
+    /// The company's access token runs out now, its refresh token still good:
+    /// the next call rotates the pair, as a call made just after the access
+    /// token's end does, without moving the clock (time passing at once in the
+    /// middle of a run is what real time cannot do).
+    pub fn expire_access_token(&self, company_id: &str) {
+        let mut st = self.lock();
+        let now = st.clock.now_jst();
+        if let Some(tokens) = st
+            .companies
+            .get_mut(company_id)
+            .and_then(|c| c.tokens.as_mut())
+        {
+            tokens.access_token_end_date = tokens.access_token_end_date.min(now);
+        }
+    }
+
     pub fn now_jst(&self) -> NaiveDateTime {
         self.lock().clock.now_jst()
     }

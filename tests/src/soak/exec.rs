@@ -2,7 +2,7 @@
 //! the invariants are checked on.
 
 use super::check::{self, Facts, OracleInput, OrderFact, SmaregiChange, StoredReport};
-use super::ports::{Gate, gated};
+use super::ports::{Gate, Timeline, gated};
 use super::scenario::{Change, Event, NE_OPENING, PRODUCTS, RunSpec, STORES, Scenario};
 use super::{Mix, Violation};
 use crate::{COMPANY, CONTRACT, Harness, Options, SMAREGI_TOKEN};
@@ -248,18 +248,26 @@ impl World {
         (!sends.is_empty()).then(|| sends[pick % sends.len()].id)
     }
 
-    fn gate(&self, spec: &RunSpec) -> Arc<Gate> {
+    /// The time line of one event's runs (see [`Timeline`]).
+    fn timeline(&self) -> Arc<Timeline> {
+        Timeline::new(self.h.advancer())
+    }
+
+    fn gate(&self, spec: &RunSpec, timeline: &Arc<Timeline>) -> Arc<Gate> {
         Arc::new(Gate::new(
             spec.faults.clone(),
-            self.h.advancer(),
+            timeline.clone(),
+            {
+                let ne = self.h.ne.clone();
+                Arc::new(move || ne.expire_access_token(COMPANY))
+            },
             self.slow_secs,
             self.h.ctx.config.upload_deadline().as_secs() as i64,
         ))
     }
 
     /// One run of the jobs whose future is dropped when its crash point is hit.
-    async fn run(&self, base: &Context, spec: &RunSpec) {
-        let gate = self.gate(spec);
+    async fn run(&self, base: &Context, spec: &RunSpec, gate: Arc<Gate>) {
         let ctx = gated(base, gate.clone());
         tokio::select! {
             biased;
@@ -365,13 +373,19 @@ impl World {
             Event::StepQueues => h.ne.step_queues(),
             Event::RunQueues => h.ne.run_queues(),
             Event::Advance(secs) => h.advance(*secs),
-            Event::Run(spec) => self.run(&h.ctx, spec).await,
+            Event::Run(spec) => {
+                let gate = self.gate(spec, &self.timeline());
+                self.run(&h.ctx, spec, gate).await
+            }
             Event::TwoRuns(a, b) => {
                 let other = h.second_process();
-                tokio::join!(self.run(&h.ctx, a), self.run(&other, b));
+                // Both join the time line before either starts.
+                let timeline = self.timeline();
+                let (gate_a, gate_b) = (self.gate(a, &timeline), self.gate(b, &timeline));
+                tokio::join!(self.run(&h.ctx, a, gate_a), self.run(&other, b, gate_b));
             }
             Event::ChangeDuringRun(spec, change) => {
-                let gate = self.gate(spec);
+                let gate = self.gate(spec, &self.timeline());
                 let ctx = gated(&h.ctx, gate.clone());
                 let run = async {
                     tokio::select! {

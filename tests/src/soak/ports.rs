@@ -2,7 +2,7 @@
 //! chosen call, let the run "crash": the call either never starts or runs to
 //! completion (its effect happens), and then never resolves, while the driver is
 //! told to drop the run's future. The NextEngine wrapper can also make a call
-//! slow (the shared clock jumps past the unknown-outcome grace before the call
+//! slow (the run spends time past the unknown-outcome grace before the call
 //! goes out) or let the access token expire just before a call (rotation).
 //!
 //! An upload is the one call the service bounds with a deadline (below the
@@ -11,6 +11,10 @@
 //! NextEngine just before the deadline and the answer does not, so the service
 //! sees its timeout. A file arriving later than that cannot happen in
 //! production, where the timeout drops the request first.
+//!
+//! The runs of one event (two processes at once) share one [`Timeline`]: the
+//! shared clock only moves while every one of them is spending time, as real
+//! time does (see there), never under another run's steps.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -27,8 +31,8 @@ use sne_ports::*;
 use sne_service::Context;
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// Which port a call goes to.
@@ -56,10 +60,131 @@ pub struct Faults {
     /// The n-th NextEngine call is slow: the clock passes the grace first.
     pub slow_ne_call: Option<usize>,
     /// Before the n-th NextEngine call the access token expires (rotation).
+    /// NextEngine's token runs out then, the clock stays: moving it a day there
+    /// would let a day pass between two steps of the run, e.g. between its
+    /// `Uploading` mark and its upload call, which the upload deadline rules out
+    /// (the other run of the event then found the batch a day old and never
+    /// received, and sent it a second time; seed 7003 run 139).
     pub rotate_before_ne_call: Option<usize>,
     /// At this call (over every port) the run pauses while something else
     /// happens (a Smaregi change made in the middle of a run).
     pub pause_at: Option<usize>,
+}
+
+/// The virtual time of one event's runs.
+///
+/// Every run shares one clock, and a run's slow call moves it by minutes.
+/// Moving it at once, while another run is in the middle of its own steps, is
+/// something real time cannot do: those steps take milliseconds, so during
+/// another run's slow call of minutes they are done long before the minutes
+/// have passed. An upload the other run has in flight is answered, or dropped
+/// by its deadline (on the runtime's timer, which the shared clock does not
+/// drive); a mail it is sending is sent and marked sent. The soak used to jump
+/// at once (and a token expiring in one run moved the clock a day), which let
+/// the other run's upload look older than the unknown-outcome grace while its
+/// call was still out (seed 9006 run 359: run B moved the clock a day while run
+/// A's upload was being retried against an overloaded NextEngine; B found no
+/// queue, sent the file again and A's attempt landed too: stock counted twice),
+/// and let a report's send lease run out between its mail going out and its
+/// "sent" mark (seed 9002 run 812: one report, four queue results, mailed
+/// twice). The service's deadline and lease rule both out in production.
+///
+/// So time moves as in a discrete-event simulation: a run that spends time
+/// ([`Timeline::spend`]) waits until every other run of the event has finished
+/// or is spending time too; then the clock moves to the earliest end among
+/// them and those runs go on. A single run spends its time at once.
+pub struct Timeline {
+    advance: Arc<dyn Fn(i64) + Send + Sync>,
+    lanes: Mutex<Lanes>,
+    moved: Notify,
+}
+
+#[derive(Default)]
+struct Lanes {
+    /// Runs of the event (gates) that have not finished.
+    active: usize,
+    /// Seconds the clock moved since the event began.
+    elapsed: i64,
+    /// When each run now spending time is done, in `elapsed` seconds.
+    waking: Vec<i64>,
+}
+
+impl Timeline {
+    pub fn new(advance: Arc<dyn Fn(i64) + Send + Sync>) -> Arc<Timeline> {
+        Arc::new(Timeline {
+            advance,
+            lanes: Mutex::new(Lanes::default()),
+            moved: Notify::new(),
+        })
+    }
+
+    fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn join(&self) {
+        self.lanes().active += 1;
+    }
+
+    fn leave(&self) {
+        let mut lanes = self.lanes();
+        lanes.active = lanes.active.saturating_sub(1);
+        self.step(&mut lanes);
+    }
+
+    /// Moves the clock if every active run is spending time.
+    fn step(&self, lanes: &mut Lanes) {
+        let Some(&next) = lanes.waking.iter().min() else {
+            return;
+        };
+        if next <= lanes.elapsed {
+            // Someone is already due and about to go on.
+            self.moved.notify_waiters();
+            return;
+        }
+        if lanes.waking.len() < lanes.active {
+            return;
+        }
+        (self.advance)(next - lanes.elapsed);
+        lanes.elapsed = next;
+        self.moved.notify_waiters();
+    }
+
+    /// The calling run spends `secs` seconds (a slow call): returns once the
+    /// clock has moved that far.
+    pub async fn spend(&self, secs: i64) {
+        if secs <= 0 {
+            return;
+        }
+        let until = {
+            let mut lanes = self.lanes();
+            let until = lanes.elapsed + secs;
+            lanes.waking.push(until);
+            self.step(&mut lanes);
+            until
+        };
+        // Leaves `waking` however the wait ends (also when the run is dropped).
+        struct Waiting<'a>(&'a Timeline, i64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                let mut lanes = self.0.lanes();
+                if let Some(i) = lanes.waking.iter().position(|&w| w == self.1) {
+                    lanes.waking.swap_remove(i);
+                }
+                self.0.step(&mut lanes);
+            }
+        }
+        let _waiting = Waiting(self, until);
+        loop {
+            let moved = self.moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            if self.lanes().elapsed >= until {
+                return;
+            }
+            moved.await;
+        }
+    }
 }
 
 pub struct Gate {
@@ -76,20 +201,35 @@ pub struct Gate {
     crashed: Notify,
     pub paused: Notify,
     pub resume: Notify,
-    advance: Arc<dyn Fn(i64) + Send + Sync>,
+    /// Shared with the other run of the event, if any; this gate is one of its runs.
+    timeline: Arc<Timeline>,
+    /// Lets NextEngine's access token run out now.
+    expire_token: Arc<dyn Fn() + Send + Sync>,
     slow_secs: i64,
     /// The service's upload deadline, in seconds.
     deadline_secs: i64,
 }
 
+impl Drop for Gate {
+    /// The run is over (finished or crashed and dropped): it no longer holds time back.
+    fn drop(&mut self) {
+        self.timeline.leave();
+    }
+}
+
 impl Gate {
+    /// A gate for one run of the event `timeline` belongs to. Create the gates
+    /// of all runs of an event before starting any of them, so none spends time
+    /// before the other has joined.
     pub fn new(
         faults: Faults,
-        advance: Arc<dyn Fn(i64) + Send + Sync>,
+        timeline: Arc<Timeline>,
+        expire_token: Arc<dyn Fn() + Send + Sync>,
         slow_secs: i64,
         deadline_secs: i64,
     ) -> Gate {
         static GATES: AtomicUsize = AtomicUsize::new(0);
+        timeline.join();
         Gate {
             id: GATES.fetch_add(1, Ordering::SeqCst),
             faults,
@@ -101,7 +241,8 @@ impl Gate {
             crashed: Notify::new(),
             paused: Notify::new(),
             resume: Notify::new(),
-            advance,
+            timeline,
+            expire_token,
             slow_secs,
             deadline_secs,
         }
@@ -151,7 +292,7 @@ impl Gate {
         if port == Port::NextEngine {
             let k = self.ne_calls.fetch_add(1, Ordering::SeqCst);
             if self.faults.rotate_before_ne_call == Some(k) {
-                (self.advance)(86_401);
+                (self.expire_token)();
             }
             if self.faults.slow_ne_call == Some(k) {
                 slow = true;
@@ -160,9 +301,8 @@ impl Gate {
                 } else {
                     self.slow_secs
                 };
-                (self.advance)(secs);
-                // Real time for whatever else runs meanwhile (a second run).
-                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+                // The other run of the event, if any, goes on meanwhile.
+                self.timeline.spend(secs).await;
             }
         }
         let window = self.mail_window.load(Ordering::SeqCst);
@@ -195,7 +335,7 @@ impl Gate {
         }
         let timed_out = slow && bounded;
         if timed_out {
-            (self.advance)(1);
+            self.timeline.spend(1).await;
         }
         (out, timed_out)
     }
