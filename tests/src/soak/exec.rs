@@ -446,7 +446,7 @@ impl World {
 
     /// The operator's 再取得 when the tokens the service holds no longer work.
     /// Tokens that merely expired are no fault of the service; tokens NextEngine
-    /// superseded without the service knowing the new pair are (SPEC §7
+    /// superseded without the service knowing the new pair are (design.md §7
     /// "Tokens rotate safely"), unless a dropped answer carried the new pair.
     async fn tokens_reacquired_if_dead(&self) -> Option<Violation> {
         let h = &self.h;

@@ -4,7 +4,7 @@
 //! of events with a seeded RNG, executes them against the real jobs in-process
 //! (embedded SQLite store, both simulators on loopback, the service's router
 //! serving the webhook, a controllable clock), settles, and checks the
-//! invariants of SPEC §7 against an oracle computed independently from the
+//! invariants of design.md §7 against an oracle computed independently from the
 //! simulators' records. A failing run is shrunk to the shortest event list that
 //! still fails the same way.
 //!
