@@ -318,6 +318,8 @@ impl UploadBatch {
         resend.owner = None;
         resend.lease_until = None;
         resend.lines = request.lines.clone();
+        // One row per goods code re-sent: the report's 変動数 counts those.
+        resend.change_count = request.lines.len();
         resend.csv_key = request.csv_key.clone();
         resend.follows = Some(self.batch_id.clone());
         Ok((source, resend))
