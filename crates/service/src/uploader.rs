@@ -5,8 +5,8 @@
 //! The order of steps is what makes retries safe:
 //! 1. an upload whose outcome is unknown is resolved from NextEngine's queue
 //!    before anything else is sent;
-//! 2. a batch's lines are frozen (with the stock mirror it used) in one atomic
-//!    step before the first upload attempt, so a retry sends the same bytes;
+//! 2. only frozen files go up (the batcher froze their lines with the stock
+//!    mirror they used in one atomic step), so a retry sends the same bytes;
 //! 3. `Uploading` is recorded before the call, so a crash during the call is
 //!    recognised as "outcome unknown" by the next run.
 
