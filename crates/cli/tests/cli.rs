@@ -113,16 +113,7 @@ fn the_demo_scenario_moves_a_sale_into_nextengine_and_writes_a_mail() {
 /// An upload held as 要確認 in the tenant's store, as a run leaves it when the
 /// queue list cannot prove which queue was ours.
 fn hold_an_upload(data_dir: &std::path::Path, contract: &str) -> String {
-    use sne_ports::TenantStore;
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let store = sne_embedded::SqliteStore::open(data_dir).unwrap();
-        let tenant = store
-            .tenant_by_contract(contract)
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
+    with_tenant_store(data_dir, contract, |store, tenant| async move {
         sne_ports::conformance::hold_a_batch(
             &store,
             &tenant,
@@ -144,14 +135,13 @@ fn hold_an_upload(data_dir: &std::path::Path, contract: &str) -> String {
     })
 }
 
-#[test]
-fn a_held_upload_is_listed_and_decided_once_from_the_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    run_ok(smaregi_ne(dir.path()).args([
+/// A tenant made through the CLI, as an operator makes one.
+fn create_tenant(data_dir: &std::path::Path, contract: &str) {
+    run_ok(smaregi_ne(data_dir).args([
         "tenant",
         "create",
         "--contract-id",
-        "c-held",
+        contract,
         "--admin-email",
         "admin@shop.example",
         "--admin-password",
@@ -159,6 +149,33 @@ fn a_held_upload_is_listed_and_decided_once_from_the_cli() {
         "--notify-email",
         "shop@shop.example",
     ]));
+}
+
+/// Runs `f` on the data directory's store and the tenant of `contract`, the way
+/// a run would leave things, for the commands that act on them.
+fn with_tenant_store<F, Fut, T>(data_dir: &std::path::Path, contract: &str, f: F) -> T
+where
+    F: FnOnce(sne_embedded::SqliteStore, sne_domain::TenantId) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    use sne_ports::TenantStore;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = sne_embedded::SqliteStore::open(data_dir).unwrap();
+        let tenant = store
+            .tenant_by_contract(contract)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        f(store, tenant).await
+    })
+}
+
+#[test]
+fn a_held_upload_is_listed_and_decided_once_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    create_tenant(dir.path(), "c-held");
     let batch = hold_an_upload(dir.path(), "c-held");
     let list = run_ok(smaregi_ne(dir.path()).args(["held", "list", "--contract-id", "c-held"]));
     let json: serde_json::Value = serde_json::from_str(&list).unwrap();
@@ -212,16 +229,8 @@ fn a_held_upload_is_listed_and_decided_once_from_the_cli() {
     assert!(!twice.status.success(), "decided once");
     assert!(String::from_utf8_lossy(&twice.stderr).contains("要確認ではありません"));
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let decided = runtime.block_on(async {
-        use sne_ports::{BatchStore, TenantStore};
-        let store = sne_embedded::SqliteStore::open(dir.path()).unwrap();
-        let tenant = store
-            .tenant_by_contract("c-held")
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
+    let decided = with_tenant_store(dir.path(), "c-held", |store, tenant| async move {
+        use sne_ports::BatchStore;
         store.batch(&tenant, &batch).await.unwrap().unwrap()
     });
     assert_eq!(decided.que_id.as_deref(), Some("77"));
@@ -231,29 +240,9 @@ fn a_held_upload_is_listed_and_decided_once_from_the_cli() {
 #[test]
 fn unapplied_rows_of_a_failed_file_are_listed_and_re_sent_once_from_the_cli() {
     use sne_domain::row_application::{RowFate, RowVerdict};
-    use sne_ports::TenantStore;
     let dir = tempfile::tempdir().unwrap();
-    run_ok(smaregi_ne(dir.path()).args([
-        "tenant",
-        "create",
-        "--contract-id",
-        "c-failed",
-        "--admin-email",
-        "admin@shop.example",
-        "--admin-password",
-        "long-enough-password",
-        "--notify-email",
-        "shop@shop.example",
-    ]));
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let batch = runtime.block_on(async {
-        let store = sne_embedded::SqliteStore::open(dir.path()).unwrap();
-        let tenant = store
-            .tenant_by_contract("c-failed")
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
+    create_tenant(dir.path(), "c-failed");
+    let batch = with_tenant_store(dir.path(), "c-failed", |store, tenant| async move {
         let verdict = |code: &str, delta, fate| RowVerdict {
             goods_code: code.into(),
             delta,
