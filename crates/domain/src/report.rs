@@ -2,7 +2,7 @@
 //! and its Japanese subject and body. How it is sent is not this module's business.
 
 use crate::que_message::{FREE_STOCK_TEXT, RowError, RowErrorKind};
-use crate::row_application::{RowFate, RowVerdict, unapplied_lines};
+use crate::row_application::{FateCounts, RowVerdict, unapplied_lines};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -556,12 +556,12 @@ fn render_failure_advice(
         || row_errors
             .iter()
             .any(|e| e.kind() != RowErrorKind::FreeStock);
-    let count = |fate: RowFate| rows.iter().filter(|r| r.fate == fate).count();
-    let (applied, not_applied, unknown) = (
-        count(RowFate::Applied),
-        count(RowFate::NotApplied),
-        count(RowFate::Unknown),
-    );
+    let FateCounts {
+        applied,
+        not_applied,
+        unknown,
+        ..
+    } = FateCounts::of(rows);
     let resend = unapplied_lines(rows, false).len();
     let resend_with_free_stock = unapplied_lines(rows, true).len();
     push_line(body, "  対処方法:");
@@ -742,6 +742,7 @@ fn push_line(body: &mut String, line: impl AsRef<str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::row_application::RowFate;
 
     fn report(upload: UploadSection, previous: PreviousSection) -> RunReport {
         RunReport {

@@ -83,6 +83,35 @@ impl ApplyWindow {
     }
 }
 
+/// How many rows of a failed file met each fate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FateCounts {
+    pub applied: usize,
+    pub refused: usize,
+    pub not_applied: usize,
+    pub unknown: usize,
+}
+
+impl FateCounts {
+    pub fn of(verdicts: &[RowVerdict]) -> Self {
+        let mut counts = FateCounts::default();
+        for v in verdicts {
+            *match v.fate {
+                RowFate::Applied => &mut counts.applied,
+                RowFate::Refused => &mut counts.refused,
+                RowFate::NotApplied => &mut counts.not_applied,
+                RowFate::Unknown => &mut counts.unknown,
+            } += 1;
+        }
+        counts
+    }
+
+    /// Rows NextEngine certainly does not hold.
+    pub fn unapplied(&self) -> usize {
+        self.refused + self.not_applied
+    }
+}
+
 /// Judges every line of a failed file. `history` is `None` when it could not be
 /// read.
 pub fn judge_rows(

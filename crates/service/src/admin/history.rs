@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use sne_domain::batch_state::BatchState;
 use sne_domain::report::QueueOutcome;
-use sne_domain::row_application::{RowFate, RowVerdict};
+use sne_domain::row_application::{FateCounts, RowVerdict};
 use sne_domain::upload_csv::csv_file_name;
 use sne_ports::{OrderImportState, UploadBatch};
 use std::time::Duration;
@@ -115,11 +115,12 @@ fn failure_summary(rows: &[RowVerdict]) -> String {
     if rows.is_empty() {
         return "どの行が反映されたかは記録されていません。ネクストエンジンで在庫数を確認してください".into();
     }
-    let count = |fate: RowFate| rows.iter().filter(|r| r.fate == fate).count();
-    let mut parts = vec![format!("反映済み {} 行", count(RowFate::Applied))];
-    let unapplied = count(RowFate::Refused) + count(RowFate::NotApplied);
-    parts.push(format!("未反映 {unapplied} 行"));
-    let unknown = count(RowFate::Unknown);
+    let counts = FateCounts::of(rows);
+    let mut parts = vec![
+        format!("反映済み {} 行", counts.applied),
+        format!("未反映 {} 行", counts.unapplied()),
+    ];
+    let unknown = counts.unknown;
     if unknown > 0 {
         parts.push(format!(
             "確認できず {unknown} 行 (ネクストエンジンで在庫数を確認してください)"
