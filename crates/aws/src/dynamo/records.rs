@@ -191,6 +191,11 @@ impl ReportOutbox for DynamoStore {
                     .load_batch(&report.tenant_id, batch_id)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("batch {batch_id}")))?;
+                // Marked by this very report: it was stored in the same
+                // transaction, so enqueueing it again is the no-op it promises.
+                if stored.batch.reported_in.as_deref() == Some(report.id.as_str()) {
+                    return Ok(false);
+                }
                 let marked = stored
                     .batch
                     .mark_reported(&report.id)
