@@ -7,7 +7,10 @@
 # crate call, not from optimisation or LTO, which only drop code: an unoptimised
 # build references at least what the release build does. So the test command
 # checks the dev build `cargo test` already made (seconds), and a deployment can
-# check the release build itself with CHECK_GLIBC_PROFILE=release.
+# check the release build itself with CHECK_GLIBC_PROFILE=release. The dev check
+# builds the workspace's binaries and tests as the test command's build stage
+# does (a no-op after it); `-p` the five packages, or `--bins` alone, would
+# resolve other features and compile the AWS SDK once more.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +27,11 @@ case "$profile" in
     *) echo "check-glibc: CHECK_GLIBC_PROFILE must be dev or release" >&2; exit 2 ;;
 esac
 args=()
-for p in "${packages[@]}"; do args+=(-p "$p"); done
+if [ "$profile" = dev ]; then
+    args=(--workspace --bins --tests)
+else
+    for p in "${packages[@]}"; do args+=(-p "$p"); done
+fi
 cargo build --profile "$profile" --locked --quiet "${args[@]}"
 
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"

@@ -3,27 +3,22 @@
 
 pub mod soak;
 
-use mail_parser::MimeHeaders;
 use sne_domain::tenant::{SmaregiCredentials, Tenant};
-use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
-use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::FixedClock;
 use sne_service::run::{Jobs, TenantRun, run_all};
-use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
-use sne_service::trigger::queued_trigger;
+use sne_service::tenants::{NewTenant, create_tenant};
 use sne_service::{Context, ServiceConfig};
 use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
 use sne_simulators::smaregi::{PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim};
-use sne_smaregi::SmaregiClient;
-use std::path::Path;
+use sne_test_support::tenants::connect_to_nextengine;
+use sne_test_support::{CLIENT_ID, CLIENT_SECRET, Server, Wiring};
 use std::sync::Arc;
-use std::time::Duration;
+
+pub use sne_test_support::{SentMail, mails_in};
 
 pub const CONTRACT: &str = "c-e2e";
 pub const SMAREGI_TOKEN: &str = "smaregi-secret-token";
 pub const COMPANY: &str = "shop";
-pub const CLIENT_ID: &str = "e2e-client";
-pub const CLIENT_SECRET: &str = "e2e-secret";
 
 pub struct Options {
     pub shape: PushShape,
@@ -68,13 +63,8 @@ pub struct Harness {
     pub tenant: Tenant,
     /// The service's clock; [`Harness::advance`] moves it with the simulators'.
     pub clock: Arc<FixedClock>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    wiring: Wiring,
+    _server: Server,
 }
 
 fn local() -> std::net::SocketAddr {
@@ -127,21 +117,19 @@ impl Harness {
         }
 
         let dir = tempfile::tempdir().expect("temp dir");
-        let listener = tokio::net::TcpListener::bind(local()).await.expect("bind");
-        let service_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut server = Server::bind().await;
+        let service_url = server.url.clone();
         let clock = Arc::new(FixedClock::new(sne_domain::time::from_jst(ne.now_jst())));
-        let ctx = context(
-            dir.path(),
-            &ne,
-            &smaregi,
-            &service_url,
-            options.config.clone(),
-            clock.clone(),
-        );
-        let app = sne_service::http::router(ctx.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let wiring = Wiring::new(dir.path())
+            .simulators(&ne, &smaregi)
+            .public_url(&service_url)
+            .clock(clock.clone())
+            .config(ServiceConfig {
+                mail_from: "noreply@smaregi-ne.example".into(),
+                ..options.config.clone()
+            });
+        let ctx = wiring.context();
+        server.serve(sne_service::http::router(ctx.clone()));
 
         let tenant = create_tenant(
             &ctx,
@@ -156,19 +144,7 @@ impl Harness {
         )
         .await
         .expect("tenant");
-        let pair = ne.issue_tokens(COMPANY);
-        replace_ne_tokens(
-            &ctx,
-            &tenant.id,
-            &sne_domain::tenant::NeTokens {
-                access_token: pair.access_token,
-                refresh_token: pair.refresh_token,
-                access_token_end: pair.access_token_end_date,
-                refresh_token_end: pair.refresh_token_end_date,
-            },
-        )
-        .await
-        .expect("tokens");
+        connect_to_nextengine(&ctx, &tenant.id, &ne, COMPANY).await;
         smaregi.configure_push(
             CONTRACT,
             Some(PushConfig {
@@ -190,7 +166,8 @@ impl Harness {
             service_url,
             tenant,
             clock,
-            server,
+            wiring,
+            _server: server,
         }
     }
 
@@ -239,14 +216,7 @@ impl Harness {
     /// A second, independent wiring on the same data directory: what a second
     /// `smaregi-ne run` process would have.
     pub fn second_process(&self) -> Context {
-        context(
-            self.dir.path(),
-            &self.ne,
-            &self.smaregi,
-            &self.service_url,
-            self.ctx.config.clone(),
-            self.clock.clone(),
-        )
+        self.wiring.context()
     }
 
     pub async fn run(&self, jobs: Jobs) -> TenantRun {
@@ -283,95 +253,5 @@ impl Harness {
     /// Every mail in the outbox, oldest first, parsed.
     pub fn mails(&self) -> Vec<SentMail> {
         mails_in(self.dir.path())
-    }
-}
-
-/// Every mail in `<data_dir>/outbox`, oldest first, parsed.
-pub fn mails_in(data_dir: &Path) -> Vec<SentMail> {
-    {
-        let outbox = data_dir.join("outbox");
-        let mut paths: Vec<_> = std::fs::read_dir(&outbox)
-            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        paths.sort();
-        paths
-            .into_iter()
-            .map(|path| {
-                let raw = std::fs::read(&path).expect("eml");
-                assert!(raw.is_ascii(), "mails are 7-bit");
-                let message = mail_parser::MessageParser::default()
-                    .parse(&raw)
-                    .expect("parsable MIME");
-                SentMail {
-                    subject: message.subject().unwrap_or_default().to_string(),
-                    body: message.body_text(0).unwrap_or_default().to_string(),
-                    attachments: message
-                        .attachments()
-                        .map(|a| {
-                            (
-                                a.attachment_name().unwrap_or_default().to_string(),
-                                a.contents().to_vec(),
-                            )
-                        })
-                        .collect(),
-                }
-            })
-            .collect()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentMail {
-    pub subject: String,
-    pub body: String,
-    pub attachments: Vec<(String, Vec<u8>)>,
-}
-
-pub fn context(
-    data_dir: &Path,
-    ne: &NeSim,
-    smaregi: &SmaregiSim,
-    service_url: &str,
-    config: ServiceConfig,
-    clock: Arc<FixedClock>,
-) -> Context {
-    let store = Arc::new(SqliteStore::open(data_dir).expect("database"));
-    let mut ne_config = NeClientConfig::new(
-        CLIENT_ID,
-        CLIENT_SECRET,
-        format!("{service_url}/nextengine/callback"),
-    );
-    ne_config.api_base_url = ne.base_url();
-    ne_config.sign_in_base_url = ne.base_url();
-    ne_config.retry = sne_nextengine::RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(50),
-    };
-    ne_config.request_timeout = Duration::from_secs(10);
-    let smaregi_client = SmaregiClient::new(
-        smaregi.access_url(),
-        sne_smaregi::RetryPolicy {
-            max_attempts: 2,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-        },
-        Duration::from_secs(10),
-    )
-    .with_clock(clock.clone());
-    let (trigger, _requests) = queued_trigger();
-    Context {
-        storage: store.clone(),
-        blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"))),
-        mailer: Arc::new(EmlMailer::new(data_dir.join("outbox"))),
-        clock,
-        nextengine: Arc::new(NeClient::new(ne_config, store)),
-        smaregi: Arc::new(smaregi_client),
-        trigger: Arc::new(trigger),
-        config: ServiceConfig {
-            mail_from: "noreply@smaregi-ne.example".into(),
-            public_url: service_url.to_string(),
-            ..config
-        },
     }
 }

@@ -15,19 +15,15 @@ async fn blob_store() -> S3BlobStore {
     S3BlobStore::new(client, bucket)
 }
 
-#[tokio::test]
-async fn s3_round_trip_and_missing_key() {
-    let store = blob_store().await;
-    let key = "tenants/t-1/uploads/2026/11/27/在庫 b1.csv";
-    let bytes = "syohin_code,zaiko_su\r\nA-1,3\r\n".as_bytes();
-    store.put_blob(key, bytes, "text/csv").await.unwrap();
-    assert_eq!(store.get_blob(key).await.unwrap().as_deref(), Some(bytes));
-    store.put_blob(key, b"replaced", "text/csv").await.unwrap();
-    assert_eq!(
-        store.get_blob(key).await.unwrap().as_deref(),
-        Some(&b"replaced"[..])
-    );
-    assert_eq!(store.get_blob("tenants/t-1/none.csv").await.unwrap(), None);
+/// The blob conformance suite on S3, one bucket per check.
+mod conformance {
+    use sne_conformance::blobs::FreshBlobs;
+
+    async fn fresh() -> FreshBlobs<sne_aws::S3BlobStore> {
+        FreshBlobs::new(super::blob_store().await)
+    }
+
+    sne_conformance::blob_store_tests!(fresh);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use sne_aws::DynamoStore;
 use sne_aws::testing::{MotoServer, unique_name};
-use sne_ports::conformance::{self, Fresh};
+use sne_conformance::Fresh;
 
 async fn fresh() -> Fresh<DynamoStore> {
     let moto = MotoServer::shared().await;
@@ -25,14 +25,14 @@ async fn fresh_small_transactions() -> Fresh<DynamoStore> {
     Fresh::new(first, second)
 }
 
-sne_ports::storage_conformance_tests!(fresh);
+sne_conformance::storage_tests!(fresh);
 
 mod small_transactions {
     use super::*;
-    sne_ports::storage_conformance_tests!(fresh_small_transactions);
+    sne_conformance::storage_tests!(fresh_small_transactions);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_passes() {
-    conformance::run_all(fresh).await;
+    sne_conformance::storage::run_all(fresh).await;
 }

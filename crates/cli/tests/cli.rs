@@ -114,7 +114,7 @@ fn the_demo_scenario_moves_a_sale_into_nextengine_and_writes_a_mail() {
 /// queue list cannot prove which queue was ours.
 fn hold_an_upload(data_dir: &std::path::Path, contract: &str) -> String {
     with_tenant_store(data_dir, contract, |store, tenant| async move {
-        sne_ports::conformance::hold_a_batch(
+        sne_test_support::fixtures::hold_a_batch(
             &store,
             &tenant,
             "b_held",
@@ -249,7 +249,7 @@ fn unapplied_rows_of_a_failed_file_are_listed_and_re_sent_once_from_the_cli() {
             fate,
             free_stock: false,
         };
-        sne_ports::conformance::fail_a_batch(
+        sne_test_support::fixtures::fail_a_batch(
             &store,
             &tenant,
             "b_failed",

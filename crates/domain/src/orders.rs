@@ -1,10 +1,11 @@
 //! Pure parts of the order import (manual 「(β版)ネクストエンジン受注数取り込み」):
 //! NextEngine's order rows grouped into orders, their goods mapped to Smaregi
-//! products, and the idempotency token of each order's shipment.
+//! products, the idempotency token of each order's shipment, and the record
+//! of what the import did with each order.
 
 use crate::TenantId;
 use crate::mapping::ProductMap;
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -130,6 +131,55 @@ pub fn shipment_token(tenant: &TenantId, receive_order_id: &str) -> String {
     let digest = Sha256::digest(format!("{tenant}\u{1f}{receive_order_id}\u{1f}shipment"));
     // 32 characters: unique enough, and short of any plausible column size.
     hex::encode(digest)[..32].to_string()
+}
+
+// ---------------------------------------------------------------- import records
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrderImportState {
+    /// A shipment call may have been made; look it up before calling again.
+    Started,
+    Imported {
+        shipment_id: String,
+    },
+    Failed {
+        reason: String,
+    },
+    CancelledAfterImport {
+        shipment_id: String,
+    },
+}
+
+impl OrderImportState {
+    pub fn tag(&self) -> &'static str {
+        match self {
+            OrderImportState::Started => "started",
+            OrderImportState::Imported { .. } => "imported",
+            OrderImportState::Failed { .. } => "failed",
+            OrderImportState::CancelledAfterImport { .. } => "cancelled_after_import",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderImportRecord {
+    pub tenant_id: TenantId,
+    /// NextEngine 伝票番号.
+    pub receive_order_id: String,
+    pub shop_order_no: String,
+    pub state: OrderImportState,
+    /// The `token` sent with `shipment_upd`; derived from tenant and order.
+    pub shipment_token: String,
+    /// goods code × quantity as imported.
+    pub lines: Vec<(String, i64)>,
+    pub updated_at: DateTime<Utc>,
+    /// Whether a run report has told the operator about the current state.
+    pub reported: bool,
+    /// The import run that wrote the record. Import runs hold a per-tenant lease,
+    /// so a `Started` record is only ever resolved after its run's lease ran out.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub struct UploadBatch {
     pub upload_started_at: Option<DateTime<Utc>>,
     pub upload_attempts: u32,
     pub outcome: Option<QueueOutcome>,
-    pub last_error: Option<String>,
+    pub last_error: Option<BatchError>,
     /// Bumped by every accepted step; records written before it existed read as 0.
     #[serde(default)]
     pub revision: u64,
@@ -55,6 +55,63 @@ pub struct UploadBatch {
     /// On a re-sending batch: the failed file whose unapplied rows it carries.
     #[serde(default)]
     pub follows: Option<String>,
+}
+
+/// Why the latest attempt of a batch did not go through, as the admin screen keys
+/// its advice on it; the message is shown as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchError {
+    pub kind: BatchErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchErrorKind {
+    /// NextEngine refused the tokens: 「再取得」 is the operator's remedy.
+    Token,
+    /// NextEngine answered the upload with an error envelope: nothing was queued.
+    Refused,
+    /// The answer was lost and the queue list shows no such file: sent again.
+    NotQueued,
+    /// The answer was lost and the queue list could not tell which queue was ours.
+    Unproven,
+}
+
+impl BatchError {
+    pub fn new(kind: BatchErrorKind, message: impl Into<String>) -> Self {
+        BatchError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Records written before the kind existed hold the message alone; only a token
+/// error's message tells its kind (it starts with the client's `token error`).
+impl<'de> Deserialize<'de> for BatchError {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Typed {
+                kind: BatchErrorKind,
+                message: String,
+            },
+            MessageOnly(String),
+        }
+        Ok(match Stored::deserialize(deserializer)? {
+            Stored::Typed { kind, message } => BatchError { kind, message },
+            Stored::MessageOnly(message) => BatchError {
+                kind: if message.starts_with("token error") {
+                    BatchErrorKind::Token
+                } else {
+                    BatchErrorKind::Refused
+                },
+                message,
+            },
+        })
+    }
 }
 
 /// 「未反映の行を再アップロード」 as recorded on the failed file: once per file.
@@ -174,7 +231,7 @@ pub struct Transition {
     pub que_id: Option<String>,
     /// Required for `→ Succeeded | Failed`.
     pub outcome: Option<QueueOutcome>,
-    pub error: Option<String>,
+    pub error: Option<BatchError>,
     /// Recorded with `→ NeedsAttention`.
     pub candidates: Vec<QueueCandidate>,
     /// Required for every step out of `NeedsAttention`.
@@ -500,6 +557,20 @@ mod tests {
 
     fn at(secs: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn batch_errors_read_typed_and_from_records_that_hold_only_the_message() {
+        let typed = BatchError::new(BatchErrorKind::Unproven, "候補のキュー: 1,2");
+        let json = serde_json::to_string(&typed).unwrap();
+        assert_eq!(serde_json::from_str::<BatchError>(&json).unwrap(), typed);
+
+        let legacy_token: BatchError =
+            serde_json::from_str(r#""token error (002004): expired""#).unwrap();
+        assert_eq!(legacy_token.kind, BatchErrorKind::Token);
+        assert_eq!(legacy_token.message, "token error (002004): expired");
+        let legacy_other: BatchError = serde_json::from_str(r#""upload refused""#).unwrap();
+        assert_eq!(legacy_other.kind, BatchErrorKind::Refused);
     }
 
     fn built() -> UploadBatch {

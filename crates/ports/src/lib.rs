@@ -13,9 +13,6 @@ pub mod smaregi;
 pub mod storage;
 pub mod trigger;
 
-#[cfg(feature = "conformance")]
-pub mod conformance;
-
 #[cfg(feature = "testing")]
 pub use clock::FixedClock;
 pub use clock::{Clock, SystemClock};

@@ -215,52 +215,7 @@ pub trait CursorStore: Send + Sync {
 
 // ---------------------------------------------------------------- order import
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum OrderImportState {
-    /// A shipment call may have been made; look it up before calling again.
-    Started,
-    Imported {
-        shipment_id: String,
-    },
-    Failed {
-        reason: String,
-    },
-    CancelledAfterImport {
-        shipment_id: String,
-    },
-}
-
-impl OrderImportState {
-    pub fn tag(&self) -> &'static str {
-        match self {
-            OrderImportState::Started => "started",
-            OrderImportState::Imported { .. } => "imported",
-            OrderImportState::Failed { .. } => "failed",
-            OrderImportState::CancelledAfterImport { .. } => "cancelled_after_import",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderImportRecord {
-    pub tenant_id: TenantId,
-    /// NextEngine 伝票番号.
-    pub receive_order_id: String,
-    pub shop_order_no: String,
-    pub state: OrderImportState,
-    /// The `token` sent with `shipment_upd`; derived from tenant and order.
-    pub shipment_token: String,
-    /// goods code × quantity as imported.
-    pub lines: Vec<(String, i64)>,
-    pub updated_at: DateTime<Utc>,
-    /// Whether a run report has told the operator about the current state.
-    pub reported: bool,
-    /// The import run that wrote the record. Import runs hold a per-tenant lease,
-    /// so a `Started` record is only ever resolved after its run's lease ran out.
-    #[serde(default)]
-    pub owner: Option<String>,
-}
+pub use sne_domain::orders::{OrderImportRecord, OrderImportState};
 
 #[async_trait]
 pub trait OrderImportStore: Send + Sync {

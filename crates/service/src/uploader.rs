@@ -16,7 +16,7 @@ use sne_domain::batch_state::BatchState;
 use sne_domain::report::UploadSection;
 use sne_domain::tenant::Tenant;
 use sne_domain::time::to_jst;
-use sne_domain::upload_batch::{LostUpload, find_lost_upload};
+use sne_domain::upload_batch::{BatchError, BatchErrorKind, LostUpload, find_lost_upload};
 use sne_domain::upload_csv::{csv_file_name, render_upload_csv};
 use sne_ports::nextengine::NeError;
 use sne_ports::{OperatorDecision, QueueCandidate, Transition, UploadBatch};
@@ -141,7 +141,11 @@ pub async fn upload_batch(
             // An error envelope proves nothing was queued: the frozen file waits for
             // the next run.
             let mut back = Transition::of(&uploading, BatchState::Built, ctx.clock.now());
-            back.error = Some(e.to_string());
+            let kind = match e {
+                NeError::Token { .. } => BatchErrorKind::Token,
+                _ => BatchErrorKind::Refused,
+            };
+            back.error = Some(BatchError::new(kind, e.to_string()));
             store
                 .transition(&tenant.id, &batch_id, &back)
                 .await
@@ -264,7 +268,10 @@ async fn resolve_unknown_outcome(
         }
         LostUpload::NotFound => {
             let mut back = Transition::of(batch, BatchState::Built, ctx.clock.now());
-            back.error = Some("ネクストエンジンのキューに見つからないため再送します".into());
+            back.error = Some(BatchError::new(
+                BatchErrorKind::NotQueued,
+                "ネクストエンジンのキューに見つからないため再送します",
+            ));
             store
                 .transition(&tenant.id, &batch.batch_id, &back)
                 .await
@@ -274,7 +281,10 @@ async fn resolve_unknown_outcome(
         LostUpload::Ambiguous(candidates) => {
             let ids: Vec<_> = candidates.iter().map(|q| q.que_id.clone()).collect();
             let mut t = Transition::of(batch, BatchState::NeedsAttention, ctx.clock.now());
-            t.error = Some(format!("候補のキュー: {}", ids.join(",")));
+            t.error = Some(BatchError::new(
+                BatchErrorKind::Unproven,
+                format!("候補のキュー: {}", ids.join(",")),
+            ));
             t.candidates = candidates;
             store
                 .transition(&tenant.id, &batch.batch_id, &t)

@@ -1153,7 +1153,7 @@ async fn stock_history_reading_is_switched_in_the_settings() {
 /// Holds one upload of tenant A as 要確認, as a run leaves it when NextEngine's
 /// queue list cannot prove which queue was ours. Returns its id.
 async fn hold_an_upload_of_a(env: &Env) -> String {
-    sne_ports::conformance::hold_a_batch(
+    sne_test_support::fixtures::hold_a_batch(
         env.ctx.storage.as_ref(),
         &env.a.id,
         "b_held",
@@ -1254,7 +1254,7 @@ async fn fail_an_upload_of_a(env: &Env) -> String {
         fate,
         free_stock,
     };
-    sne_ports::conformance::fail_a_batch(
+    sne_test_support::fixtures::fail_a_batch(
         env.ctx.storage.as_ref(),
         &env.a.id,
         "b_failed",

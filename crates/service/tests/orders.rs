@@ -6,30 +6,27 @@ use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use sne_domain::TenantId;
 use sne_domain::report::OrderSection;
-use sne_domain::tenant::{MappingMode, NeTokens, SmaregiCredentials, Tenant};
-use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
-use sne_nextengine::{NeClient, NeClientConfig};
+use sne_domain::tenant::{MappingMode, SmaregiCredentials, Tenant};
 use sne_ports::nextengine::{
     NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, StockIoEntry,
 };
 use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
-use sne_ports::{OrderImportState, PairSource, SystemClock};
+use sne_ports::{OrderImportState, PairSource};
+use sne_service::Context;
 use sne_service::cursors::{ORDER_IMPORT_LEASE, ORDER_ROWS_MODIFIED};
 use sne_service::orders::{
     ImportOptions, OrderImportError, OrderImportForm, STARTED_MESSAGE, STOPPED_MESSAGE,
     configure_order_import, import_orders,
 };
 use sne_service::run::{Jobs, run_all};
-use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
-use sne_service::trigger::queued_trigger;
-use sne_service::{Context, ServiceConfig};
+use sne_service::tenants::{NewTenant, create_tenant};
 use sne_simulators::nextengine::{NeConfig, NeSim, OrderUpdate, SeedOrder, SeedOrderRow};
 use sne_simulators::smaregi::{PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim};
-use sne_smaregi::SmaregiClient;
+use sne_test_support::tenants::connect_to_nextengine;
+use sne_test_support::{CLIENT_ID, CLIENT_SECRET, Server, Wiring};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 const CONTRACT: &str = "c-orders";
 const TOKEN: &str = "smaregi-token";
@@ -52,7 +49,7 @@ enum Fault {
 }
 
 struct FaultySmaregi {
-    inner: SmaregiClient,
+    inner: Arc<dyn SmaregiApi>,
     faults: Mutex<VecDeque<Fault>>,
 }
 
@@ -134,7 +131,7 @@ impl SmaregiApi for FaultySmaregi {
 /// Moves NextEngine's clock past the access token's life after every order
 /// page, so the import rotates tokens in the middle of its paging.
 struct AgingNe {
-    inner: NeClient,
+    inner: Arc<dyn NextEngineApi>,
     ne: NeSim,
     age: AtomicBool,
 }
@@ -207,13 +204,7 @@ struct H {
     smaregi: Arc<FaultySmaregi>,
     aging: Arc<AgingNe>,
     tenant: TenantId,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for H {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Server,
 }
 
 fn local() -> std::net::SocketAddr {
@@ -239,8 +230,8 @@ impl H {
     async fn start_with(shape: PushShape, push_api_changes: bool) -> H {
         let ne = NeSim::start(
             NeConfig {
-                client_id: "cid".into(),
-                client_secret: "secret".into(),
+                client_id: CLIENT_ID.into(),
+                client_secret: CLIENT_SECRET.into(),
                 auto_login_company: COMPANY.into(),
                 ..NeConfig::default()
             },
@@ -281,52 +272,25 @@ impl H {
         }
 
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let listener = tokio::net::TcpListener::bind(local()).await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let mut config = NeClientConfig::new("cid", "secret", format!("{url}/nextengine/callback"));
-        config.api_base_url = ne.base_url();
-        config.sign_in_base_url = ne.base_url();
-        config.retry = sne_nextengine::RetryPolicy {
-            max_attempts: 2,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-        };
+        let mut server = Server::bind().await;
+        let url = server.url.clone();
+        let mut ctx = Wiring::new(dir.path())
+            .simulators(&ne, &sm)
+            .public_url(&url)
+            .ne_attempts(2)
+            .context();
         let aging = Arc::new(AgingNe {
-            inner: NeClient::new(config, store.clone()),
+            inner: ctx.nextengine.clone(),
             ne: ne.clone(),
             age: AtomicBool::new(false),
         });
         let smaregi = Arc::new(FaultySmaregi {
-            inner: SmaregiClient::new(
-                sm.access_url(),
-                sne_smaregi::RetryPolicy {
-                    max_attempts: 2,
-                    base_delay: Duration::from_millis(5),
-                    max_delay: Duration::from_millis(20),
-                },
-                Duration::from_secs(10),
-            ),
+            inner: ctx.smaregi.clone(),
             faults: Mutex::new(VecDeque::new()),
         });
-        let (trigger, _requests) = queued_trigger();
-        let ctx = Context {
-            storage: store,
-            blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
-            mailer: Arc::new(EmlMailer::new(dir.path().join("outbox"))),
-            clock: Arc::new(SystemClock),
-            nextengine: aging.clone(),
-            smaregi: smaregi.clone(),
-            trigger: Arc::new(trigger),
-            config: ServiceConfig {
-                public_url: url.clone(),
-                ..ServiceConfig::default()
-            },
-        };
-        let app = sne_service::http::router(ctx.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum_serve(listener, app).await;
-        });
+        ctx.nextengine = aging.clone();
+        ctx.smaregi = smaregi.clone();
+        server.serve(sne_service::http::router(ctx.clone()));
         let tenant = create_tenant(
             &ctx,
             NewTenant {
@@ -340,19 +304,7 @@ impl H {
         )
         .await
         .unwrap();
-        let pair = ne.issue_tokens(COMPANY);
-        replace_ne_tokens(
-            &ctx,
-            &tenant.id,
-            &NeTokens {
-                access_token: pair.access_token,
-                refresh_token: pair.refresh_token,
-                access_token_end: pair.access_token_end_date,
-                refresh_token_end: pair.refresh_token_end_date,
-            },
-        )
-        .await
-        .unwrap();
+        connect_to_nextengine(&ctx, &tenant.id, &ne, COMPANY).await;
         sm.configure_push(
             CONTRACT,
             Some(PushConfig {
@@ -374,7 +326,7 @@ impl H {
             smaregi,
             aging,
             tenant: tenant.id,
-            server,
+            _server: server,
         }
     }
 
@@ -432,10 +384,6 @@ impl H {
             .unwrap()
             .map(|r| r.state)
     }
-}
-
-async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
-    axum::serve(listener, app).await
 }
 
 fn order(id: i64, rows: &[(&str, i64)]) -> SeedOrder {

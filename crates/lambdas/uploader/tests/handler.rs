@@ -3,9 +3,10 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Context as LambdaContext, LambdaEvent};
 use sne_lambda_common::scheduled::{RunSummary, ScheduledEvent};
-use sne_lambda_common::testing::{embedded_context, fixture_tenant};
 use sne_lambda_common::{ScheduledJob, handle_scheduled};
 use sne_service::Context;
+use sne_test_support::Wiring;
+use sne_test_support::tenants::fixture_tenant;
 
 const SCHEDULED: &str = include_str!("data/scheduled_event.json");
 /// Asks for tenant `t_fixture00001`.
@@ -20,7 +21,7 @@ fn event(json: &str) -> LambdaEvent<ScheduledEvent> {
 }
 
 async fn two_tenants(dir: &std::path::Path) -> Context {
-    let ctx = embedded_context(dir, None, None);
+    let ctx = Wiring::new(dir).context();
     fixture_tenant(
         &ctx,
         "t_fixture00001",
@@ -77,7 +78,7 @@ async fn run_requested_runs_only_the_named_tenant() {
 #[tokio::test]
 async fn run_requested_for_an_unknown_tenant_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = embedded_context(dir.path(), None, None);
+    let ctx = Wiring::new(dir.path()).context();
     fixture_tenant(
         &ctx,
         "t_someoneelse",

@@ -3,8 +3,9 @@
 
 use axum::body::to_bytes;
 use sne_lambda_common::http::webhook_only;
-use sne_lambda_common::testing::{embedded_context, fixture_tenant};
 use sne_service::Context;
+use sne_test_support::Wiring;
+use sne_test_support::tenants::fixture_tenant;
 use tower::ServiceExt;
 
 /// The tenant the recorded events were made for.
@@ -29,7 +30,7 @@ async fn send(ctx: &Context, fixture: &str) -> (u16, String) {
 #[tokio::test]
 async fn a_push_with_the_wrong_code_is_refused_with_code_mismatch() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = embedded_context(dir.path(), None, None);
+    let ctx = Wiring::new(dir.path()).context();
     let tenant = fixture_tenant(&ctx, TENANT_ID, CONTRACT, CODE).await;
 
     let (status, body) = send(&ctx, include_str!("data/function_url_push_wrong_code.json")).await;
@@ -41,7 +42,7 @@ async fn a_push_with_the_wrong_code_is_refused_with_code_mismatch() {
 #[tokio::test]
 async fn a_push_with_the_right_code_is_stored_once_and_answered_200() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = embedded_context(dir.path(), None, None);
+    let ctx = Wiring::new(dir.path()).context();
     let tenant = fixture_tenant(&ctx, TENANT_ID, CONTRACT, CODE).await;
     // Recorded as Function URLs deliver form posts: base64 body.
     let fixture = include_str!("data/function_url_push_right_code.json");
@@ -59,7 +60,7 @@ async fn a_push_with_the_right_code_is_stored_once_and_answered_200() {
 #[tokio::test]
 async fn the_webhook_url_does_not_serve_the_admin_screen() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = embedded_context(dir.path(), None, None);
+    let ctx = Wiring::new(dir.path()).context();
     let mut event: serde_json::Value =
         serde_json::from_str(include_str!("data/function_url_push_wrong_code.json")).unwrap();
     event["rawPath"] = "/".into();

@@ -10,6 +10,7 @@ use sne_domain::batch_state::BatchState;
 use sne_domain::complete::CompletionNote;
 use sne_domain::report::{ParkReason, QueueOutcome};
 use sne_domain::time::from_jst;
+use sne_domain::upload_batch::BatchErrorKind;
 use std::collections::HashSet;
 
 const RECENT_BATCHES: usize = 30;
@@ -86,9 +87,12 @@ pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderM
     let batches = store.recent_batches(&tenant.id, RECENT_BATCHES).await?;
     let mut token_error_shown = false;
     for batch in &batches {
-        let error = batch.last_error.as_deref().unwrap_or_default();
+        let token_error = batch
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.kind == BatchErrorKind::Token);
         match batch.state {
-            BatchState::Built if error.starts_with("token error") && !token_error_shown => {
+            BatchState::Built if token_error && !token_error_shown => {
                 token_error_shown = true;
                 actions.push(ActionItem {
                     title: "ファイルのアップロード中にトークンのエラーが発生しました".into(),

@@ -105,7 +105,7 @@ fn batch_row(batch: &UploadBatch) -> BatchRow {
         changes: batch.change_count,
         result,
         row_errors,
-        error: batch.last_error.clone(),
+        error: batch.last_error.as_ref().map(|e| e.message.clone()),
         has_csv: batch.csv_key.is_some(),
     }
 }

@@ -453,7 +453,11 @@ async fn ship(
             ..record.clone()
         };
         async move {
-            match ctx.storage.put_order_record(&record, Some("started")).await {
+            match ctx
+                .storage
+                .put_order_record(&record, Some(OrderImportState::Started.tag()))
+                .await
+            {
                 Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
                 Err(e) => Err(e.into()),
             }

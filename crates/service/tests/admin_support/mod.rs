@@ -9,25 +9,20 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use sne_domain::TenantId;
-use sne_domain::tenant::{NeTokens, Tenant};
-use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
-use sne_nextengine::{NeClient, NeClientConfig};
-use sne_ports::{Clock, FixedClock, SystemClock};
+use sne_domain::tenant::Tenant;
+use sne_ports::FixedClock;
+use sne_service::Context;
 use sne_service::run::{Jobs, run_tenant};
-use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
-use sne_service::trigger::queued_trigger;
-use sne_service::{Context, ServiceConfig};
+use sne_service::tenants::{NewTenant, create_tenant};
 use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
 use sne_simulators::smaregi::{SmaregiConfig, SmaregiSim};
-use sne_smaregi::SmaregiClient;
+use sne_test_support::tenants::connect_to_nextengine;
+use sne_test_support::{CLIENT_ID, CLIENT_SECRET, Server, Wiring};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 
-pub const CLIENT_ID: &str = "admin-client";
-pub const CLIENT_SECRET: &str = "admin-secret";
 pub const COMPANY: &str = "shop";
 pub const CONTRACT_A: &str = "c-a";
 pub const CONTRACT_B: &str = "c-b";
@@ -47,13 +42,7 @@ pub struct Env {
     pub a: Tenant,
     pub b: Tenant,
     pub runs_requested: mpsc::UnboundedReceiver<TenantId>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Server,
 }
 
 fn local() -> std::net::SocketAddr {
@@ -94,52 +83,18 @@ impl Env {
         smaregi.add_store(CONTRACT_A, "1", "本店");
 
         let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind(local()).await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let mut ne_config = NeClientConfig::new(
-            CLIENT_ID,
-            CLIENT_SECRET,
-            format!("{url}/nextengine/callback"),
-        );
-        ne_config.api_base_url = ne.base_url();
-        ne_config.sign_in_base_url = ne.base_url();
-        ne_config.retry = sne_nextengine::RetryPolicy {
-            max_attempts: 2,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-        };
+        let mut server = Server::bind().await;
+        let url = server.url.clone();
         let fixed = fixed_clock.then(|| Arc::new(FixedClock::new(chrono::Utc::now())));
-        let clock: Arc<dyn Clock> = match &fixed {
-            Some(c) => c.clone(),
-            None => Arc::new(SystemClock),
-        };
-        let (trigger, runs_requested) = queued_trigger();
-        let ctx = Context {
-            storage: store.clone(),
-            blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
-            mailer: Arc::new(EmlMailer::new(dir.path().join("outbox"))),
-            clock,
-            nextengine: Arc::new(NeClient::new(ne_config, store)),
-            smaregi: Arc::new(SmaregiClient::new(
-                smaregi.access_url(),
-                sne_smaregi::RetryPolicy {
-                    max_attempts: 2,
-                    base_delay: Duration::from_millis(10),
-                    max_delay: Duration::from_millis(50),
-                },
-                Duration::from_secs(10),
-            )),
-            trigger: Arc::new(trigger),
-            config: ServiceConfig {
-                public_url: url.clone(),
-                ..ServiceConfig::default()
-            },
-        };
-        let app = sne_service::http::router(ctx.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let mut wiring = Wiring::new(dir.path())
+            .simulators(&ne, &smaregi)
+            .public_url(&url)
+            .ne_attempts(2);
+        if let Some(clock) = &fixed {
+            wiring = wiring.clock(clock.clone());
+        }
+        let (ctx, runs_requested) = wiring.context_with_requests();
+        server.serve(sne_service::http::router(ctx.clone()));
         let new = |name: &str, contract: &str, email: &str| NewTenant {
             name: name.into(),
             contract_id: contract.into(),
@@ -164,7 +119,7 @@ impl Env {
             a,
             b,
             runs_requested,
-            server,
+            _server: server,
         }
     }
 
@@ -182,19 +137,7 @@ impl Env {
 
     /// Gives tenant A working NextEngine tokens.
     pub async fn connect_a(&self) {
-        let pair = self.ne.issue_tokens(COMPANY);
-        replace_ne_tokens(
-            &self.ctx,
-            &self.a.id,
-            &NeTokens {
-                access_token: pair.access_token,
-                refresh_token: pair.refresh_token,
-                access_token_end: pair.access_token_end_date,
-                refresh_token_end: pair.refresh_token_end_date,
-            },
-        )
-        .await
-        .unwrap();
+        connect_to_nextengine(&self.ctx, &self.a.id, &self.ne, COMPANY).await;
     }
 
     /// One stock change for tenant A pushed through the webhook, then a run, so

@@ -3,18 +3,21 @@
 //! both simulators: a Smaregi push through the webhook, then a scheduled run that
 //! uploads it to NextEngine.
 //!
-//! The binaries are built by this test itself (`cargo build -p …`, a no-op when
-//! they are fresh), so `cargo test -p sne-lambda-e2e` never runs stale ones.
+//! The binaries are built by this test itself (`cargo build --workspace --bins
+//! --tests`, a no-op when they are fresh), so `cargo test -p sne-lambda-e2e`
+//! never runs stale ones. The whole workspace with its tests, not `-p` the two
+//! packages: that resolves the features as `cargo test --workspace` does and
+//! reuses its binaries, where a `-p` build would compile the AWS SDK once more.
 
 use serde_json::Value;
 use sne_aws::testing::MotoServer;
 use sne_aws::{AwsSettings, DynamoStore};
-use sne_domain::tenant::NeTokens;
 use sne_lambda_common::{Endpoints, context_with};
 use sne_lambda_e2e::{FakeRuntime, Outcome};
-use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
+use sne_service::tenants::{NewTenant, create_tenant};
 use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
 use sne_simulators::smaregi::{SmaregiConfig, SmaregiSim};
+use sne_test_support::tenants::connect_to_nextengine;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -32,7 +35,7 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The recorded Function URL event, with this run's contract and code.
 fn push_event(code: &str) -> Value {
     let mut event: Value = serde_json::from_str(include_str!(
-        "../../webhook/tests/data/function_url_push_wrong_code.json"
+        "../../lambdas/webhook/tests/data/function_url_push_wrong_code.json"
     ))
     .unwrap();
     let body = event["body"].as_str().unwrap().to_string();
@@ -49,7 +52,7 @@ fn push_event(code: &str) -> Value {
 
 fn scheduled_event() -> Value {
     serde_json::from_str(include_str!(
-        "../../uploader/tests/data/scheduled_event.json"
+        "../../lambdas/uploader/tests/data/scheduled_event.json"
     ))
     .unwrap()
 }
@@ -67,18 +70,18 @@ fn build_bootstraps(packages: &[&str]) -> PathBuf {
     let dir = bin_dir();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = std::process::Command::new(cargo);
-    command.arg("build").arg("--quiet");
+    command.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
     if dir.file_name().is_some_and(|p| p == "release") {
         command.arg("--release");
-    }
-    for package in packages {
-        command.args(["-p", package]);
     }
     let status = command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "building {packages:?} failed");
+    assert!(status.success(), "building the workspace's binaries failed");
+    for package in packages {
+        assert!(dir.join(package).is_file(), "{package} was not built");
+    }
     dir
 }
 
@@ -236,19 +239,7 @@ async fn a_push_through_the_webhook_bootstrap_is_uploaded_by_the_uploader_bootst
     )
     .await
     .expect("tenant");
-    let pair = ne.issue_tokens(COMPANY);
-    replace_ne_tokens(
-        &ctx,
-        &tenant.id,
-        &NeTokens {
-            access_token: pair.access_token,
-            refresh_token: pair.refresh_token,
-            access_token_end: pair.access_token_end_date,
-            refresh_token_end: pair.refresh_token_end_date,
-        },
-    )
-    .await
-    .expect("tokens");
+    connect_to_nextengine(&ctx, &tenant.id, &ne, COMPANY).await;
 
     // Smaregi pushes +3 for the product through the webhook's Function URL.
     let mut webhook = Function::start(bins.join("sne-lambda-webhook"), "webhook", &env).await;

@@ -12,6 +12,3 @@ pub use env::{Endpoints, FunctionKind};
 pub use logging::init_tracing;
 pub use scheduled::{ScheduledJob, handle_scheduled};
 pub use wiring::{context_from_env, context_with};
-
-#[cfg(feature = "testing")]
-pub mod testing;

@@ -1,0 +1,98 @@
+//! The embedded wiring: SQLite, files and `.eml` mail plus the HTTP clients, as
+//! `smaregi-ne` runs it and as `sne-aws-admin --storage sqlite` opens it.
+
+use anyhow::Context as _;
+use clap::Args;
+use sne_domain::TenantId;
+use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
+use sne_nextengine::{NeClient, NeClientConfig};
+use sne_ports::SystemClock;
+use sne_service::trigger::queued_trigger;
+use sne_service::{Context, ServiceConfig};
+use sne_smaregi::SmaregiClient;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// External endpoints; the real services are the defaults.
+#[derive(Args, Clone, Debug)]
+pub struct Endpoints {
+    #[arg(long, global = true, env = "SNE_NEXTENGINE_API_URL", default_value = sne_nextengine::DEFAULT_API_BASE_URL)]
+    pub nextengine_api_url: String,
+    #[arg(long, global = true, env = "SNE_NEXTENGINE_SIGNIN_URL", default_value = sne_nextengine::DEFAULT_SIGN_IN_BASE_URL)]
+    pub nextengine_signin_url: String,
+    #[arg(
+        long,
+        global = true,
+        env = "SNE_NEXTENGINE_CLIENT_ID",
+        default_value = ""
+    )]
+    pub nextengine_client_id: String,
+    #[arg(
+        long,
+        global = true,
+        env = "SNE_NEXTENGINE_CLIENT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub nextengine_client_secret: String,
+    #[arg(long, global = true, env = "SNE_SMAREGI_API_URL", default_value = sne_smaregi::DEFAULT_API_URL)]
+    pub smaregi_api_url: String,
+    /// Base URL of this service as browsers reach it (NextEngine redirect URI base).
+    #[arg(
+        long,
+        global = true,
+        env = "SNE_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+    #[arg(
+        long,
+        global = true,
+        env = "SNE_MAIL_FROM",
+        default_value = "smaregi-ne@localhost"
+    )]
+    pub mail_from: String,
+}
+
+/// The local context and the receiving end of its 「今すぐ実行」 requests.
+pub fn local_context(
+    data_dir: &Path,
+    endpoints: &Endpoints,
+) -> anyhow::Result<(Context, mpsc::UnboundedReceiver<TenantId>)> {
+    let store = Arc::new(
+        SqliteStore::open(data_dir)
+            .with_context(|| format!("cannot open the database in {}", data_dir.display()))?,
+    );
+    let public_url = endpoints.public_url.trim_end_matches('/').to_string();
+    let mut ne_config = NeClientConfig::new(
+        endpoints.nextengine_client_id.clone(),
+        endpoints.nextengine_client_secret.clone(),
+        format!("{public_url}/nextengine/callback"),
+    );
+    ne_config.api_base_url = endpoints.nextengine_api_url.clone();
+    ne_config.sign_in_base_url = endpoints.nextengine_signin_url.clone();
+    let nextengine = NeClient::new(ne_config, store.clone());
+    let smaregi = SmaregiClient::new(
+        endpoints.smaregi_api_url.clone(),
+        sne_smaregi::RetryPolicy::default(),
+        Duration::from_secs(60),
+    );
+    let (trigger, requests) = queued_trigger();
+    let ctx = Context {
+        storage: store,
+        blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"))),
+        mailer: Arc::new(EmlMailer::new(data_dir.join("outbox"))),
+        clock: Arc::new(SystemClock),
+        nextengine: Arc::new(nextengine),
+        smaregi: Arc::new(smaregi),
+        trigger: Arc::new(trigger),
+        config: ServiceConfig {
+            mail_from: endpoints.mail_from.clone(),
+            public_url,
+            ..ServiceConfig::default()
+        },
+    };
+    Ok((ctx, requests))
+}

@@ -1,0 +1,127 @@
+//! A [`Context`] as `smaregi-ne serve` wires it (SQLite, files, `.eml` outbox),
+//! with the API clients on short retries so a test of a failure stays fast.
+
+use sne_domain::TenantId;
+use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
+use sne_nextengine::{NeClient, NeClientConfig};
+use sne_ports::{Clock, SystemClock};
+use sne_service::trigger::queued_trigger;
+use sne_service::{Context, ServiceConfig};
+use sne_simulators::nextengine::NeSim;
+use sne_simulators::smaregi::SmaregiSim;
+use sne_smaregi::SmaregiClient;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// The NextEngine app the tests' service is; start the simulator with these.
+pub const CLIENT_ID: &str = "test-client";
+pub const CLIENT_SECRET: &str = "test-secret";
+
+/// Nothing listens there: a test that reaches an API it did not set up fails loudly.
+const UNREACHABLE: &str = "http://127.0.0.1:9";
+
+/// How to wire one Context; every field has a default a test may override.
+#[derive(Clone)]
+pub struct Wiring {
+    pub data_dir: PathBuf,
+    pub ne_url: String,
+    pub smaregi_url: String,
+    /// Where operators reach the admin screen (links in mails, the sign-in callback).
+    pub public_url: String,
+    /// The service's clock and the Smaregi client's (its history windows).
+    pub clock: Arc<dyn Clock>,
+    /// `public_url` is overwritten with the field above.
+    pub config: ServiceConfig,
+    pub ne_attempts: u32,
+}
+
+impl Wiring {
+    pub fn new(data_dir: &Path) -> Wiring {
+        Wiring {
+            data_dir: data_dir.to_path_buf(),
+            ne_url: UNREACHABLE.into(),
+            smaregi_url: UNREACHABLE.into(),
+            public_url: "http://127.0.0.1".into(),
+            clock: Arc::new(SystemClock),
+            config: ServiceConfig::default(),
+            ne_attempts: 3,
+        }
+    }
+
+    /// Both API clients pointed at the simulators.
+    pub fn simulators(mut self, ne: &NeSim, smaregi: &SmaregiSim) -> Wiring {
+        self.ne_url = ne.base_url();
+        self.smaregi_url = smaregi.access_url();
+        self
+    }
+
+    pub fn public_url(mut self, url: &str) -> Wiring {
+        self.public_url = url.to_string();
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Wiring {
+        self.clock = clock;
+        self
+    }
+
+    pub fn config(mut self, config: ServiceConfig) -> Wiring {
+        self.config = config;
+        self
+    }
+
+    pub fn ne_attempts(mut self, attempts: u32) -> Wiring {
+        self.ne_attempts = attempts;
+        self
+    }
+
+    /// The Context, and the run requests its trigger receives (the admin
+    /// screen's 今すぐ実行), for a test that wants to see them.
+    pub fn context_with_requests(&self) -> (Context, UnboundedReceiver<TenantId>) {
+        let store = Arc::new(SqliteStore::open(&self.data_dir).expect("embedded store"));
+        let mut ne_config = NeClientConfig::new(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            format!("{}/nextengine/callback", self.public_url),
+        );
+        ne_config.api_base_url = self.ne_url.clone();
+        ne_config.sign_in_base_url = self.ne_url.clone();
+        ne_config.retry = sne_nextengine::RetryPolicy {
+            max_attempts: self.ne_attempts,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        };
+        ne_config.request_timeout = Duration::from_secs(10);
+        let smaregi = SmaregiClient::new(
+            self.smaregi_url.clone(),
+            sne_smaregi::RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(50),
+            },
+            Duration::from_secs(10),
+        )
+        .with_clock(self.clock.clone());
+        let (trigger, requests) = queued_trigger();
+        let ctx = Context {
+            storage: store.clone(),
+            blobs: Arc::new(FsBlobStore::new(self.data_dir.join("blobs"))),
+            mailer: Arc::new(EmlMailer::new(self.data_dir.join("outbox"))),
+            clock: self.clock.clone(),
+            nextengine: Arc::new(NeClient::new(ne_config, store)),
+            smaregi: Arc::new(smaregi),
+            trigger: Arc::new(trigger),
+            config: ServiceConfig {
+                public_url: self.public_url.clone(),
+                ..self.config.clone()
+            },
+        };
+        (ctx, requests)
+    }
+
+    pub fn context(&self) -> Context {
+        self.context_with_requests().0
+    }
+}
