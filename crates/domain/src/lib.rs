@@ -11,6 +11,7 @@ pub mod goods_code;
 pub mod history_mode;
 pub mod mapping;
 pub mod orders;
+pub mod outbox;
 pub mod push;
 pub mod que_message;
 pub mod report;

@@ -1148,14 +1148,7 @@ impl ReportOutbox for SqliteStore {
     ) -> StoreResult<bool> {
         let owner = owner.to_string();
         self.change_report(tenant, id, move |report| {
-            if !report.claimable_by(&owner, now) {
-                return false;
-            }
-            report.claim = Some(sne_ports::ReportClaim {
-                owner,
-                until: lease_until,
-            });
-            true
+            report.claim(&owner, now, lease_until)
         })
         .await
     }
@@ -1168,15 +1161,8 @@ impl ReportOutbox for SqliteStore {
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let owner = owner.to_string();
-        self.change_report(tenant, id, move |report| {
-            if !report.claimed_by(&owner) {
-                return false;
-            }
-            report.sent_at = Some(at);
-            report.claim = None;
-            true
-        })
-        .await
+        self.change_report(tenant, id, move |report| report.mark_sent(&owner, at))
+            .await
     }
 
     async fn record_report_failure(
@@ -1189,13 +1175,7 @@ impl ReportOutbox for SqliteStore {
         let owner = owner.to_string();
         let error = error.to_string();
         self.change_report(tenant, id, move |report| {
-            if !report.claimed_by(&owner) {
-                return false;
-            }
-            report.attempts += 1;
-            report.last_error = Some(error);
-            report.claim = None;
-            true
+            report.record_failure(&owner, &error)
         })
         .await
     }

@@ -240,59 +240,7 @@ pub trait OrderImportStore: Send + Sync {
 
 // ---------------------------------------------------------------- report outbox
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredAttachment {
-    pub file_name: String,
-    pub content_type: String,
-    pub blob_key: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxReport {
-    /// Unique per tenant; enqueueing the same id twice keeps the first.
-    pub id: String,
-    pub tenant_id: TenantId,
-    pub created_at: DateTime<Utc>,
-    pub to: Vec<String>,
-    pub subject: String,
-    pub body: String,
-    pub attachments: Vec<StoredAttachment>,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub attempts: u32,
-    pub last_error: Option<String>,
-    /// Batches whose queue outcome this report tells: enqueueing the report marks
-    /// them reported in the same atomic step, so no outcome is told twice or lost.
-    #[serde(default)]
-    pub reported_batches: Vec<String>,
-    /// The sender that is sending it right now, if any (see [`ReportOutbox::claim_report`]).
-    #[serde(default)]
-    pub claim: Option<ReportClaim>,
-}
-
-/// A sender's hold on an unsent report. It has a lease so that a sender that
-/// died mid-send does not keep the report from ever going out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportClaim {
-    pub owner: String,
-    pub until: DateTime<Utc>,
-}
-
-impl OutboxReport {
-    /// Unsent, and not held by another owner's claim that runs past `now`.
-    pub fn claimable_by(&self, owner: &str, now: DateTime<Utc>) -> bool {
-        self.sent_at.is_none()
-            && self
-                .claim
-                .as_ref()
-                .is_none_or(|c| c.owner == owner || c.until <= now)
-    }
-
-    /// Unsent and claimed by `owner` (whether or not the lease has run out: as
-    /// long as nobody took it over, the claim is still the owner's).
-    pub fn claimed_by(&self, owner: &str) -> bool {
-        self.sent_at.is_none() && self.claim.as_ref().is_some_and(|c| c.owner == owner)
-    }
-}
+pub use sne_domain::outbox::{OutboxReport, ReportClaim, StoredAttachment};
 
 #[async_trait]
 pub trait ReportOutbox: Send + Sync {
@@ -317,7 +265,7 @@ pub trait ReportOutbox: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<bool>;
     /// Marks the report sent and ends the claim, only while `owner` holds it
-    /// (see [`OutboxReport::claimed_by`]). False and nothing written otherwise.
+    /// (see [`OutboxReport::mark_sent`]). False and nothing written otherwise.
     async fn mark_report_sent(
         &self,
         tenant: &TenantId,

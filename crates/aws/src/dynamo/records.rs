@@ -243,17 +243,8 @@ impl ReportOutbox for DynamoStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        self.update_report(tenant, id, |report| {
-            if !report.claimable_by(owner, now) {
-                return false;
-            }
-            report.claim = Some(sne_ports::ReportClaim {
-                owner: owner.to_string(),
-                until: lease_until,
-            });
-            true
-        })
-        .await
+        self.update_report(tenant, id, |report| report.claim(owner, now, lease_until))
+            .await
     }
 
     async fn mark_report_sent(
@@ -263,15 +254,8 @@ impl ReportOutbox for DynamoStore {
         owner: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        self.update_report(tenant, id, |report| {
-            if !report.claimed_by(owner) {
-                return false;
-            }
-            report.sent_at = Some(at);
-            report.claim = None;
-            true
-        })
-        .await
+        self.update_report(tenant, id, |report| report.mark_sent(owner, at))
+            .await
     }
 
     async fn record_report_failure(
@@ -281,16 +265,8 @@ impl ReportOutbox for DynamoStore {
         owner: &str,
         error: &str,
     ) -> StoreResult<bool> {
-        self.update_report(tenant, id, |report| {
-            if !report.claimed_by(owner) {
-                return false;
-            }
-            report.attempts += 1;
-            report.last_error = Some(error.to_string());
-            report.claim = None;
-            true
-        })
-        .await
+        self.update_report(tenant, id, |report| report.record_failure(owner, error))
+            .await
     }
 
     async fn recent_reports(
