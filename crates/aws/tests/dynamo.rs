@@ -7,7 +7,7 @@ use sne_aws::DynamoStore;
 use sne_aws::testing::{MotoServer, unique_name};
 use sne_domain::batch_state::BatchState;
 use sne_domain::change::{ChangeKind, ChangeSource, PushRow};
-use sne_domain::complete::{Mirror, MirrorEntry};
+use sne_domain::complete::{Mirror, MirrorEntry, StockKey};
 use sne_domain::upload_csv::UploadLine;
 use sne_domain::{StockChange, StockDivision, TenantId};
 use sne_ports::{
@@ -77,7 +77,7 @@ async fn a_file_larger_than_an_item_is_kept_whole() {
     let mut mirror = Mirror::new();
     for i in 0..250 {
         mirror.insert(
-            ("1".into(), format!("P{i}")),
+            StockKey::new("1", format!("P{i}")),
             MirrorEntry {
                 stock: i,
                 as_of: None,
@@ -95,7 +95,7 @@ async fn a_file_larger_than_an_item_is_kept_whole() {
     let stored = store.batch(&t, "b1").await.unwrap().unwrap();
     assert_eq!(stored.lines, lines);
     assert_eq!(stored, built);
-    let keys: Vec<(String, String)> = mirror.keys().cloned().collect();
+    let keys: Vec<StockKey> = mirror.keys().cloned().collect();
     assert_eq!(store.mirror(&t, &keys).await.unwrap(), mirror);
     assert_eq!(
         store.recent_batches(&t, 1).await.unwrap()[0].lines.len(),
@@ -116,7 +116,7 @@ async fn an_interrupted_mirror_write_is_finished_by_the_next_claim() {
         .await
         .unwrap()
         .unwrap();
-    let key = ("1".to_string(), "P1".to_string());
+    let key = StockKey::new("1", "P1");
     let entry = MirrorEntry {
         stock: 7,
         as_of: None,

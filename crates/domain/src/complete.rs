@@ -13,8 +13,28 @@ pub struct MirrorEntry {
     pub as_of: Option<NaiveDateTime>,
 }
 
-/// Keyed by (store id, product id).
-pub type Mirror = HashMap<(String, String), MirrorEntry>;
+/// One store's stock of one product: what the mirror is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StockKey {
+    pub store_id: String,
+    pub product_id: String,
+}
+
+impl StockKey {
+    pub fn new(store_id: impl Into<String>, product_id: impl Into<String>) -> Self {
+        StockKey {
+            store_id: store_id.into(),
+            product_id: product_id.into(),
+        }
+    }
+
+    /// The store and product a received row is about.
+    pub fn of(row: &PushRow) -> Self {
+        StockKey::new(row.store_id.clone(), row.product_id.clone())
+    }
+}
+
+pub type Mirror = HashMap<StockKey, MirrorEntry>;
 
 /// Every fallback is named so the report can say it (design.md §3: never guess silently).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +122,7 @@ pub fn complete(rows: &[PushRow], mirror: &Mirror) -> Completion {
         .filter(|row| !row.is_distinguishable_from_resend())
         .count();
     for row in rows {
-        let key = (row.store_id.clone(), row.product_id.clone());
+        let key = StockKey::of(row);
         let known = out
             .mirror_updates
             .get(&key)
@@ -212,8 +232,8 @@ mod tests {
         }
     }
 
-    fn key() -> (String, String) {
-        ("1".into(), "P".into())
+    fn key() -> StockKey {
+        StockKey::new("1", "P")
     }
 
     #[test]

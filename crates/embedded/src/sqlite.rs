@@ -16,7 +16,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sne_domain::batch_state::BatchState;
-use sne_domain::complete::{Mirror, MirrorEntry};
+use sne_domain::complete::{Mirror, MirrorEntry, StockKey};
 use sne_domain::tenant::{NeTokens, Tenant};
 use sne_domain::{StockChange, TenantId};
 use sne_ports::{
@@ -782,19 +782,19 @@ impl StockLedger for SqliteStore {
 
 #[async_trait]
 impl StockMirrorStore for SqliteStore {
-    async fn mirror(&self, tenant: &TenantId, keys: &[(String, String)]) -> StoreResult<Mirror> {
+    async fn mirror(&self, tenant: &TenantId, keys: &[StockKey]) -> StoreResult<Mirror> {
         let tenant = tenant.0.clone();
         let keys = keys.to_vec();
         self.read(move |conn| {
             let mut mirror = Mirror::new();
-            for (store_id, product_id) in keys {
+            for key in keys {
                 let entry: Option<MirrorEntry> = query_json(
                     conn,
                     "SELECT data FROM mirror WHERE tenant_id = ?1 AND store_id = ?2 AND product_id = ?3",
-                    params![tenant, store_id, product_id],
+                    params![tenant, key.store_id, key.product_id],
                 )?;
                 if let Some(entry) = entry {
-                    mirror.insert((store_id, product_id), entry);
+                    mirror.insert(key, entry);
                 }
             }
             Ok(mirror)
@@ -831,8 +831,8 @@ impl BatchStore for SqliteStore {
                      ON CONFLICT (tenant_id, store_id, product_id) DO UPDATE SET data = excluded.data",
                 )
                 .map_err(db)?;
-            for ((store_id, product_id), entry) in &content.mirror_updates {
-                stmt.execute(params![tenant, store_id, product_id, to_json(entry)?])
+            for (key, entry) in &content.mirror_updates {
+                stmt.execute(params![tenant, key.store_id, key.product_id, to_json(entry)?])
                     .map_err(db)?;
             }
             Ok(batch)

@@ -11,4 +11,4 @@ pub mod wiring;
 pub use env::{Endpoints, FunctionKind};
 pub use logging::init_tracing;
 pub use scheduled::{ScheduledJob, handle_scheduled};
-pub use wiring::{context_from_env, context_with};
+pub use wiring::{context_from_env, context_with, webhook_context_from_env};

@@ -7,6 +7,7 @@ use aws_config::SdkConfig;
 use sne_aws::{AwsSettings, DynamoStore, EventBridgeTrigger, S3BlobStore, SesMailer};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::SystemClock;
+use sne_service::webhook::WebhookContext;
 use sne_service::{Context, ServiceConfig, SessionSecret};
 use sne_smaregi::SmaregiClient;
 use std::sync::Arc;
@@ -34,6 +35,22 @@ pub async fn context_from_env(kind: FunctionKind) -> anyhow::Result<Context> {
         }
     }
     Ok(ctx)
+}
+
+/// The webhook function's context: the table and the clock, nothing else — no
+/// API client, bucket, mail or event bus is built, as its role reaches none.
+pub async fn webhook_context_from_env() -> anyhow::Result<WebhookContext> {
+    let sdk = sne_aws::aws_sdk_config().await;
+    let settings = AwsSettings::from_env()?;
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        settings.table_name,
+    ));
+    Ok(WebhookContext {
+        tenants: store.clone(),
+        ledger: store,
+        clock: Arc::new(SystemClock),
+    })
 }
 
 /// The admin screen's cookie key; at least 32 bytes, since a short HMAC key would

@@ -191,7 +191,7 @@ impl NeClient {
                 code: String::new(),
                 message: "no NextEngine tokens stored: sign in to NextEngine first".into(),
             }),
-            Err(e) => Err(NeError::Store(e.to_string())),
+            Err(e) => Err(NeError::Store(e)),
         }
     }
 
@@ -412,7 +412,7 @@ impl NeClient {
                     // error, which the next call will surface as a token error.
                     Ok(new)
                 } else {
-                    Err(NeError::Store(e.to_string()))
+                    Err(NeError::Store(e))
                 }
             }
         }

@@ -1,4 +1,4 @@
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// A compare-and-set or uniqueness condition did not hold; nothing was written.
     #[error("conflict: {0}")]

@@ -88,8 +88,10 @@ pub enum NeError {
     /// the call may or may not have taken effect.
     #[error("NextEngine unreachable: {0}")]
     Transport(String),
+    /// Our own storage failed around the call (tokens, cursors); NextEngine's
+    /// side is as the variant's caller says.
     #[error("storage: {0}")]
-    Store(String),
+    Store(#[from] crate::error::StoreError),
 }
 
 impl NeError {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sne_domain::batch_state::BatchState;
-use sne_domain::complete::Mirror;
+use sne_domain::complete::{Mirror, StockKey};
 use sne_domain::tenant::{NeTokens, Tenant};
 use sne_domain::{StockChange, TenantId};
 
@@ -125,7 +125,7 @@ pub trait StockLedger: Send + Sync {
 #[async_trait]
 pub trait StockMirrorStore: Send + Sync {
     /// The mirror entries for the given (store, product) keys that exist.
-    async fn mirror(&self, tenant: &TenantId, keys: &[(String, String)]) -> StoreResult<Mirror>;
+    async fn mirror(&self, tenant: &TenantId, keys: &[StockKey]) -> StoreResult<Mirror>;
 }
 
 // ---------------------------------------------------------------- batches

@@ -5,14 +5,14 @@
 //! bytes.
 
 use crate::Context;
-use crate::uploader::section_for_ne_error;
+use crate::sections::UploadError;
 use chrono::Duration as ChronoDuration;
 use sne_domain::StockChange;
 use sne_domain::batch::plan_batch;
-use sne_domain::complete::complete;
+use sne_domain::complete::{StockKey, complete};
 use sne_domain::history_mode::HistoryMode;
 use sne_domain::mapping::ProductMap;
-use sne_domain::report::{ParkReason, ParkedLine, UploadSection};
+use sne_domain::report::{ParkReason, ParkedLine};
 use sne_domain::tenant::{MappingMode, Tenant};
 use sne_domain::upload_csv::csv_key;
 use sne_ports::nextengine::NeError;
@@ -29,12 +29,8 @@ pub async fn freeze_next(
     run_id: &str,
     mode: &HistoryMode,
     notices: &mut Vec<String>,
-) -> Result<Option<UploadBatch>, UploadSection> {
+) -> Result<Option<UploadBatch>, UploadError> {
     let store = &ctx.storage;
-    let failed = |batch_id: Option<String>, e: &dyn std::fmt::Display| UploadSection::Failed {
-        batch_id,
-        reason: e.to_string(),
-    };
     let now = ctx.clock.now();
     let claim = ClaimRequest {
         new_batch_id: new_id("b_"),
@@ -54,7 +50,7 @@ pub async fn freeze_next(
     let Some(claimed) = store
         .claim_batch(&tenant.id, &claim)
         .await
-        .map_err(|e| failed(None, &e))?
+        .map_err(UploadError::store(None))?
     else {
         return Ok(None);
     };
@@ -70,13 +66,13 @@ pub async fn freeze_next(
                 ..claim.clone()
             };
             let _ = store.claim_batch(&tenant.id, &release).await;
-            return Err(section_for_ne_error(Some(batch_id), &e));
+            return Err(UploadError::next_engine(&batch_id)(e));
         }
     };
     let batch = store
         .finish_build(&tenant.id, &batch_id, run_id, &content)
         .await
-        .map_err(|e| failed(Some(batch_id.clone()), &e))?;
+        .map_err(UploadError::store(Some(&batch_id)))?;
     Ok(Some(batch))
 }
 
@@ -89,7 +85,7 @@ async fn build_content(
     mode: &HistoryMode,
     notices: &mut Vec<String>,
 ) -> Result<BuiltContent, NeError> {
-    let store_err = |e: sne_ports::StoreError| NeError::Store(e.to_string());
+    let store_err = NeError::Store;
     // Pushes received while history was read are only signals: the history rows
     // carry every change exactly once.
     let rows: Vec<_> = changes
@@ -97,9 +93,9 @@ async fn build_content(
         .filter(|c| !mode.is_signal(c))
         .map(|c| c.row.clone())
         .collect();
-    let keys: Vec<(String, String)> = rows
+    let keys: Vec<StockKey> = rows
         .iter()
-        .map(|r| (r.store_id.clone(), r.product_id.clone()))
+        .map(StockKey::of)
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -155,7 +151,7 @@ async fn product_map(
     tenant: &Tenant,
     changes: &[sne_domain::change::CompletedChange],
 ) -> Result<ProductMap, NeError> {
-    let store_err = |e: sne_ports::StoreError| NeError::Store(e.to_string());
+    let store_err = NeError::Store;
     match tenant.mapping_mode {
         MappingMode::ProductId => Ok(ProductMap::Identity),
         MappingMode::Table => {

@@ -12,6 +12,7 @@ pub mod orders;
 pub mod reporter;
 pub mod resend;
 pub mod run;
+pub mod sections;
 pub mod stock_history;
 pub mod tenants;
 pub mod trigger;

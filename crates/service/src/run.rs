@@ -5,6 +5,7 @@ use crate::Context;
 use crate::checker::{MAX_OUTCOMES_PER_REPORT, previous_section, run_check};
 use crate::orders::{ImportOptions, import_orders, mark_reported};
 use crate::reporter::{SendOutcome, enqueue_report, send_pending};
+use crate::sections::UploadError;
 use crate::{batcher, stock_history, uploader};
 use chrono::Duration as ChronoDuration;
 use sne_domain::batch_state::BatchState;
@@ -213,7 +214,7 @@ pub async fn run_upload(ctx: &Context, tenant: &Tenant, run_id: &str) -> UploadR
     for _ in 0..ctx.config.max_files_per_run.max(1) {
         let (section, uploaded) = match upload_steps(ctx, tenant, run_id, &mut notices).await {
             Ok(done) => done,
-            Err(section) => (section, None),
+            Err(stopped) => (stopped.section(), None),
         };
         let went_up = matches!(section, UploadSection::Uploaded { .. });
         match (&first, &section, &uploaded) {
@@ -260,7 +261,7 @@ async fn upload_steps(
     tenant: &Tenant,
     run_id: &str,
     notices: &mut Vec<String>,
-) -> Result<(UploadSection, Option<UploadBatch>), UploadSection> {
+) -> Result<(UploadSection, Option<UploadBatch>), UploadError> {
     if let Some(done) = uploader::settle_unknown_outcomes(ctx, tenant, notices).await? {
         return Ok(done);
     }
@@ -269,10 +270,7 @@ async fn upload_steps(
     }
     let mode = stock_history::read_into_ledger(ctx, tenant, notices)
         .await
-        .map_err(|e| UploadSection::Failed {
-            batch_id: None,
-            reason: e.to_string(),
-        })?;
+        .map_err(UploadError::HistoryMode)?;
     match batcher::freeze_next(ctx, tenant, run_id, &mode, notices).await? {
         None => Ok((UploadSection::Nothing { parked: vec![] }, None)),
         Some(batch) if batch.state == BatchState::Empty => Ok((

@@ -19,7 +19,7 @@ pub async fn history_mode(ctx: &Context, tenant: &TenantId) -> Result<HistoryMod
         .read(ctx, tenant)
         .await
         .map(Option::unwrap_or_default)
-        .map_err(|e| NeError::Store(e.to_string()))
+        .map_err(|e| NeError::Store(e.into()))
 }
 
 /// Since when the tenant's changes come from Smaregi's `StockHistory`; `None`

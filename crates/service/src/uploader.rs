@@ -11,6 +11,7 @@
 //!    recognised as "outcome unknown" by the next run.
 
 use crate::Context;
+use crate::sections::UploadError;
 use chrono::Duration as ChronoDuration;
 use sne_domain::batch_state::BatchState;
 use sne_domain::report::UploadSection;
@@ -30,16 +31,12 @@ pub async fn settle_unknown_outcomes(
     ctx: &Context,
     tenant: &Tenant,
     notices: &mut Vec<String>,
-) -> Result<Option<(UploadSection, Option<UploadBatch>)>, UploadSection> {
+) -> Result<Option<(UploadSection, Option<UploadBatch>)>, UploadError> {
     let store = &ctx.storage;
-    let failed = |batch_id: Option<String>, e: &dyn std::fmt::Display| UploadSection::Failed {
-        batch_id,
-        reason: e.to_string(),
-    };
     let uploading = store
         .batches_in_state(&tenant.id, BatchState::Uploading)
         .await
-        .map_err(|e| failed(None, &e))?;
+        .map_err(UploadError::store(None))?;
     for batch in uploading {
         match resolve_unknown_outcome(ctx, tenant, &batch).await? {
             Resolution::Adopted(adopted) => {
@@ -57,7 +54,7 @@ pub async fn settle_unknown_outcomes(
     let held = store
         .batches_in_state(&tenant.id, BatchState::NeedsAttention)
         .await
-        .map_err(|e| failed(None, &e))?;
+        .map_err(UploadError::store(None))?;
     if !held.is_empty() {
         notices.push(format!(
             "要確認のアップロードが {} 件あります。管理画面の「要確認のアップロード」で「アップロード済みとして扱う」か「再アップロードする」を選んでください(それ以降の在庫変動は通常どおり通知しています)",
@@ -72,16 +69,12 @@ pub async fn settle_unknown_outcomes(
 pub async fn next_frozen(
     ctx: &Context,
     tenant: &Tenant,
-) -> Result<Option<UploadBatch>, UploadSection> {
-    let store = &ctx.storage;
-    let failed = |batch_id: Option<String>, e: &dyn std::fmt::Display| UploadSection::Failed {
-        batch_id,
-        reason: e.to_string(),
-    };
-    let built = store
+) -> Result<Option<UploadBatch>, UploadError> {
+    let built = ctx
+        .storage
         .batches_in_state(&tenant.id, BatchState::Built)
         .await
-        .map_err(|e| failed(None, &e))?;
+        .map_err(UploadError::store(None))?;
     Ok(built.into_iter().next())
 }
 
@@ -89,17 +82,14 @@ pub async fn upload_batch(
     ctx: &Context,
     tenant: &Tenant,
     batch: UploadBatch,
-) -> Result<(UploadSection, Option<UploadBatch>), UploadSection> {
+) -> Result<(UploadSection, Option<UploadBatch>), UploadError> {
     let store = &ctx.storage;
     let batch_id = batch.batch_id.clone();
-    let failed = |e: &dyn std::fmt::Display| UploadSection::Failed {
-        batch_id: Some(batch_id.clone()),
-        reason: e.to_string(),
-    };
+    let failed = UploadError::store(Some(&batch_id));
     let csv = render_upload_csv(&batch.lines);
     // The blob is derived from the frozen lines, so writing it again is harmless.
     if let Some(key) = &batch.csv_key {
-        store_blob(ctx, key, &csv).await.map_err(|e| failed(&e))?;
+        store_blob(ctx, key, &csv).await.map_err(&failed)?;
     }
     let uploading = store
         .transition(
@@ -108,7 +98,7 @@ pub async fn upload_batch(
             &Transition::of(&batch, BatchState::Uploading, ctx.clock.now()),
         )
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(&failed)?;
     // Bounded well below the grace, so no attempt is still in flight when another
     // run concludes from the queue list that NextEngine never got the file.
     let sent = tokio::time::timeout(
@@ -125,12 +115,12 @@ pub async fn upload_batch(
         Ok(que_id) => {
             let uploaded = record_que_id(ctx, tenant, &uploading, &que_id, None)
                 .await
-                .map_err(|e| failed(&e))?;
+                .map_err(&failed)?;
             Ok((uploaded_section(ctx, &uploaded).await, Some(uploaded)))
         }
         Err(e) if e.outcome_unknown() => Ok((
             UploadSection::Unresolved {
-                batch_id,
+                batch_id: batch_id.clone(),
                 reason: format!(
                     "ネクストエンジンからの応答がありませんでした({e})。次回の実行でキューを確認してから再送します"
                 ),
@@ -149,8 +139,8 @@ pub async fn upload_batch(
             store
                 .transition(&tenant.id, &batch_id, &back)
                 .await
-                .map_err(|se| failed(&se))?;
-            Err(section_for_ne_error(Some(batch_id), &e))
+                .map_err(&failed)?;
+            Err(UploadError::next_engine(&batch_id)(e))
         }
     }
 }
@@ -214,12 +204,9 @@ async fn resolve_unknown_outcome(
     ctx: &Context,
     tenant: &Tenant,
     batch: &UploadBatch,
-) -> Result<Resolution, UploadSection> {
+) -> Result<Resolution, UploadError> {
     let store = &ctx.storage;
-    let store_failed = |e: sne_ports::StoreError| UploadSection::Failed {
-        batch_id: Some(batch.batch_id.clone()),
-        reason: e.to_string(),
-    };
+    let store_failed = UploadError::store(Some(&batch.batch_id));
     // The latest attempt's start: an earlier attempt's queue would have shown up
     // before that attempt was made.
     let started = batch.upload_started_at.unwrap_or(batch.updated_at);
@@ -229,11 +216,11 @@ async fn resolve_unknown_outcome(
         .nextengine
         .goods_upload_queues_since(&tenant.id, since)
         .await
-        .map_err(|e| section_for_ne_error(Some(batch.batch_id.clone()), &e))?;
+        .map_err(UploadError::next_engine(&batch.batch_id))?;
     let known: HashSet<String> = store
         .known_que_ids(&tenant.id)
         .await
-        .map_err(store_failed)?
+        .map_err(&store_failed)?
         .into_iter()
         .collect();
     let candidates: Vec<QueueCandidate> = queues
@@ -254,7 +241,7 @@ async fn resolve_unknown_outcome(
         LostUpload::Adopt(queue) => {
             let adopted = record_que_id(ctx, tenant, batch, &queue.que_id, None)
                 .await
-                .map_err(store_failed)?;
+                .map_err(&store_failed)?;
             tracing::info!(tenant = %tenant.id, batch = %batch.batch_id, que_id = %queue.que_id,
                 "adopted the queue of an upload whose answer was lost");
             Ok(Resolution::Adopted(Box::new(adopted)))
@@ -275,7 +262,7 @@ async fn resolve_unknown_outcome(
             store
                 .transition(&tenant.id, &batch.batch_id, &back)
                 .await
-                .map_err(store_failed)?;
+                .map_err(&store_failed)?;
             Ok(Resolution::SendAgain)
         }
         LostUpload::Ambiguous(candidates) => {
@@ -289,33 +276,12 @@ async fn resolve_unknown_outcome(
             store
                 .transition(&tenant.id, &batch.batch_id, &t)
                 .await
-                .map_err(store_failed)?;
+                .map_err(&store_failed)?;
             Ok(Resolution::Held(format!(
                 "ファイル {} のアップロード結果を特定できません(候補のキューID: {})。二重計上を避けるため自動では再送せず、要確認として保留しました。管理画面の「要確認のアップロード」で確認してください",
                 batch.batch_id,
                 ids.join(",")
             )))
         }
-    }
-}
-
-pub fn section_for_ne_error(batch_id: Option<String>, e: &NeError) -> UploadSection {
-    match (e, batch_id) {
-        (NeError::Token { .. }, Some(batch_id)) => UploadSection::TokenError {
-            batch_id,
-            detail: e.to_string(),
-        },
-        (NeError::Token { .. }, None) => UploadSection::TokenError {
-            batch_id: String::new(),
-            detail: e.to_string(),
-        },
-        (NeError::Suspended { .. }, batch_id) => UploadSection::Suspended {
-            batch_id,
-            detail: e.to_string(),
-        },
-        (_, batch_id) => UploadSection::Failed {
-            batch_id,
-            reason: e.to_string(),
-        },
     }
 }

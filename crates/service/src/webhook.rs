@@ -6,14 +6,36 @@
 
 use crate::Context;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sne_domain::StockChange;
 use sne_domain::change::{ChangeSource, dedupe_keys};
 use sne_domain::push::{MAX_PARAMS_BYTES, parse_stock_send};
+use sne_ports::{Clock, StockLedger, TenantStore};
 use std::collections::HashMap;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// What the webhook uses, and all the webhook Lambda is given (its role reaches
+/// the table only): the tenants a push is authenticated against, the ledger it
+/// is stored in, and the clock that stamps it.
+#[derive(Clone)]
+pub struct WebhookContext {
+    pub tenants: Arc<dyn TenantStore>,
+    pub ledger: Arc<dyn StockLedger>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl FromRef<Context> for WebhookContext {
+    fn from_ref(ctx: &Context) -> Self {
+        WebhookContext {
+            tenants: ctx.storage.clone(),
+            ledger: ctx.storage.clone(),
+            clock: ctx.clock.clone(),
+        }
+    }
+}
 
 /// Largest request body accepted: the params limit plus room for the other fields
 /// and URL encoding.
@@ -60,7 +82,11 @@ fn pair_value(form: &[(String, String)], headers: &HeaderMap, wanted: &str) -> S
     }
 }
 
-pub async fn receive(State(ctx): State<Context>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn receive(
+    State(ctx): State<WebhookContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let fields: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
         Ok(fields) => fields,
         Err(_) => return (StatusCode::BAD_REQUEST, "malformed form body").into_response(),
@@ -70,7 +96,7 @@ pub async fn receive(State(ctx): State<Context>, headers: HeaderMap, body: Bytes
     // The push itself keeps its exact field names; a repeated one counts last.
     let form: HashMap<String, String> = fields.into_iter().collect();
 
-    let tenant = match ctx.storage.tenant_by_contract(&contract_id).await {
+    let tenant = match ctx.tenants.tenant_by_contract(&contract_id).await {
         Ok(tenant) => tenant,
         Err(e) => {
             tracing::error!(error = %e, "tenant lookup failed");
@@ -104,7 +130,7 @@ pub async fn receive(State(ctx): State<Context>, headers: HeaderMap, body: Bytes
             received_at,
         })
         .collect();
-    match ctx.storage.append_changes(&tenant.id, &changes).await {
+    match ctx.ledger.append_changes(&tenant.id, &changes).await {
         Ok(outcome) => {
             tracing::info!(
                 tenant = %tenant.id,

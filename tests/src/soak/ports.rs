@@ -19,7 +19,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sne_domain::batch_state::BatchState;
-use sne_domain::complete::Mirror;
+use sne_domain::complete::{Mirror, StockKey};
 use sne_domain::tenant::{NeTokens, SmaregiCredentials, Tenant};
 use sne_domain::{PushRow, StockChange, TenantId};
 use sne_ports::mail::MailError;
@@ -413,7 +413,7 @@ gated_storage!(StockLedger {
 });
 
 gated_storage!(StockMirrorStore {
-    fn mirror(&self, tenant: &TenantId, keys: &[(String, String)]) -> StoreResult<Mirror>;
+    fn mirror(&self, tenant: &TenantId, keys: &[StockKey]) -> StoreResult<Mirror>;
 });
 
 gated_storage!(BatchStore {

@@ -250,7 +250,7 @@ impl BatchStore for DynamoStore {
         let mut staged: StagedMirror = content
             .mirror_updates
             .iter()
-            .map(|((store, product), entry)| (store.clone(), product.clone(), entry.clone()))
+            .map(|(key, entry)| (key.store_id.clone(), key.product_id.clone(), entry.clone()))
             .collect();
         staged.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         let has_mirror = !staged.is_empty();

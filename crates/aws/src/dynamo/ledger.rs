@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, ReturnValue, WriteRequest};
 use sne_domain::StockChange;
 use sne_domain::batch_state::BatchState;
-use sne_domain::complete::{Mirror, MirrorEntry};
+use sne_domain::complete::{Mirror, MirrorEntry, StockKey};
 use sne_ports::{
     AppendOutcome, ClaimRequest, ClaimedBatch, StockLedger, StockMirrorStore, UploadBatch,
 };
@@ -462,20 +462,21 @@ impl StockLedger for DynamoStore {
 
 #[async_trait]
 impl StockMirrorStore for DynamoStore {
-    async fn mirror(&self, tenant: &TenantId, keys: &[(String, String)]) -> StoreResult<Mirror> {
+    async fn mirror(&self, tenant: &TenantId, keys: &[StockKey]) -> StoreResult<Mirror> {
         let pk = tenant_pk(tenant);
         let wanted: Vec<(String, String)> = keys
             .iter()
-            .map(|(store, product)| (pk.clone(), mirror_sk(store, product)))
+            .map(|k| (pk.clone(), mirror_sk(&k.store_id, &k.product_id)))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         let found = self.batch_get(&wanted).await?;
         let mut mirror = Mirror::new();
-        for (store, product) in keys {
-            if let Some(item) = found.get(&(pk.clone(), mirror_sk(store, product))) {
+        for key in keys {
+            if let Some(item) = found.get(&(pk.clone(), mirror_sk(&key.store_id, &key.product_id)))
+            {
                 let entry: MirrorEntry = body(item)?;
-                mirror.insert((store.clone(), product.clone()), entry);
+                mirror.insert(key.clone(), entry);
             }
         }
         Ok(mirror)

@@ -7,8 +7,8 @@ pub async fn finish_build_is_conditional_and_writes_the_mirror<S: Storage + 'sta
 ) {
     let (store, other) = (&*fresh.first, &*fresh.second);
     let a = fresh.tenant("a");
-    let k1 = ("1".to_string(), "P1".to_string());
-    let k2 = ("2".to_string(), "P2".to_string());
+    let k1 = StockKey::new("1", "P1");
+    let k2 = StockKey::new("2", "P2");
     let wanted = [k1.clone(), k2.clone()];
     claimed(store, &a, "b1", t0()).await;
 
@@ -65,7 +65,7 @@ pub async fn finish_build_is_conditional_and_writes_the_mirror<S: Storage + 'sta
     assert_eq!(batch_of(other, &a, "b1").await, done);
     assert_eq!(other.mirror(&a, &wanted).await.unwrap(), mirror);
     let only_one = other
-        .mirror(&a, &[k2.clone(), ("9".into(), "none".into())])
+        .mirror(&a, &[k2.clone(), StockKey::new("9", "none")])
         .await
         .unwrap();
     assert_eq!(only_one.len(), 1, "only entries that exist come back");

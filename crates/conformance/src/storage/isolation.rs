@@ -22,7 +22,7 @@ pub async fn tenants_are_isolated<S: Storage + 'static>(fresh: Fresh<S>) {
         .unwrap()
         .unwrap();
     let mut mirror = Mirror::new();
-    let key = ("1".to_string(), "P".to_string());
+    let key = StockKey::new("1", "P");
     mirror.insert(key.clone(), mirror_entry(5, 0));
     store
         .finish_build(
@@ -74,7 +74,7 @@ pub async fn tenants_are_isolated<S: Storage + 'static>(fresh: Fresh<S>) {
         .await
         .unwrap();
 
-    let snapshot = |s: Arc<S>, t: TenantId, key: (String, String)| async move {
+    let snapshot = |s: Arc<S>, t: TenantId, key: StockKey| async move {
         (
             s.tenant(&t).await.unwrap(),
             s.pending_changes(&t).await.unwrap(),

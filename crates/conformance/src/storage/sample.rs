@@ -4,7 +4,7 @@ pub(crate) use crate::Fresh;
 pub(crate) use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 pub(crate) use sne_domain::batch_state::{BatchState, can_transition};
 pub(crate) use sne_domain::change::{ChangeKind, ChangeSource, PushRow};
-pub(crate) use sne_domain::complete::{Mirror, MirrorEntry};
+pub(crate) use sne_domain::complete::{Mirror, MirrorEntry, StockKey};
 pub(crate) use sne_domain::report::{ParkReason, ParkedLine, QueueOutcome};
 pub(crate) use sne_domain::tenant::{NeTokens, Tenant};
 pub(crate) use sne_domain::upload_batch::{BatchError, BatchErrorKind};

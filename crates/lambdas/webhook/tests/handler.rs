@@ -1,9 +1,11 @@
 //! Recorded Function URL events (API Gateway v2 payloads) through the router the
-//! webhook function serves, on embedded storage.
+//! webhook function serves, on its narrow context over embedded storage.
 
 use axum::body::to_bytes;
+use axum::extract::FromRef;
 use sne_lambda_common::http::webhook_only;
 use sne_service::Context;
+use sne_service::webhook::WebhookContext;
 use sne_test_support::Wiring;
 use sne_test_support::tenants::fixture_tenant;
 use tower::ServiceExt;
@@ -15,7 +17,8 @@ const CODE: &str = "Fixture0Code0For0Lambda0Tests001";
 
 async fn send(ctx: &Context, fixture: &str) -> (u16, String) {
     let request = lambda_http::request::from_str(fixture).expect("a Function URL event");
-    let response = webhook_only(sne_service::http::router(ctx.clone()))
+    let webhook = WebhookContext::from_ref(ctx);
+    let response = webhook_only(sne_service::http::webhook_router(webhook))
         .oneshot(request)
         .await
         .expect("the router is infallible");
