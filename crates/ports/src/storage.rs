@@ -113,6 +113,22 @@ pub trait StockLedger: Send + Sync {
         claim: &ClaimRequest,
     ) -> StoreResult<Option<ClaimedBatch>>;
 
+    /// Hands `claim`'s `Building` batch back at once, so the next run rebuilds it
+    /// instead of waiting for the lease: the same owner's claim with a lease that
+    /// ends `now` (a claim renews its owner's own lease).
+    async fn release_claim(
+        &self,
+        tenant: &TenantId,
+        claim: &ClaimRequest,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let release = ClaimRequest {
+            lease_until: now,
+            ..claim.clone()
+        };
+        self.claim_batch(tenant, &release).await.map(|_| ())
+    }
+
     async fn pending_changes(&self, tenant: &TenantId) -> StoreResult<usize>;
 
     async fn changes_of_batch(

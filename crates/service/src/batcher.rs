@@ -59,13 +59,11 @@ pub async fn freeze_next(
     {
         Ok(content) => content,
         Err(e) => {
-            // Hand the batch back at once (same owner, lease ending now) so the next
-            // run rebuilds it instead of waiting for the lease to run out.
-            let release = ClaimRequest {
-                lease_until: ctx.clock.now(),
-                ..claim.clone()
-            };
-            let _ = store.claim_batch(&tenant.id, &release).await;
+            // If the hand-back fails too, the lease runs out and a later run
+            // takes the batch over with its changes.
+            let _ = store
+                .release_claim(&tenant.id, &claim, ctx.clock.now())
+                .await;
             return Err(UploadError::next_engine(&batch_id)(e));
         }
     };

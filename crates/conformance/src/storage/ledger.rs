@@ -368,11 +368,14 @@ pub async fn lease_blocks_others_until_it_expires<S: Storage + 'static>(fresh: F
         "finish by the owner that lost the lease",
     );
     // A release (lease ending now) lets the next claim at that instant take over.
-    let release = ClaimRequest {
-        lease_until: minutes(9),
-        ..claim_at("unused", "run-b", minutes(9), 10)
-    };
-    other.claim_batch(&a, &release).await.unwrap().unwrap();
+    other
+        .release_claim(&a, &claim_at("unused", "run-b", minutes(8), 10), minutes(9))
+        .await
+        .unwrap();
+    assert_eq!(
+        batch_of(store, &a, "b1").await.lease_until,
+        Some(minutes(9))
+    );
     let after_release = store
         .claim_batch(&a, &claim_at("b3", "run-c", minutes(9), 10))
         .await
