@@ -11,7 +11,8 @@ use sne_domain::complete::{Mirror, MirrorEntry, StockKey};
 use sne_domain::upload_csv::UploadLine;
 use sne_domain::{StockChange, StockDivision, TenantId};
 use sne_ports::{
-    BatchStore, BuiltContent, ClaimRequest, CursorStore, StockLedger, StockMirrorStore,
+    BatchStore, BuiltContent, ClaimRequest, CursorStore, OrderImportRecord, OrderImportState,
+    OrderImportStore, StockLedger, StockMirrorStore, Transition,
 };
 
 async fn store() -> (DynamoStore, aws_sdk_dynamodb::Client, String) {
@@ -266,5 +267,77 @@ async fn a_resend_after_a_failed_append_stores_the_push_once() {
         store.pending_changes(&t).await.unwrap(),
         0,
         "none left over"
+    );
+}
+
+/// The SDK retries a transaction whose answer was lost; when the first attempt
+/// had committed, the retry fails its condition against our own write. A step
+/// and an order record must then still be reported as done (they are), and a
+/// second runner's step planned on the old revision must still be refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_was_lost_is_recognised_as_our_own() {
+    let (store, client, table) = store().await;
+    let other = DynamoStore::new(client, &table);
+    let t = TenantId("lost-answer".into());
+    store
+        .append_changes(&t, &[change("k1", "P1")])
+        .await
+        .unwrap();
+    store
+        .claim_batch(&t, &claim("b1", "run-a"))
+        .await
+        .unwrap()
+        .unwrap();
+    let content = BuiltContent {
+        lines: vec![UploadLine {
+            goods_code: "A".into(),
+            delta: 1,
+        }],
+        change_count: 1,
+        ..Default::default()
+    };
+    let built = store
+        .finish_build(&t, "b1", "run-a", &content)
+        .await
+        .unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 1, 1, 0).unwrap();
+    let step = Transition::of(&built, BatchState::Uploading, at);
+
+    store.lose_commit_answers(1);
+    let uploading = store
+        .transition(&t, "b1", &step)
+        .await
+        .expect("our own committed step, not a conflict");
+    assert_eq!(uploading.state, BatchState::Uploading);
+    assert_eq!(uploading.revision, built.revision + 1);
+    assert_eq!(store.batch(&t, "b1").await.unwrap(), Some(uploading));
+    assert!(
+        other.transition(&t, "b1", &step).await.is_err(),
+        "the same step planned by another runner on the old revision is refused"
+    );
+
+    let record = OrderImportRecord {
+        tenant_id: t.clone(),
+        receive_order_id: "1001".into(),
+        shop_order_no: "shop-1001".into(),
+        state: OrderImportState::Started,
+        shipment_token: "token-1001".into(),
+        lines: vec![("A".into(), 1)],
+        updated_at: at,
+        reported: false,
+        owner: Some("run-a".into()),
+    };
+    store.lose_commit_answers(1);
+    store
+        .put_order_record(&record, None)
+        .await
+        .expect("our own committed record, not a conflict");
+    assert_eq!(
+        store.order_record(&t, "1001").await.unwrap(),
+        Some(record.clone())
+    );
+    assert!(
+        other.put_order_record(&record, None).await.is_err(),
+        "a second writer of a new record is still refused"
     );
 }

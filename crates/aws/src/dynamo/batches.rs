@@ -304,14 +304,19 @@ impl BatchStore for DynamoStore {
         t: &Transition,
     ) -> StoreResult<UploadBatch> {
         let pk = tenant_pk(tenant);
+        let write_id = new_write_id();
         let mut round = 0;
         loop {
             let Some(stored) = self.load_batch(tenant, batch_id).await? else {
                 return Err(StoreError::NotFound(format!("batch {batch_id}")));
             };
+            if round > 0 && written_by(&stored.item, &write_id) {
+                return Ok(stored.batch);
+            }
             let batch = stored.batch.apply(t).map_err(rule)?;
 
-            let item = self.batch_item(Some(&stored.item), &batch, stored.rev + 1)?;
+            let mut item = self.batch_item(Some(&stored.item), &batch, stored.rev + 1)?;
+            item.insert(WRITE_ID.into(), s(&write_id));
             let mut by_state = key(&pk, &state_sk(batch.state, &batch));
             by_state.insert("batch_id".into(), s(batch_id));
             let mut tx = vec![

@@ -27,6 +27,25 @@ use std::time::Duration;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// A random id each compare-and-set loop stamps on the item it writes. The SDK
+/// retries a transaction whose answer was lost; when the first attempt had
+/// committed, the retry's condition fails against our own write. Reading the
+/// item back and finding our id tells that apart from another writer's step,
+/// which equal content could not (two runs may plan the same step at one instant).
+pub(crate) const WRITE_ID: &str = "wid";
+
+pub(crate) fn new_write_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Whether `item` is the one this loop wrote with `write_id`.
+pub(crate) fn written_by(item: &Item, write_id: &str) -> bool {
+    item.get(WRITE_ID)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        == Some(write_id)
+}
+
 /// DynamoDB's own ceiling for one `TransactWriteItems` call.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Bigger values go to part items, keeping every item well under DynamoDB's
@@ -45,6 +64,10 @@ pub struct DynamoStore {
     /// transactions committed, as a crash or an outage midway would.
     #[cfg(feature = "testing")]
     fail_append_after: Option<usize>,
+    /// Test hook: this many committed transactions are answered as cancelled,
+    /// as the SDK's retry of a commit whose answer was lost answers.
+    #[cfg(feature = "testing")]
+    lost_answers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl DynamoStore {
@@ -55,7 +78,31 @@ impl DynamoStore {
             tx_limit: MAX_TRANSACTION_ITEMS,
             #[cfg(feature = "testing")]
             fail_append_after: None,
+            #[cfg(feature = "testing")]
+            lost_answers: Default::default(),
         }
+    }
+
+    /// Test hook (feature `testing`): the next `commits` transactions that commit
+    /// are answered `ConditionalCheckFailed`, which is what a caller sees when
+    /// the SDK retried a commit whose first answer was lost.
+    #[cfg(feature = "testing")]
+    pub fn lose_commit_answers(&self, commits: usize) {
+        self.lost_answers
+            .store(commits, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    #[cfg(feature = "testing")]
+    fn injected_lost_answer(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.lost_answers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    #[cfg(not(feature = "testing"))]
+    fn injected_lost_answer(&self) -> bool {
+        false
     }
 
     /// Test hook (feature `testing`): every `append_changes` of this handle
@@ -300,6 +347,9 @@ impl DynamoStore {
                 .send()
                 .await;
             let err = match result {
+                Ok(_) if self.injected_lost_answer() => {
+                    return Ok(Tx::Cancelled(vec![CONDITION_FAILED.to_string()]));
+                }
                 Ok(_) => return Ok(Tx::Committed),
                 Err(err) => err,
             };

@@ -112,9 +112,13 @@ impl OrderImportStore for DynamoStore {
     ) -> StoreResult<()> {
         let pk = tenant_pk(&record.tenant_id);
         let sk = order_sk(&record.receive_order_id);
+        let write_id = new_write_id();
         let mut round = 0;
         loop {
             let stored = self.get(&pk, &sk).await?;
+            if round > 0 && stored.as_ref().is_some_and(|i| written_by(i, &write_id)) {
+                return Ok(());
+            }
             let stored_tag = stored.as_ref().map(|i| attr_s(i, "tag")).transpose()?;
             if stored_tag != expected_tag {
                 return Err(StoreError::Conflict(format!(
@@ -129,6 +133,7 @@ impl OrderImportStore for DynamoStore {
             item.insert("body".into(), s(to_json(record)?));
             item.insert("tag".into(), s(record.state.tag()));
             item.insert("rev".into(), n(rev.unwrap_or(0) + 1));
+            item.insert(WRITE_ID.into(), s(&write_id));
             let mut by_time = key(&pk, &order_time_sk(record));
             by_time.insert("order_id".into(), s(&record.receive_order_id));
             let cond = match rev {

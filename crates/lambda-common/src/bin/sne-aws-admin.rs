@@ -19,8 +19,8 @@ struct Cli {
     /// Where the tenants live.
     #[arg(long, value_enum, env = "SNE_STORAGE", default_value = "dynamodb")]
     storage: Storage,
-    /// The stack's DynamoDB table (output `TableName`).
-    #[arg(long, env = "SNE_TABLE_NAME", required_if_eq("storage", "dynamodb"))]
+    /// The stack's DynamoDB table (output `TableName`); required with `--storage dynamodb`.
+    #[arg(long, env = "SNE_TABLE_NAME")]
     table: Option<String>,
     /// The data directory of `--storage sqlite`.
     #[arg(long, env = "SNE_DATA_DIR", default_value = "./data")]
@@ -53,9 +53,12 @@ enum Command {
 }
 
 async fn aws_context(cli: &Cli) -> anyhow::Result<Context> {
+    let Some(table_name) = cli.table.clone().filter(|t| !t.trim().is_empty()) else {
+        bail!("--storage dynamodb には --table (または SNE_TABLE_NAME) が必要です");
+    };
     let sdk = sne_aws::aws_sdk_config().await;
     let settings = AwsSettings {
-        table_name: cli.table.clone().unwrap_or_default(),
+        table_name,
         // Operator commands write neither blobs nor mail.
         bucket_name: String::new(),
         event_bus_name: cli.event_bus.clone(),
