@@ -26,13 +26,15 @@ case "$profile" in
     release) out_dir=release ;;
     *) echo "check-glibc: CHECK_GLIBC_PROFILE must be dev or release" >&2; exit 2 ;;
 esac
-args=()
+# The dev build without `--profile dev`: naming the profile changes what the
+# test targets are built with, and with it every dependency's hash.
 if [ "$profile" = dev ]; then
-    args=(--workspace --bins --tests)
+    cargo build --locked --quiet --workspace --bins --tests
 else
+    args=()
     for p in "${packages[@]}"; do args+=(-p "$p"); done
+    cargo build --profile "$profile" --locked --quiet "${args[@]}"
 fi
-cargo build --profile "$profile" --locked --quiet "${args[@]}"
 
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 failed=0
