@@ -71,6 +71,19 @@ fn build_bootstraps(packages: &[&str]) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = std::process::Command::new(cargo);
     command.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
+    // Cargo gives a test the variables of its package and its dylib path; build
+    // scripts that watch the environment would rerun under them and the AWS SDK
+    // would be compiled again (and once more by the next plain build).
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        let from_cargo_test = (name.starts_with("CARGO_")
+            && !matches!(name.as_str(), "CARGO_HOME" | "CARGO_TARGET_DIR"))
+            || name.starts_with("__CARGO")
+            || name == "LD_LIBRARY_PATH";
+        if from_cargo_test {
+            command.env_remove(&name);
+        }
+    }
     if dir.file_name().is_some_and(|p| p == "release") {
         command.arg("--release");
     }
