@@ -7,11 +7,11 @@ use sne_domain::tenant::{SmaregiCredentials, Tenant};
 use sne_ports::FixedClock;
 use sne_service::run::{Jobs, TenantRun, run_all};
 use sne_service::tenants::{NewTenant, create_tenant};
-use sne_service::{Context, ServiceConfig};
+use sne_service::{AdminContext, Context, ServiceConfig};
 use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
 use sne_simulators::smaregi::{PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim};
 use sne_test_support::tenants::connect_to_nextengine;
-use sne_test_support::{CLIENT_ID, CLIENT_SECRET, Server, Wiring};
+use sne_test_support::{CLIENT_ID, CLIENT_SECRET, Contexts, Server, Wiring};
 use std::sync::Arc;
 
 pub use sne_test_support::{SentMail, mails_in};
@@ -58,7 +58,10 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     pub ne: NeSim,
     pub smaregi: SmaregiSim,
+    /// The jobs' context.
     pub ctx: Context,
+    /// The admin screen's and the operator commands' context, over the same core.
+    pub admin: AdminContext,
     pub service_url: String,
     pub tenant: Tenant,
     /// The service's clock; [`Harness::advance`] moves it with the simulators'.
@@ -128,8 +131,10 @@ impl Harness {
                 mail_from: "noreply@smaregi-ne.example".into(),
                 ..options.config.clone()
             });
-        let ctx = wiring.context();
-        server.serve(sne_service::http::router(ctx.clone()));
+        let Contexts {
+            jobs: ctx, admin, ..
+        } = wiring.contexts();
+        server.serve(sne_service::http::router(admin.clone()));
 
         let tenant = create_tenant(
             &ctx,
@@ -163,6 +168,7 @@ impl Harness {
             ne,
             smaregi,
             ctx,
+            admin,
             service_url,
             tenant,
             clock,

@@ -10,6 +10,7 @@ use sne_ports::UploadBatch;
 use sne_service::resend::{ResendError, resend_unapplied};
 use sne_service::run::Jobs;
 use sne_simulators::nextengine::{Fault, FaultKind};
+use sne_test_support::admin_of;
 
 const HISTORY_PATH: &str = "/api_v1_master_stockiohistory/search";
 
@@ -106,7 +107,7 @@ async fn a_file_refused_whole_re_sends_its_good_rows_once_and_only_them() {
         "both rows are unapplied"
     );
 
-    let resend = resend_unapplied(&h.ctx, &h.tenant.id, &failed.batch_id, false, "op")
+    let resend = resend_unapplied(&h.admin, &h.tenant.id, &failed.batch_id, false, "op")
         .await
         .unwrap();
     assert_eq!(
@@ -115,7 +116,7 @@ async fn a_file_refused_whole_re_sends_its_good_rows_once_and_only_them() {
         "the free-stock row waits for its tick"
     );
     // A second press, and a second process pressing too, change nothing.
-    for ctx in [&h.ctx, &h.second_process()] {
+    for ctx in [&h.admin, &admin_of(&h.second_process())] {
         let again = resend_unapplied(ctx, &h.tenant.id, &failed.batch_id, true, "op2").await;
         assert!(
             matches!(again, Err(ResendError::AlreadyResent { .. })),
@@ -165,7 +166,7 @@ async fn applied_good_rows_are_never_re_sent() {
         "{body}"
     );
     // Only the free-stock row is unapplied, and it goes only when ticked.
-    let nothing = resend_unapplied(&h.ctx, &h.tenant.id, &failed.batch_id, false, "op").await;
+    let nothing = resend_unapplied(&h.admin, &h.tenant.id, &failed.batch_id, false, "op").await;
     assert!(
         matches!(nothing, Err(ResendError::NothingToResend(_))),
         "{nothing:?}"
@@ -180,7 +181,7 @@ async fn applied_good_rows_are_never_re_sent() {
             allocation_quantity: 0,
         }],
     );
-    let resend = resend_unapplied(&h.ctx, &h.tenant.id, &failed.batch_id, true, "op")
+    let resend = resend_unapplied(&h.admin, &h.tenant.id, &failed.batch_id, true, "op")
         .await
         .unwrap();
     assert_eq!(resend.lines.len(), 1);
@@ -212,7 +213,7 @@ async fn an_unreadable_history_leaves_good_rows_unknown_and_never_re_sends_them(
         body.contains("入出庫履歴を読めなかったため、反映されたかどうかを確認できませんでした"),
         "{body}"
     );
-    let resend = resend_unapplied(&h.ctx, &h.tenant.id, &failed.batch_id, true, "op")
+    let resend = resend_unapplied(&h.admin, &h.tenant.id, &failed.batch_id, true, "op")
         .await
         .unwrap();
     assert_eq!(

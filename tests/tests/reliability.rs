@@ -106,7 +106,7 @@ async fn a_held_upload_never_stops_later_uploads_and_a_person_resolves_it() {
     // A queue another batch owns cannot be taken; then the person picks ours.
     let later = h.ne.uploads().last().unwrap().que_id.clone();
     let taken = resolve_held(
-        &h.ctx,
+        &h.admin,
         &h.tenant.id,
         &held[0].batch_id,
         HeldDecision::TreatAsUploaded { que_id: later },
@@ -118,7 +118,7 @@ async fn a_held_upload_never_stops_later_uploads_and_a_person_resolves_it() {
         "{taken:?}"
     );
     let resolved = resolve_held(
-        &h.ctx,
+        &h.admin,
         &h.tenant.id,
         &held[0].batch_id,
         HeldDecision::TreatAsUploaded {
@@ -132,7 +132,7 @@ async fn a_held_upload_never_stops_later_uploads_and_a_person_resolves_it() {
     let decision = resolved.decision.clone().unwrap();
     assert_eq!(decision.by, "admin@shop.example");
     let again = resolve_held(
-        &h.ctx,
+        &h.admin,
         &h.tenant.id,
         &held[0].batch_id,
         HeldDecision::Reupload,
@@ -185,7 +185,7 @@ async fn a_held_upload_the_person_sends_again_goes_up_once() {
     let held = held_uploads(&h.ctx, &h.tenant.id).await.unwrap();
     assert_eq!(held.len(), 1);
     resolve_held(
-        &h.ctx,
+        &h.admin,
         &h.tenant.id,
         &held[0].batch_id,
         HeldDecision::Reupload,

@@ -3,10 +3,10 @@
 use crate::wiring::{self, Endpoints};
 use anyhow::{Context as _, bail};
 use clap::Args;
-use sne_service::Context;
 use sne_service::orders::{OrderImportForm, configure_order_import};
 use sne_service::run::{Jobs, run_all};
 use sne_service::tenants::{NewTenant, connect_nextengine, create_tenant};
+use sne_service::{Context, Core};
 use sne_simulators::nextengine::{NeConfig, NeSim, QueueMode, SeedGoods, SeedOrder, SeedOrderRow};
 use sne_simulators::smaregi::{PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim};
 use std::net::SocketAddr;
@@ -68,9 +68,10 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         public_url: service_url.clone(),
         mail_from: "smaregi-ne@demo.example".into(),
     };
-    let (ctx, requests) = wiring::local_context(data_dir, &endpoints)?;
-    let customer_code = seed(&ctx, &ne, &smaregi, &service_url).await?;
-    let app = sne_service::http::router(ctx.clone());
+    let local = wiring::local_context(data_dir, &endpoints)?;
+    let customer_code = seed(&local.admin, &ne, &smaregi, &service_url).await?;
+    let ctx = local.jobs;
+    let app = sne_service::http::router(local.admin);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     print_welcome(
@@ -88,7 +89,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     }
     let scheduler = wiring::spawn_scheduler(
         ctx,
-        requests,
+        local.requests,
         Duration::from_secs(args.every_seconds.max(1)),
     );
     let _ = tokio::signal::ctrl_c().await;
@@ -99,7 +100,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
 
 /// Seeds both simulators and the demo tenant; returns the tenant's お客様専用コード.
 async fn seed(
-    ctx: &Context,
+    ctx: &Core,
     ne: &NeSim,
     smaregi: &SmaregiSim,
     service_url: &str,

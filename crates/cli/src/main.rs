@@ -77,11 +77,11 @@ fn main() -> anyhow::Result<()> {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let (ctx, requests) = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
-            wiring::serve(ctx, requests, args.listen, args.every_minutes).await
+            let local = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
+            wiring::serve(local, args.listen, args.every_minutes).await
         }
         Command::Run { jobs } => {
-            let (ctx, _) = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
+            let ctx = wiring::local_context(&cli.data_dir, &cli.endpoints)?.jobs;
             let jobs = match jobs {
                 RunJobs::Upload => Jobs::Upload,
                 RunJobs::CheckQueue => Jobs::CheckQueue,
@@ -106,7 +106,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Operator(command) => {
-            let (ctx, _) = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
+            let ctx = wiring::local_context(&cli.data_dir, &cli.endpoints)?.admin;
             sne_operator::execute(&ctx, command).await
         }
         Command::Demo(args) => demo::run(&cli.data_dir, args).await,

@@ -8,25 +8,20 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-pub use sne_operator::local::{Endpoints, local_context};
+pub use sne_operator::local::{Endpoints, Local, local_context};
 
 /// Serves the router and runs every job on a timer until Ctrl-C.
-pub async fn serve(
-    ctx: Context,
-    requests: mpsc::UnboundedReceiver<TenantId>,
-    listen: SocketAddr,
-    every_minutes: u64,
-) -> anyhow::Result<()> {
+pub async fn serve(local: Local, listen: SocketAddr, every_minutes: u64) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
     let scheduler = spawn_scheduler(
-        ctx.clone(),
-        requests,
+        local.jobs,
+        local.requests,
         Duration::from_secs(every_minutes.max(1) * 60),
     );
-    let app = sne_service::http::router(ctx);
+    let app = sne_service::http::router(local.admin);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

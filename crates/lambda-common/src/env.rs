@@ -2,31 +2,6 @@
 
 use anyhow::bail;
 
-/// Which Lambda is starting: decides what it must load at cold start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FunctionKind {
-    Webhook,
-    Admin,
-    Uploader,
-    QueueChecker,
-    OrderImporter,
-}
-
-impl FunctionKind {
-    /// Only `/api_neauth` (the admin screen's NextEngine callback) sends the client
-    /// secret; API calls authenticate with the tenant's tokens. Every other function
-    /// therefore never reads the secret, and its IAM role cannot.
-    pub fn needs_client_secret(self) -> bool {
-        matches!(self, FunctionKind::Admin)
-    }
-
-    /// Only the admin screen signs session cookies; every instance must use the
-    /// same key or a login would not survive the next request on another instance.
-    pub fn needs_session_secret(self) -> bool {
-        matches!(self, FunctionKind::Admin)
-    }
-}
-
 pub const NEXTENGINE_API_URL: &str = "SNE_NEXTENGINE_API_URL";
 pub const NEXTENGINE_SIGNIN_URL: &str = "SNE_NEXTENGINE_SIGNIN_URL";
 pub const NEXTENGINE_CLIENT_ID: &str = "SNE_NEXTENGINE_CLIENT_ID";
@@ -115,18 +90,5 @@ mod tests {
     fn a_missing_sender_stops_the_cold_start() {
         let err = Endpoints::from_lookup(lookup(&[])).unwrap_err();
         assert!(err.to_string().contains(MAIL_FROM));
-    }
-
-    #[test]
-    fn only_the_admin_function_reads_the_client_secret() {
-        assert!(FunctionKind::Admin.needs_client_secret());
-        for kind in [
-            FunctionKind::Webhook,
-            FunctionKind::Uploader,
-            FunctionKind::QueueChecker,
-            FunctionKind::OrderImporter,
-        ] {
-            assert!(!kind.needs_client_secret(), "{kind:?}");
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! What every smaregi-ne Lambda shares, so that each `main.rs` only wires: the
-//! [`sne_service::Context`] built from the environment, JSON logs for CloudWatch,
+//! context of each function kind built from the environment (the webhook's,
+//! the admin screen's, the jobs'), JSON logs for CloudWatch,
 //! the scheduled-event handler, and the path filter of the webhook function.
 
 pub mod env;
@@ -8,7 +9,10 @@ pub mod logging;
 pub mod scheduled;
 pub mod wiring;
 
-pub use env::{Endpoints, FunctionKind};
+pub use env::Endpoints;
 pub use logging::init_tracing;
 pub use scheduled::{ScheduledJob, handle_scheduled};
-pub use wiring::{context_from_env, context_with, webhook_context_from_env};
+pub use wiring::{
+    admin_context_from_env, admin_context_with, core_with, job_context_from_env, job_context_with,
+    webhook_context_from_env,
+};

@@ -1,38 +1,42 @@
-//! The AWS wiring of [`Context`]: DynamoDB, S3, SES and EventBridge adapters plus the
-//! two HTTP clients — the Lambda counterpart of `crates/cli/src/wiring.rs`.
+//! The AWS wiring of each function kind's context — DynamoDB, S3, SES and
+//! EventBridge adapters plus the two HTTP clients, each built only for the
+//! functions whose role reaches it (the Lambda counterpart of
+//! `crates/operator/src/local.rs`).
 
-use crate::env::{self, Endpoints, FunctionKind};
+use crate::env::{self, Endpoints};
 use anyhow::Context as _;
 use aws_config::SdkConfig;
 use sne_aws::{AwsSettings, DynamoStore, EventBridgeTrigger, S3BlobStore, SesMailer};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::SystemClock;
 use sne_service::webhook::WebhookContext;
-use sne_service::{Context, ServiceConfig, SessionSecret};
+use sne_service::{AdminContext, Context, Core, ServiceConfig, SessionSecret};
 use sne_smaregi::SmaregiClient;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// Everything from the environment; fails the cold start on missing configuration so
-/// a broken deploy shows up at once, not at the first run.
-pub async fn context_from_env(kind: FunctionKind) -> anyhow::Result<Context> {
+/// The scheduled functions' context from the environment; fails the cold start
+/// on missing configuration so a broken deploy shows up at once, not at the
+/// first run.
+pub async fn job_context_from_env() -> anyhow::Result<Context> {
     let sdk = sne_aws::aws_sdk_config().await;
     let settings = AwsSettings::from_env()?;
     let endpoints = Endpoints::from_env()?;
-    let client_secret = if kind.needs_client_secret() {
-        client_secret(&sdk).await?
-    } else {
-        String::new()
-    };
-    let mut ctx = context_with(&sdk, &settings, &endpoints, client_secret);
-    if kind.needs_session_secret() {
-        match session_secret(&sdk).await? {
-            Some(secret) => ctx.config.session_secret = secret,
-            None => tracing::error!(
-                "{} is not set or not stored: admin logins will not survive a change of instance",
-                env::SESSION_SECRET_PARAM
-            ),
-        }
+    Ok(job_context_with(&sdk, &settings, &endpoints))
+}
+
+/// The admin function's context from the environment, with the NextEngine
+/// client secret and the session key from SSM.
+pub async fn admin_context_from_env() -> anyhow::Result<AdminContext> {
+    let sdk = sne_aws::aws_sdk_config().await;
+    let settings = AwsSettings::from_env()?;
+    let endpoints = Endpoints::from_env()?;
+    let mut ctx = admin_context_with(&sdk, &settings, &endpoints, client_secret(&sdk).await?);
+    match session_secret(&sdk).await? {
+        Some(secret) => ctx.config.session_secret = secret,
+        None => tracing::error!(
+            "{} is not set or not stored: admin logins will not survive a change of instance",
+            env::SESSION_SECRET_PARAM
+        ),
     }
     Ok(ctx)
 }
@@ -79,46 +83,65 @@ fn var(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-pub fn context_with(
+/// What the admin function and the jobs share: the table, the bucket and both
+/// API clients. The scheduled functions pass an empty client secret: token
+/// refresh needs none, and their roles cannot read the parameter.
+pub fn core_with(
     sdk: &SdkConfig,
     settings: &AwsSettings,
     endpoints: &Endpoints,
     client_secret: String,
-) -> Context {
+) -> Core {
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(sdk),
         settings.table_name.clone(),
     ));
-    let s3 = settings.s3_client(sdk);
-    let mut ne_config = NeClientConfig::new(
+    let ne_config = NeClientConfig::for_service(
         endpoints.nextengine_client_id.clone(),
         client_secret,
-        format!("{}/nextengine/callback", endpoints.public_url),
+        &endpoints.public_url,
+        &endpoints.nextengine_api_url,
+        &endpoints.nextengine_signin_url,
     );
-    ne_config.api_base_url = endpoints.nextengine_api_url.clone();
-    ne_config.sign_in_base_url = endpoints.nextengine_signin_url.clone();
-    let nextengine = NeClient::new(ne_config, store.clone());
-    let smaregi = SmaregiClient::new(
-        endpoints.smaregi_api_url.clone(),
-        sne_smaregi::RetryPolicy::default(),
-        Duration::from_secs(60),
-    );
-    Context {
-        storage: store,
-        blobs: Arc::new(S3BlobStore::new(s3, settings.bucket_name.clone())),
-        mailer: Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk))),
-        clock: Arc::new(SystemClock),
-        nextengine: Arc::new(nextengine),
-        smaregi: Arc::new(smaregi),
-        trigger: Arc::new(EventBridgeTrigger::new(
-            aws_sdk_eventbridge::Client::new(sdk),
-            settings.event_bus_name.clone(),
+    Core {
+        storage: store.clone(),
+        blobs: Arc::new(S3BlobStore::new(
+            settings.s3_client(sdk),
+            settings.bucket_name.clone(),
         )),
+        clock: Arc::new(SystemClock),
+        nextengine: Arc::new(NeClient::new(ne_config, store)),
+        smaregi: Arc::new(SmaregiClient::with_defaults(&endpoints.smaregi_api_url)),
         config: ServiceConfig {
             mail_from: endpoints.mail_from.clone(),
             public_url: endpoints.public_url.clone(),
             ..ServiceConfig::default()
         },
+    }
+}
+
+/// The jobs' context: the core and SES.
+pub fn job_context_with(sdk: &SdkConfig, settings: &AwsSettings, endpoints: &Endpoints) -> Context {
+    Context {
+        core: core_with(sdk, settings, endpoints, String::new()),
+        mailer: Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk))),
+    }
+}
+
+/// The admin screen's and the operator commands' context: the core and the
+/// event bus that carries 「今すぐ実行」 to the runner.
+pub fn admin_context_with(
+    sdk: &SdkConfig,
+    settings: &AwsSettings,
+    endpoints: &Endpoints,
+    client_secret: String,
+) -> AdminContext {
+    AdminContext {
+        core: core_with(sdk, settings, endpoints, client_secret),
+        trigger: Arc::new(EventBridgeTrigger::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            settings.event_bus_name.clone(),
+        )),
     }
 }
 

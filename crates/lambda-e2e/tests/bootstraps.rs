@@ -12,7 +12,7 @@
 use serde_json::Value;
 use sne_aws::testing::MotoServer;
 use sne_aws::{AwsSettings, DynamoStore};
-use sne_lambda_common::{Endpoints, context_with};
+use sne_lambda_common::{Endpoints, admin_context_with};
 use sne_lambda_e2e::{FakeRuntime, Outcome};
 use sne_service::tenants::{NewTenant, create_tenant};
 use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
@@ -238,7 +238,7 @@ async fn a_push_through_the_webhook_bootstrap_is_uploaded_by_the_uploader_bootst
             .map(|(_, v)| v.clone())
     })
     .unwrap();
-    let ctx = context_with(&sdk, &settings, &endpoints, String::new());
+    let ctx = admin_context_with(&sdk, &settings, &endpoints, String::new());
     let tenant = create_tenant(
         &ctx,
         NewTenant {

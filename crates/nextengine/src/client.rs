@@ -101,6 +101,27 @@ impl NeClientConfig {
             wait_on_overload_for_reads: false,
         }
     }
+
+    /// The app as this service runs it: NextEngine's two hosts, and the sign-in
+    /// callback at `/nextengine/callback` under the service's public URL (the
+    /// redirect URI registered with the app).
+    pub fn for_service(
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        public_url: &str,
+        api_base_url: &str,
+        sign_in_base_url: &str,
+    ) -> Self {
+        NeClientConfig {
+            api_base_url: api_base_url.to_string(),
+            sign_in_base_url: sign_in_base_url.to_string(),
+            ..NeClientConfig::new(
+                client_id,
+                client_secret,
+                format!("{}/nextengine/callback", public_url.trim_end_matches('/')),
+            )
+        }
+    }
 }
 
 impl fmt::Debug for NeClientConfig {

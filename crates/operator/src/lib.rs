@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use sne_domain::tenant::{NeTokens, Tenant};
 use sne_domain::time::parse_api_time;
-use sne_service::Context;
+use sne_service::AdminContext;
 use sne_service::orders::{OrderImportForm, configure_order_import};
 use sne_service::tenants::{NewTenant, create_tenant, replace_ne_tokens};
 use std::io::BufRead;
@@ -30,7 +30,7 @@ pub enum OperatorCommand {
 }
 
 /// Runs one command, printing its result on standard output.
-pub async fn execute(ctx: &Context, command: OperatorCommand) -> anyhow::Result<()> {
+pub async fn execute(ctx: &AdminContext, command: OperatorCommand) -> anyhow::Result<()> {
     match command {
         OperatorCommand::Tenant(command) => tenant(ctx, command).await,
         OperatorCommand::Held(command) => held(ctx, command).await,
@@ -175,7 +175,7 @@ pub enum FailedCommand {
     },
 }
 
-async fn tenant_by_contract(ctx: &Context, contract_id: &str) -> anyhow::Result<Tenant> {
+async fn tenant_by_contract(ctx: &AdminContext, contract_id: &str) -> anyhow::Result<Tenant> {
     match ctx.storage.tenant_by_contract(contract_id.trim()).await? {
         Some(tenant) => Ok(tenant),
         None => bail!("契約ID {contract_id} のテナントがありません"),
@@ -189,7 +189,7 @@ fn password_from_stdin() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-async fn held(ctx: &Context, command: HeldCommand) -> anyhow::Result<()> {
+async fn held(ctx: &AdminContext, command: HeldCommand) -> anyhow::Result<()> {
     use sne_service::held::{HeldDecision, held_csv, held_uploads, resolve_held};
     let contract_id = match &command {
         HeldCommand::List { contract_id } | HeldCommand::Resolve { contract_id, .. } => contract_id,
@@ -244,7 +244,7 @@ async fn held(ctx: &Context, command: HeldCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn failed(ctx: &Context, command: FailedCommand) -> anyhow::Result<()> {
+async fn failed(ctx: &AdminContext, command: FailedCommand) -> anyhow::Result<()> {
     use sne_domain::batch_state::BatchState;
     use sne_service::resend::{resend_unapplied, row_verdicts, rows_to_resend};
     let contract_id = match &command {
@@ -298,7 +298,7 @@ async fn failed(ctx: &Context, command: FailedCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn tenant(ctx: &Context, command: TenantCommand) -> anyhow::Result<()> {
+async fn tenant(ctx: &AdminContext, command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create {
             contract_id,

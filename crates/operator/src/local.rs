@@ -8,11 +8,10 @@ use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::SystemClock;
 use sne_service::trigger::queued_trigger;
-use sne_service::{Context, ServiceConfig};
+use sne_service::{AdminContext, Context, Core, ServiceConfig};
 use sne_smaregi::SmaregiClient;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// External endpoints; the real services are the defaults.
@@ -57,42 +56,50 @@ pub struct Endpoints {
 }
 
 /// The local context and the receiving end of its 「今すぐ実行」 requests.
-pub fn local_context(
-    data_dir: &Path,
-    endpoints: &Endpoints,
-) -> anyhow::Result<(Context, mpsc::UnboundedReceiver<TenantId>)> {
+/// One local process: the jobs and the admin screen over one core (one store,
+/// one NextEngine client, so its per-tenant serialisation holds across both),
+/// and the run requests of 「今すぐ実行」 for the process's scheduler.
+pub struct Local {
+    pub jobs: Context,
+    pub admin: AdminContext,
+    pub requests: mpsc::UnboundedReceiver<TenantId>,
+}
+
+pub fn local_context(data_dir: &Path, endpoints: &Endpoints) -> anyhow::Result<Local> {
     let store = Arc::new(
         SqliteStore::open(data_dir)
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?,
     );
     let public_url = endpoints.public_url.trim_end_matches('/').to_string();
-    let mut ne_config = NeClientConfig::new(
+    let ne_config = NeClientConfig::for_service(
         endpoints.nextengine_client_id.clone(),
         endpoints.nextengine_client_secret.clone(),
-        format!("{public_url}/nextengine/callback"),
+        &public_url,
+        &endpoints.nextengine_api_url,
+        &endpoints.nextengine_signin_url,
     );
-    ne_config.api_base_url = endpoints.nextengine_api_url.clone();
-    ne_config.sign_in_base_url = endpoints.nextengine_signin_url.clone();
-    let nextengine = NeClient::new(ne_config, store.clone());
-    let smaregi = SmaregiClient::new(
-        endpoints.smaregi_api_url.clone(),
-        sne_smaregi::RetryPolicy::default(),
-        Duration::from_secs(60),
-    );
-    let (trigger, requests) = queued_trigger();
-    let ctx = Context {
-        storage: store,
+    let core = Core {
+        storage: store.clone(),
         blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"))),
-        mailer: Arc::new(EmlMailer::new(data_dir.join("outbox"))),
         clock: Arc::new(SystemClock),
-        nextengine: Arc::new(nextengine),
-        smaregi: Arc::new(smaregi),
-        trigger: Arc::new(trigger),
+        nextengine: Arc::new(NeClient::new(ne_config, store)),
+        smaregi: Arc::new(SmaregiClient::with_defaults(&endpoints.smaregi_api_url)),
         config: ServiceConfig {
             mail_from: endpoints.mail_from.clone(),
             public_url,
             ..ServiceConfig::default()
         },
     };
-    Ok((ctx, requests))
+    let (trigger, requests) = queued_trigger();
+    Ok(Local {
+        jobs: Context {
+            core: core.clone(),
+            mailer: Arc::new(EmlMailer::new(data_dir.join("outbox"))),
+        },
+        admin: AdminContext {
+            core,
+            trigger: Arc::new(trigger),
+        },
+        requests,
+    })
 }

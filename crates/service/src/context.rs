@@ -98,15 +98,62 @@ impl Default for ServiceConfig {
     }
 }
 
-/// Everything a job needs, wired once by each entry point (CLI, Lambda).
+/// What every part of the service but the webhook reaches: the table, the
+/// bucket, the clock, both API clients and the configuration. Each function
+/// kind's context adds only what its role allows on top (design.md §8):
+/// [`Context`] the mailer, [`AdminContext`] the run trigger.
 #[derive(Clone)]
-pub struct Context {
+pub struct Core {
     pub storage: Arc<dyn Storage>,
     pub blobs: Arc<dyn BlobStore>,
-    pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub nextengine: Arc<dyn NextEngineApi>,
     pub smaregi: Arc<dyn SmaregiApi>,
-    pub trigger: Arc<dyn RunTrigger>,
     pub config: ServiceConfig,
+}
+
+/// The scheduled jobs' context — the runner, the queue checker and the order
+/// importer, whose roles are the same: the core and the mailer that sends the
+/// run reports. It has no run trigger, so no job can request another.
+#[derive(Clone)]
+pub struct Context {
+    pub core: Core,
+    pub mailer: Arc<dyn Mailer>,
+}
+
+/// The admin screen's and the operator commands' context: the core and the
+/// trigger of 「今すぐ実行」. It has no mailer: reports are only ever sent by a
+/// run, so the admin function's role needs no SES.
+#[derive(Clone)]
+pub struct AdminContext {
+    pub core: Core,
+    pub trigger: Arc<dyn RunTrigger>,
+}
+
+// Both contexts *are* a core plus one port; reading `ctx.storage` through them
+// keeps every job and page free of `.core.` noise.
+impl std::ops::Deref for Context {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl std::ops::Deref for AdminContext {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl std::ops::DerefMut for Context {
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+}
+
+impl std::ops::DerefMut for AdminContext {
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
 }

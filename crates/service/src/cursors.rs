@@ -3,7 +3,7 @@
 //! and every change goes through one compare-and-set loop ([`Cursor::update`]).
 //! The stores only compare and swap text.
 
-use crate::Context;
+use crate::Core;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sne_domain::TenantId;
 use sne_domain::history_mode::HistoryMode;
@@ -127,7 +127,7 @@ impl<T: CursorValue> Cursor<T> {
     /// The value with the text it was read from (for a later compare-and-set).
     async fn read_raw(
         &self,
-        ctx: &Context,
+        ctx: &Core,
         tenant: &TenantId,
     ) -> Result<(Option<String>, Option<T>), CursorError> {
         let raw = ctx.storage.cursor(tenant, self.name).await?;
@@ -142,7 +142,7 @@ impl<T: CursorValue> Cursor<T> {
     }
 
     /// The value; an unreadable one is an error, never "none".
-    pub async fn read(&self, ctx: &Context, tenant: &TenantId) -> Result<Option<T>, CursorError> {
+    pub async fn read(&self, ctx: &Core, tenant: &TenantId) -> Result<Option<T>, CursorError> {
         Ok(self.read_raw(ctx, tenant).await?.1)
     }
 
@@ -150,7 +150,7 @@ impl<T: CursorValue> Cursor<T> {
     /// again after a lost race; returns the value as it is afterwards.
     pub async fn update(
         &self,
-        ctx: &Context,
+        ctx: &Core,
         tenant: &TenantId,
         mut change: impl FnMut(Option<&T>) -> Update<T>,
     ) -> Result<Option<T>, CursorError> {
@@ -177,7 +177,7 @@ impl<T: CursorValue> Cursor<T> {
     /// someone else changed it since.
     pub async fn swap(
         &self,
-        ctx: &Context,
+        ctx: &Core,
         tenant: &TenantId,
         expected: Option<&T>,
         next: Option<&T>,

@@ -4,7 +4,7 @@
 //! decision (who, when) is kept on the batch and told in the report with its
 //! queue result.
 
-use crate::Context;
+use crate::{AdminContext, Core};
 use sne_domain::TenantId;
 use sne_domain::batch_state::BatchState;
 use sne_domain::upload_batch::{DecisionAction, OperatorDecision};
@@ -47,10 +47,7 @@ impl From<StoreError> for ResolveError {
 }
 
 /// The tenant's held uploads, oldest first.
-pub async fn held_uploads(
-    ctx: &Context,
-    tenant: &TenantId,
-) -> Result<Vec<UploadBatch>, StoreError> {
+pub async fn held_uploads(ctx: &Core, tenant: &TenantId) -> Result<Vec<UploadBatch>, StoreError> {
     ctx.storage
         .batches_in_state(tenant, BatchState::NeedsAttention)
         .await
@@ -64,7 +61,7 @@ pub fn held_csv(batch: &UploadBatch) -> Vec<u8> {
 /// Records `by`'s decision on the held batch. Exactly once: the step is planned
 /// on the revision read here, so two people deciding at once cannot both act.
 pub async fn resolve_held(
-    ctx: &Context,
+    ctx: &AdminContext,
     tenant: &TenantId,
     batch_id: &str,
     decision: HeldDecision,

@@ -1,13 +1,13 @@
 //! The one HTTP router: served by `axum::serve` locally and by `lambda_http` on AWS.
 
-use crate::Context;
+use crate::AdminContext;
 use crate::webhook::{self, MAX_BODY_BYTES, WebhookContext};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 
 /// Everything: the webhook and the admin screen.
-pub fn router(ctx: Context) -> Router {
+pub fn router(ctx: AdminContext) -> Router {
     webhook_routes()
         // The 管理画面: `/`, `/login`, `/settings`, `/nextengine/callback`, …
         .merge(crate::admin::router())

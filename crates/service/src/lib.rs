@@ -19,4 +19,4 @@ pub mod trigger;
 pub mod uploader;
 pub mod webhook;
 
-pub use context::{Context, ServiceConfig, SessionSecret};
+pub use context::{AdminContext, Context, Core, ServiceConfig, SessionSecret};

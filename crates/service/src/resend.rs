@@ -4,7 +4,7 @@
 //! history proved unapplied (see `sne_domain::row_application`); they go up as
 //! a new frozen file through the same state machine, once per failed file.
 
-use crate::Context;
+use crate::AdminContext;
 use sne_domain::TenantId;
 use sne_domain::batch_state::BatchState;
 use sne_domain::report::QueueOutcome;
@@ -62,7 +62,7 @@ pub fn rows_to_resend(batch: &UploadBatch, include_free_stock: bool) -> Vec<Uplo
 /// Exactly once: the request is planned on the revision read here and the store
 /// refuses a second one, whoever sends it.
 pub async fn resend_unapplied(
-    ctx: &Context,
+    ctx: &AdminContext,
     tenant: &TenantId,
     batch_id: &str,
     include_free_stock: bool,

@@ -2,7 +2,7 @@
 //! history periods (a tenant setting kept as a cursor), switching reading on and
 //! off, and appending history rows to the ledger, each once by its history id.
 
-use crate::Context;
+use crate::Core;
 use crate::cursors::{CursorError, STOCK_HISTORY_ID, STOCK_HISTORY_MODE, Update};
 use chrono::{DateTime, Utc};
 use sne_domain::change::ChangeSource;
@@ -14,7 +14,7 @@ use sne_ports::smaregi::SmaregiError;
 
 /// The tenant's stock-history periods. A failed read is an error, never "off":
 /// taking it for "off" would count signal pushes as changes a second time.
-pub async fn history_mode(ctx: &Context, tenant: &TenantId) -> Result<HistoryMode, NeError> {
+pub async fn history_mode(ctx: &Core, tenant: &TenantId) -> Result<HistoryMode, NeError> {
     STOCK_HISTORY_MODE
         .read(ctx, tenant)
         .await
@@ -24,7 +24,7 @@ pub async fn history_mode(ctx: &Context, tenant: &TenantId) -> Result<HistoryMod
 
 /// Since when the tenant's changes come from Smaregi's `StockHistory`; `None`
 /// when they do not (or the mode cannot be read: the screens then recommend it).
-pub async fn history_mode_since(ctx: &Context, tenant: &Tenant) -> Option<DateTime<Utc>> {
+pub async fn history_mode_since(ctx: &Core, tenant: &Tenant) -> Option<DateTime<Utc>> {
     tenant.smaregi_api.as_ref()?;
     history_mode(ctx, &tenant.id).await.ok()?.on_since()
 }
@@ -62,7 +62,7 @@ impl From<CursorError> for HistoryModeError {
 /// change made in the seconds around a switch whose push arrives late could fall
 /// on the wrong side, which is why operators switch at a quiet moment (README).
 pub async fn set_history_mode(
-    ctx: &Context,
+    ctx: &Core,
     tenant: &Tenant,
     on: bool,
 ) -> Result<String, HistoryModeError> {
@@ -116,7 +116,7 @@ pub async fn set_history_mode(
 /// changes wait for the next run); a mode that cannot be read is an error, and
 /// nothing may be built without it.
 pub async fn read_into_ledger(
-    ctx: &Context,
+    ctx: &Core,
     tenant: &Tenant,
     notices: &mut Vec<String>,
 ) -> Result<HistoryMode, NeError> {
@@ -141,7 +141,7 @@ pub async fn read_into_ledger(
 /// dedupe key is the history id, so reading a row twice changes nothing and the
 /// cursor may lag safely behind the ledger.
 async fn collect_history(
-    ctx: &Context,
+    ctx: &Core,
     tenant: &Tenant,
     creds: &sne_domain::tenant::SmaregiCredentials,
 ) -> Result<(), HistoryModeError> {

@@ -1,6 +1,6 @@
 //! Tenant lifecycle: creation (with its お客様専用コード) and NextEngine tokens.
 
-use crate::Context;
+use crate::Core;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use rand::Rng;
@@ -68,7 +68,7 @@ fn looks_like_email(address: &str) -> bool {
         (Some(local), Some(domain), None) if !local.is_empty() && domain.contains('.') && !address.contains(char::is_whitespace))
 }
 
-pub async fn create_tenant(ctx: &Context, new: NewTenant) -> Result<Tenant, TenantError> {
+pub async fn create_tenant(ctx: &Core, new: NewTenant) -> Result<Tenant, TenantError> {
     let contract_id = new.contract_id.trim().to_string();
     if contract_id.is_empty() || !contract_id.chars().all(|c| c.is_ascii_graphic()) {
         return Err(TenantError::Invalid("契約IDが不正です".into()));
@@ -123,7 +123,7 @@ pub async fn create_tenant(ctx: &Context, new: NewTenant) -> Result<Tenant, Tena
 /// Stores tokens an operator already holds (or that `/api_neauth` just gave),
 /// replacing whatever was there.
 pub async fn replace_ne_tokens(
-    ctx: &Context,
+    ctx: &Core,
     tenant: &TenantId,
     tokens: &NeTokens,
 ) -> Result<(), TenantError> {
@@ -144,7 +144,7 @@ pub async fn replace_ne_tokens(
 /// The end of NextEngine's sign-in: exchanges the callback's `uid` and `state`
 /// for tokens and stores them for the tenant.
 pub async fn connect_nextengine(
-    ctx: &Context,
+    ctx: &Core,
     tenant: &TenantId,
     uid: &str,
     state: &str,

@@ -4,7 +4,7 @@
 //! the same dedupe keys and changes nothing. `400 code_mismatch` is the exact text
 //! Smaregi shows operators (manual §1), so it must not vary.
 
-use crate::Context;
+use crate::{AdminContext, Core};
 use axum::body::Bytes;
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -27,13 +27,20 @@ pub struct WebhookContext {
     pub clock: Arc<dyn Clock>,
 }
 
-impl FromRef<Context> for WebhookContext {
-    fn from_ref(ctx: &Context) -> Self {
+impl WebhookContext {
+    /// The webhook's part of a core, where one process also serves the rest.
+    pub fn of(core: &Core) -> Self {
         WebhookContext {
-            tenants: ctx.storage.clone(),
-            ledger: ctx.storage.clone(),
-            clock: ctx.clock.clone(),
+            tenants: core.storage.clone(),
+            ledger: core.storage.clone(),
+            clock: core.clock.clone(),
         }
+    }
+}
+
+impl FromRef<AdminContext> for WebhookContext {
+    fn from_ref(ctx: &AdminContext) -> Self {
+        WebhookContext::of(ctx)
     }
 }
 

@@ -290,7 +290,7 @@ impl H {
         });
         ctx.nextengine = aging.clone();
         ctx.smaregi = smaregi.clone();
-        server.serve(sne_service::http::router(ctx.clone()));
+        server.serve(sne_service::http::router(sne_test_support::admin_of(&ctx)));
         let tenant = create_tenant(
             &ctx,
             NewTenant {

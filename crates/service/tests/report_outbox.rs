@@ -9,8 +9,8 @@ use sne_domain::TenantId;
 use sne_embedded::{EmlMailer, SqliteStore};
 use sne_ports::mail::MailError;
 use sne_ports::{Mail, Mailer, OutboxReport};
-use sne_service::Context;
 use sne_service::reporter::{SendOutcome, send_pending};
+use sne_service::{Context, Core};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -77,9 +77,11 @@ async fn two_processes_sending_at_once_send_one_mail() {
         release: Notify::new(),
     });
     let other = Context {
-        storage: Arc::new(SqliteStore::open(env.dir.path()).unwrap()),
+        core: Core {
+            storage: Arc::new(SqliteStore::open(env.dir.path()).unwrap()),
+            ..env.ctx.core.clone()
+        },
         mailer: held.clone(),
-        ..env.ctx.clone()
     };
     let first = tokio::spawn({
         let tenant = tenant.clone();

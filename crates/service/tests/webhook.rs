@@ -3,44 +3,21 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
-use sne_ports::SystemClock;
+use sne_service::AdminContext;
 use sne_service::tenants::{NewTenant, create_tenant};
-use sne_service::trigger::queued_trigger;
-use sne_service::{Context, ServiceConfig};
-use std::sync::Arc;
-use std::time::Duration;
+use sne_test_support::Wiring;
 use tower::ServiceExt;
 
 struct Fixture {
     dir: tempfile::TempDir,
-    ctx: Context,
+    ctx: AdminContext,
     code: String,
 }
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let (trigger, _) = queued_trigger();
     // The webhook never calls out: the clients point nowhere.
-    let ne = sne_nextengine::NeClient::new(
-        sne_nextengine::NeClientConfig::new("id", "secret", "http://127.0.0.1:9/cb"),
-        store.clone(),
-    );
-    let ctx = Context {
-        storage: store,
-        blobs: Arc::new(FsBlobStore::new(dir.path().join("blobs"))),
-        mailer: Arc::new(EmlMailer::new(dir.path().join("outbox"))),
-        clock: Arc::new(SystemClock),
-        nextengine: Arc::new(ne),
-        smaregi: Arc::new(sne_smaregi::SmaregiClient::new(
-            "http://127.0.0.1:9/access/",
-            sne_smaregi::RetryPolicy::default(),
-            Duration::from_secs(1),
-        )),
-        trigger: Arc::new(trigger),
-        config: ServiceConfig::default(),
-    };
+    let ctx = Wiring::new(dir.path()).contexts().admin;
     let tenant = create_tenant(
         &ctx,
         NewTenant {
@@ -64,7 +41,7 @@ fn form(fields: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(fields).unwrap()
 }
 
-async fn post(ctx: &Context, body: String, headers: &[(&str, &str)]) -> (StatusCode, String) {
+async fn post(ctx: &AdminContext, body: String, headers: &[(&str, &str)]) -> (StatusCode, String) {
     let mut request = Request::post("/smaregi/webhook")
         .header("content-type", "application/x-www-form-urlencoded");
     for (name, value) in headers {

@@ -91,6 +91,12 @@ enum Failure {
 }
 
 impl SmaregiClient {
+    /// The client as the service runs it: the default retries, and a minute per
+    /// request (a history page of 1,000 rows is the slowest call).
+    pub fn with_defaults(api_url: &str) -> Self {
+        SmaregiClient::new(api_url, RetryPolicy::default(), Duration::from_secs(60))
+    }
+
     pub fn new(api_url: impl Into<String>, retry: RetryPolicy, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)

@@ -17,4 +17,4 @@ pub mod wiring;
 
 pub use mail::{SentMail, mails_in};
 pub use serve::Server;
-pub use wiring::{CLIENT_ID, CLIENT_SECRET, Wiring};
+pub use wiring::{CLIENT_ID, CLIENT_SECRET, Contexts, Wiring, admin_of};

@@ -3,13 +3,13 @@
 
 use sne_domain::TenantId;
 use sne_domain::tenant::{MappingMode, NeTokens, OrderImportSettings, StockMaster, Tenant};
-use sne_service::Context;
+use sne_service::Core;
 use sne_service::tenants::replace_ne_tokens;
 use sne_simulators::nextengine::NeSim;
 
 /// Gives `tenant` a token pair the simulator issued for `company`, as the
 /// sign-in flow would.
-pub async fn connect_to_nextengine(ctx: &Context, tenant: &TenantId, ne: &NeSim, company: &str) {
+pub async fn connect_to_nextengine(ctx: &Core, tenant: &TenantId, ne: &NeSim, company: &str) {
     let pair = ne.issue_tokens(company);
     replace_ne_tokens(
         ctx,
@@ -27,7 +27,7 @@ pub async fn connect_to_nextengine(ctx: &Context, tenant: &TenantId, ne: &NeSim,
 
 /// Stores a tenant with the given id, contract and お客様専用コード, as recorded
 /// events expect them.
-pub async fn fixture_tenant(ctx: &Context, id: &str, contract_id: &str, code: &str) -> Tenant {
+pub async fn fixture_tenant(ctx: &Core, id: &str, contract_id: &str, code: &str) -> Tenant {
     let tenant = Tenant {
         id: TenantId(id.to_string()),
         name: format!("テスト商店 {contract_id}"),

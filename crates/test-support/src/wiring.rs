@@ -1,4 +1,4 @@
-//! A [`Context`] as `smaregi-ne serve` wires it (SQLite, files, `.eml` outbox),
+//! The contexts as `smaregi-ne serve` wires them (SQLite, files, `.eml` outbox),
 //! with the API clients on short retries so a test of a failure stays fast.
 
 use sne_domain::TenantId;
@@ -6,7 +6,7 @@ use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::{Clock, SystemClock};
 use sne_service::trigger::queued_trigger;
-use sne_service::{Context, ServiceConfig};
+use sne_service::{AdminContext, Context, Core, ServiceConfig};
 use sne_simulators::nextengine::NeSim;
 use sne_simulators::smaregi::SmaregiSim;
 use sne_smaregi::SmaregiClient;
@@ -77,17 +77,18 @@ impl Wiring {
         self
     }
 
-    /// The Context, and the run requests its trigger receives (the admin
-    /// screen's 今すぐ実行), for a test that wants to see them.
-    pub fn context_with_requests(&self) -> (Context, UnboundedReceiver<TenantId>) {
+    /// The jobs' and the admin screen's contexts over one core, as one local
+    /// process has them, and the run requests the admin's trigger receives
+    /// (its 今すぐ実行), for a test that wants to see them.
+    pub fn contexts(&self) -> Contexts {
         let store = Arc::new(SqliteStore::open(&self.data_dir).expect("embedded store"));
-        let mut ne_config = NeClientConfig::new(
+        let mut ne_config = NeClientConfig::for_service(
             CLIENT_ID,
             CLIENT_SECRET,
-            format!("{}/nextengine/callback", self.public_url),
+            &self.public_url,
+            &self.ne_url,
+            &self.ne_url,
         );
-        ne_config.api_base_url = self.ne_url.clone();
-        ne_config.sign_in_base_url = self.ne_url.clone();
         ne_config.retry = sne_nextengine::RetryPolicy {
             max_attempts: self.ne_attempts,
             base_delay: Duration::from_millis(10),
@@ -104,24 +105,49 @@ impl Wiring {
             Duration::from_secs(10),
         )
         .with_clock(self.clock.clone());
-        let (trigger, requests) = queued_trigger();
-        let ctx = Context {
+        let core = Core {
             storage: store.clone(),
             blobs: Arc::new(FsBlobStore::new(self.data_dir.join("blobs"))),
-            mailer: Arc::new(EmlMailer::new(self.data_dir.join("outbox"))),
             clock: self.clock.clone(),
             nextengine: Arc::new(NeClient::new(ne_config, store)),
             smaregi: Arc::new(smaregi),
-            trigger: Arc::new(trigger),
             config: ServiceConfig {
                 public_url: self.public_url.clone(),
                 ..self.config.clone()
             },
         };
-        (ctx, requests)
+        let (trigger, requests) = queued_trigger();
+        Contexts {
+            jobs: Context {
+                core: core.clone(),
+                mailer: Arc::new(EmlMailer::new(self.data_dir.join("outbox"))),
+            },
+            admin: AdminContext {
+                core,
+                trigger: Arc::new(trigger),
+            },
+            requests,
+        }
     }
 
+    /// The jobs' context.
     pub fn context(&self) -> Context {
-        self.context_with_requests().0
+        self.contexts().jobs
+    }
+}
+
+pub struct Contexts {
+    pub jobs: Context,
+    pub admin: AdminContext,
+    pub requests: UnboundedReceiver<TenantId>,
+}
+
+/// The admin screen over a jobs' context's core (its store, clients and clock),
+/// for a test that drives the screen or the webhook beside the jobs; its run
+/// requests reach no scheduler.
+pub fn admin_of(ctx: &Context) -> AdminContext {
+    AdminContext {
+        core: ctx.core.clone(),
+        trigger: Arc::new(queued_trigger().0),
     }
 }

@@ -662,6 +662,6 @@ pub async fn operator_resolves_held_batches(h: &Harness) {
             },
             None => HeldDecision::Reupload,
         };
-        let _ = resolve_held(&h.ctx, tenant, &batch.batch_id, decision, "soak-operator").await;
+        let _ = resolve_held(&h.admin, tenant, &batch.batch_id, decision, "soak-operator").await;
     }
 }

@@ -28,7 +28,7 @@ use sne_ports::nextengine::{
 };
 use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
 use sne_ports::*;
-use sne_service::Context;
+use sne_service::{Context, Core};
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -344,27 +344,29 @@ impl Gate {
 /// `ctx` with every port behind `gate`.
 pub fn gated(ctx: &Context, gate: Arc<Gate>) -> Context {
     Context {
-        storage: Arc::new(GatedStorage {
-            inner: ctx.storage.clone(),
-            gate: gate.clone(),
-        }),
-        blobs: Arc::new(GatedBlobs {
-            inner: ctx.blobs.clone(),
-            gate: gate.clone(),
-        }),
+        core: Core {
+            storage: Arc::new(GatedStorage {
+                inner: ctx.storage.clone(),
+                gate: gate.clone(),
+            }),
+            blobs: Arc::new(GatedBlobs {
+                inner: ctx.blobs.clone(),
+                gate: gate.clone(),
+            }),
+            nextengine: Arc::new(GatedNe {
+                inner: ctx.nextengine.clone(),
+                gate: gate.clone(),
+            }),
+            smaregi: Arc::new(GatedSmaregi {
+                inner: ctx.smaregi.clone(),
+                gate: gate.clone(),
+            }),
+            ..ctx.core.clone()
+        },
         mailer: Arc::new(GatedMailer {
             inner: ctx.mailer.clone(),
-            gate: gate.clone(),
-        }),
-        nextengine: Arc::new(GatedNe {
-            inner: ctx.nextengine.clone(),
-            gate: gate.clone(),
-        }),
-        smaregi: Arc::new(GatedSmaregi {
-            inner: ctx.smaregi.clone(),
             gate,
         }),
-        ..ctx.clone()
     }
 }
 

@@ -8,9 +8,9 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use sne_aws::AwsSettings;
 use sne_domain::TenantId;
-use sne_lambda_common::{Endpoints, context_with};
+use sne_lambda_common::{Endpoints, admin_context_with};
 use sne_operator::OperatorCommand;
-use sne_service::Context;
+use sne_service::AdminContext;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -52,7 +52,7 @@ enum Command {
     },
 }
 
-async fn aws_context(cli: &Cli) -> anyhow::Result<Context> {
+async fn aws_context(cli: &Cli) -> anyhow::Result<AdminContext> {
     let Some(table_name) = cli.table.clone().filter(|t| !t.trim().is_empty()) else {
         bail!("--storage dynamodb には --table (または SNE_TABLE_NAME) が必要です");
     };
@@ -69,7 +69,12 @@ async fn aws_context(cli: &Cli) -> anyhow::Result<Context> {
             (name == sne_lambda_common::env::MAIL_FROM).then(|| "unused@localhost".to_string())
         })
     })?;
-    Ok(context_with(&sdk, &settings, &endpoints, String::new()))
+    Ok(admin_context_with(
+        &sdk,
+        &settings,
+        &endpoints,
+        String::new(),
+    ))
 }
 
 #[tokio::main]
@@ -77,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let ctx = match cli.storage {
         Storage::Dynamodb => aws_context(&cli).await?,
-        Storage::Sqlite => sne_operator::local::local_context(&cli.data_dir, &cli.local)?.0,
+        Storage::Sqlite => sne_operator::local::local_context(&cli.data_dir, &cli.local)?.admin,
     };
     match cli.command {
         Command::Operator(command) => sne_operator::execute(&ctx, command).await,

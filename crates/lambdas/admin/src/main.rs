@@ -1,10 +1,10 @@
 //! Function URL events → the whole router: admin screen, NextEngine callback.
 
-use sne_lambda_common::{FunctionKind, context_from_env, init_tracing};
+use sne_lambda_common::{admin_context_from_env, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
-    let ctx = context_from_env(FunctionKind::Admin).await?;
+    let ctx = admin_context_from_env().await?;
     lambda_http::run(sne_service::http::router(ctx)).await
 }

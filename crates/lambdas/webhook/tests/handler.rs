@@ -2,7 +2,6 @@
 //! webhook function serves, on its narrow context over embedded storage.
 
 use axum::body::to_bytes;
-use axum::extract::FromRef;
 use sne_lambda_common::http::webhook_only;
 use sne_service::Context;
 use sne_service::webhook::WebhookContext;
@@ -17,7 +16,7 @@ const CODE: &str = "Fixture0Code0For0Lambda0Tests001";
 
 async fn send(ctx: &Context, fixture: &str) -> (u16, String) {
     let request = lambda_http::request::from_str(fixture).expect("a Function URL event");
-    let webhook = WebhookContext::from_ref(ctx);
+    let webhook = WebhookContext::of(ctx);
     let response = webhook_only(sne_service::http::webhook_router(webhook))
         .oneshot(request)
         .await

@@ -3,7 +3,7 @@
 use super::session::Session;
 use super::views::{ActionItem, DashboardPage, Layout, NeStatus, ParkedRow, RunRow};
 use super::{AdminResult, jst, page, take_flash};
-use crate::Context;
+use crate::AdminContext;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use sne_domain::batch_state::BatchState;
@@ -31,7 +31,11 @@ pub fn subject_failed(subject: &str) -> bool {
     subject.contains("失敗") || subject.contains("エラー発生")
 }
 
-pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderMap) -> AdminResult {
+pub async fn show(
+    State(ctx): State<AdminContext>,
+    session: Session,
+    headers: HeaderMap,
+) -> AdminResult {
     let tenant = &session.tenant;
     let store = &ctx.storage;
     let now = ctx.clock.now();

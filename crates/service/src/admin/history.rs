@@ -4,7 +4,7 @@
 use super::session::Session;
 use super::views::{BatchRow, CandidateRow, HeldRow, HistoryPage, Layout, OrderRow, ReportRow};
 use super::{AdminError, AdminResult, Flash, jst, page, redirect_with, take_flash};
-use crate::Context;
+use crate::AdminContext;
 use crate::held::HeldDecision;
 use crate::resend::rows_to_resend;
 use axum::Form;
@@ -185,7 +185,11 @@ fn held_row(batch: &UploadBatch) -> HeldRow {
     }
 }
 
-pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderMap) -> AdminResult {
+pub async fn show(
+    State(ctx): State<AdminContext>,
+    session: Session,
+    headers: HeaderMap,
+) -> AdminResult {
     let tenant = &session.tenant;
     let held = crate::held::held_uploads(&ctx, &tenant.id)
         .await?
@@ -243,7 +247,7 @@ pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderM
 }
 
 pub async fn download_csv(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     Path(batch_id): Path<String>,
 ) -> AdminResult {
@@ -288,7 +292,7 @@ pub struct RunNowForm {
 }
 
 pub async fn run_now(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     Form(form): Form<RunNowForm>,
 ) -> AdminResult {
@@ -322,7 +326,7 @@ pub struct ResolveForm {
 }
 
 pub async fn resolve_held(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     Path(batch_id): Path<String>,
     Form(form): Form<ResolveForm>,
@@ -373,7 +377,7 @@ pub struct ResendForm {
 
 /// 「未反映の行を再アップロード」.
 pub async fn resend_unapplied(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     Path(batch_id): Path<String>,
     Form(form): Form<ResendForm>,

@@ -3,7 +3,7 @@
 use super::session::{self, PRELOGIN_COOKIE, SESSION_COOKIE, Session};
 use super::views::{Layout, LoginPage};
 use super::{AdminResult, Flash, page, redirect_with, take_flash};
-use crate::Context;
+use crate::AdminContext;
 use crate::tenants::{hash_password, verify_password};
 use axum::Form;
 use axum::extract::State;
@@ -22,7 +22,7 @@ pub const WRONG_MESSAGE: &str = "メールアドレスまたはパスワード�
 
 /// The login form has no session yet; its CSRF token is keyed by a random
 /// pre-login cookie instead, so another site cannot log a browser into our screen.
-fn login_csrf(ctx: &Context, prelogin: &str) -> String {
+fn login_csrf(ctx: &AdminContext, prelogin: &str) -> String {
     session::csrf_token(
         ctx.config.session_secret.as_bytes(),
         &TenantId("-login-".into()),
@@ -31,7 +31,7 @@ fn login_csrf(ctx: &Context, prelogin: &str) -> String {
 }
 
 fn login_page(
-    ctx: &Context,
+    ctx: &AdminContext,
     headers: &HeaderMap,
     email: String,
     error: Option<String>,
@@ -63,7 +63,7 @@ fn login_page(
     Ok(response)
 }
 
-pub async fn form(State(ctx): State<Context>, headers: HeaderMap) -> AdminResult {
+pub async fn form(State(ctx): State<AdminContext>, headers: HeaderMap) -> AdminResult {
     if session::session_from_headers(&ctx, &headers).await.is_ok() {
         return Ok(Redirect::to("/").into_response());
     }
@@ -95,7 +95,7 @@ async fn verify_off_runtime(password: &str, hash: &str) -> bool {
 }
 
 pub async fn submit(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> AdminResult {
@@ -180,7 +180,7 @@ pub struct CsrfForm {
 /// Ends every session of the tenant (all browsers), not just this one: a signed
 /// cookie cannot be recalled, only outdated.
 pub async fn logout(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     Form(form): Form<CsrfForm>,
 ) -> AdminResult<Response> {

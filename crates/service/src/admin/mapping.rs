@@ -4,7 +4,7 @@
 use super::session::Session;
 use super::views::{Layout, MappingPreviewPage, PairRow};
 use super::{AdminError, AdminResult, Flash, page, redirect_with};
-use crate::Context;
+use crate::AdminContext;
 use axum::Form;
 use axum::extract::{Multipart, State};
 use chrono::{DateTime, Utc};
@@ -53,7 +53,7 @@ pub fn decode_csv(bytes: &[u8]) -> Result<(String, &'static str), String> {
     Ok((text.into_owned(), "Shift_JIS"))
 }
 
-fn refuse(ctx: &Context, message: String) -> AdminResult {
+fn refuse(ctx: &AdminContext, message: String) -> AdminResult {
     let mut flash = Flash::error(message);
     flash
         .lines
@@ -62,7 +62,7 @@ fn refuse(ctx: &Context, message: String) -> AdminResult {
 }
 
 pub async fn upload(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     mut multipart: Multipart,
 ) -> AdminResult {
@@ -198,7 +198,7 @@ pub struct ConfirmForm {
 }
 
 pub async fn confirm(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     Form(form): Form<ConfirmForm>,
 ) -> AdminResult {

@@ -20,7 +20,7 @@ mod views;
 
 pub use session::{EPOCH_CURSOR, SESSION_COOKIE};
 
-use crate::Context;
+use crate::AdminContext;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::{self, HeaderValue};
@@ -33,7 +33,7 @@ use sne_ports::StoreError;
 /// Largest mapping table accepted (tens of thousands of rows fit easily).
 const MAPPING_UPLOAD_LIMIT: usize = 10 * 1024 * 1024;
 
-pub fn router() -> Router<Context> {
+pub fn router() -> Router<AdminContext> {
     Router::new()
         .route("/", get(dashboard::show))
         .route("/login", get(login::form).post(login::submit))
@@ -159,7 +159,7 @@ impl Flash {
 }
 
 /// 303 to `to` with a message for the page there.
-pub fn redirect_with(ctx: &Context, to: &str, flash: Flash) -> Response {
+pub fn redirect_with(ctx: &AdminContext, to: &str, flash: Flash) -> Response {
     let value = session::sign(ctx.config.session_secret.as_bytes(), "flash", &flash);
     let mut response = Redirect::to(to).into_response();
     session::add_header(
@@ -170,7 +170,7 @@ pub fn redirect_with(ctx: &Context, to: &str, flash: Flash) -> Response {
 }
 
 /// The pending message, if any, and whether the page must clear its cookie.
-pub fn take_flash(ctx: &Context, headers: &HeaderMap) -> (Option<Flash>, bool) {
+pub fn take_flash(ctx: &AdminContext, headers: &HeaderMap) -> (Option<Flash>, bool) {
     match session::cookie(headers, session::FLASH_COOKIE) {
         Some(value) => (
             session::verify(ctx.config.session_secret.as_bytes(), "flash", value),
@@ -181,7 +181,11 @@ pub fn take_flash(ctx: &Context, headers: &HeaderMap) -> (Option<Flash>, bool) {
 }
 
 /// Renders a page, clearing the flash cookie it displayed.
-pub fn page(ctx: &Context, template: &impl askama::Template, clear_flash: bool) -> AdminResult {
+pub fn page(
+    ctx: &AdminContext,
+    template: &impl askama::Template,
+    clear_flash: bool,
+) -> AdminResult {
     let mut response = Html(template.render()?).into_response();
     if clear_flash {
         session::add_header(

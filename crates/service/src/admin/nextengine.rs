@@ -3,7 +3,7 @@
 use super::login::CsrfForm;
 use super::session::{self, NE_BIND_COOKIE, Session};
 use super::{AdminError, AdminResult, Flash, redirect_with};
-use crate::Context;
+use crate::AdminContext;
 use crate::tenants::{ConnectError, TenantError, connect_nextengine};
 use axum::Form;
 use axum::extract::{Query, State};
@@ -17,7 +17,7 @@ pub const UPDATED_MESSAGE: &str = "トークンを更新しました";
 /// Remembers in a signed cookie that this session started the sign-in, then hands
 /// the browser to NextEngine.
 pub async fn reacquire(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     Form(form): Form<CsrfForm>,
 ) -> AdminResult {
@@ -75,7 +75,7 @@ fn explain(error: &ConnectError) -> String {
 }
 
 pub async fn callback(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     headers: HeaderMap,
     Query(query): Query<Callback>,

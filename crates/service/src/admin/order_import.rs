@@ -4,7 +4,7 @@
 use super::session::Session;
 use super::views::{Layout, OrderImportPage};
 use super::{AdminError, AdminResult, Flash, jst, page, redirect_with, take_flash};
-use crate::Context;
+use crate::AdminContext;
 use crate::orders::{OrderImportError, OrderImportForm, configure_order_import};
 use axum::Form;
 use axum::extract::State;
@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 fn render(
-    ctx: &Context,
+    ctx: &AdminContext,
     session: &Session,
     headers: &HeaderMap,
     draft: Option<(&ImportForm, String)>,
@@ -59,7 +59,11 @@ fn render(
     Ok(response)
 }
 
-pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderMap) -> AdminResult {
+pub async fn show(
+    State(ctx): State<AdminContext>,
+    session: Session,
+    headers: HeaderMap,
+) -> AdminResult {
     render(&ctx, &session, &headers, None)
 }
 
@@ -74,7 +78,7 @@ pub struct ImportForm {
 }
 
 pub async fn save(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     headers: HeaderMap,
     Form(form): Form<ImportForm>,

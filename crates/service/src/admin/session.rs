@@ -7,7 +7,7 @@
 //! needs no storage either and changes with every login.
 
 use super::AdminError;
-use crate::Context;
+use crate::AdminContext;
 use crate::cursors::{SESSION_EPOCH, Update};
 use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, SET_COOKIE};
@@ -77,7 +77,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// A `Set-Cookie` value with the attributes every admin cookie shares.
-pub fn set_cookie(ctx: &Context, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
+pub fn set_cookie(ctx: &AdminContext, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
     let secure = if ctx.config.public_url.starts_with("https://") {
         "; Secure"
     } else {
@@ -89,7 +89,7 @@ pub fn set_cookie(ctx: &Context, name: &str, value: &str, max_age_secs: i64) -> 
     .expect("cookie values are base64 and ASCII")
 }
 
-pub fn clear_cookie(ctx: &Context, name: &str) -> HeaderValue {
+pub fn clear_cookie(ctx: &AdminContext, name: &str) -> HeaderValue {
     set_cookie(ctx, name, "", 0)
 }
 
@@ -135,12 +135,12 @@ impl Session {
     }
 }
 
-pub async fn current_epoch(ctx: &Context, tenant: &TenantId) -> Result<u64, StoreError> {
+pub async fn current_epoch(ctx: &AdminContext, tenant: &TenantId) -> Result<u64, StoreError> {
     Ok(SESSION_EPOCH.read(ctx, tenant).await?.unwrap_or(0))
 }
 
 /// Revokes every session of the tenant.
-pub async fn bump_epoch(ctx: &Context, tenant: &TenantId) -> Result<(), StoreError> {
+pub async fn bump_epoch(ctx: &AdminContext, tenant: &TenantId) -> Result<(), StoreError> {
     SESSION_EPOCH
         .update(ctx, tenant, |epoch| {
             Update::Set(epoch.copied().unwrap_or(0) + 1)
@@ -151,7 +151,7 @@ pub async fn bump_epoch(ctx: &Context, tenant: &TenantId) -> Result<(), StoreErr
 
 /// A new session cookie for the tenant (after a successful login).
 pub async fn new_session_cookie(
-    ctx: &Context,
+    ctx: &AdminContext,
     tenant: &TenantId,
 ) -> Result<HeaderValue, StoreError> {
     let ttl = ctx.config.admin_session_ttl.as_secs() as i64;
@@ -166,7 +166,7 @@ pub async fn new_session_cookie(
 }
 
 pub async fn session_from_headers(
-    ctx: &Context,
+    ctx: &AdminContext,
     headers: &HeaderMap,
 ) -> Result<Session, AdminError> {
     let secret = ctx.config.session_secret.as_bytes();
@@ -192,10 +192,13 @@ pub async fn session_from_headers(
     })
 }
 
-impl FromRequestParts<Context> for Session {
+impl FromRequestParts<AdminContext> for Session {
     type Rejection = AdminError;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &Context) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &AdminContext,
+    ) -> Result<Self, Self::Rejection> {
         session_from_headers(ctx, &parts.headers).await
     }
 }
@@ -209,7 +212,7 @@ pub struct NeBinding {
     pub x: i64,
 }
 
-pub fn ne_binding_cookie(ctx: &Context, session: &Session) -> HeaderValue {
+pub fn ne_binding_cookie(ctx: &AdminContext, session: &Session) -> HeaderValue {
     const TTL: i64 = 15 * 60;
     let claims = NeBinding {
         t: session.tenant.id.0.clone(),
@@ -220,7 +223,7 @@ pub fn ne_binding_cookie(ctx: &Context, session: &Session) -> HeaderValue {
     set_cookie(ctx, NE_BIND_COOKIE, &value, TTL)
 }
 
-pub fn ne_binding_matches(ctx: &Context, headers: &HeaderMap, session: &Session) -> bool {
+pub fn ne_binding_matches(ctx: &AdminContext, headers: &HeaderMap, session: &Session) -> bool {
     cookie(headers, NE_BIND_COOKIE)
         .and_then(|v| verify::<NeBinding>(ctx.config.session_secret.as_bytes(), "ne-bind", v))
         .is_some_and(|b| {

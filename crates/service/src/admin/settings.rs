@@ -4,7 +4,7 @@
 use super::session::Session;
 use super::views::{Layout, SettingsPage};
 use super::{AdminError, AdminResult, Flash, page, redirect_with, take_flash};
-use crate::Context;
+use crate::AdminContext;
 use crate::tenants::new_customer_code;
 use axum::Form;
 use axum::extract::State;
@@ -29,7 +29,7 @@ fn stock_master_key(master: StockMaster) -> &'static str {
 }
 
 async fn render(
-    ctx: &Context,
+    ctx: &AdminContext,
     session: &Session,
     headers: &HeaderMap,
     draft: Option<(&SettingsForm, String)>,
@@ -80,7 +80,11 @@ async fn render(
     Ok(response)
 }
 
-pub async fn show(State(ctx): State<Context>, session: Session, headers: HeaderMap) -> AdminResult {
+pub async fn show(
+    State(ctx): State<AdminContext>,
+    session: Session,
+    headers: HeaderMap,
+) -> AdminResult {
     render(&ctx, &session, &headers, None).await
 }
 
@@ -164,7 +168,7 @@ fn validate(form: &SettingsForm) -> Result<Validated, String> {
 /// Applies `change` to the freshest tenant, retrying when another writer (the order
 /// import form, a second browser tab) bumped the version in between.
 pub async fn update_tenant(
-    ctx: &Context,
+    ctx: &AdminContext,
     session: &Session,
     change: impl Fn(&mut Tenant),
 ) -> Result<Tenant, AdminError> {
@@ -187,7 +191,7 @@ pub async fn update_tenant(
 }
 
 pub async fn save(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     headers: HeaderMap,
     Form(form): Form<SettingsForm>,
@@ -240,7 +244,7 @@ pub struct RegenerateForm {
 /// The old code stops working with this write: the webhook compares against the
 /// stored tenant on every push.
 pub async fn regenerate_code(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     Form(form): Form<RegenerateForm>,
 ) -> AdminResult {
@@ -270,7 +274,7 @@ pub struct StockHistoryForm {
 
 /// Switches reading Smaregi's StockHistory on or off (design.md §3's preferred path).
 pub async fn stock_history(
-    State(ctx): State<Context>,
+    State(ctx): State<AdminContext>,
     session: Session,
     Form(form): Form<StockHistoryForm>,
 ) -> AdminResult {

@@ -1,7 +1,7 @@
 //! The admin screen's and the CLI's 「(β版)ネクストエンジン受注数取り込み」 setting:
 //! trimmed, proven with read calls against Smaregi, then saved.
 
-use crate::Context;
+use crate::Core;
 use chrono::SubsecRound;
 use sne_domain::TenantId;
 use sne_domain::tenant::{OrderImportSettings, SmaregiCredentials, Tenant};
@@ -50,7 +50,7 @@ fn clean(value: &str) -> String {
 /// accepted, 「24.出荷情報取得」 and 「17.出荷情報更新」 are enabled and the store
 /// exists. Switching off needs no check. Reused by the CLI and the admin screen.
 pub async fn configure_order_import(
-    ctx: &Context,
+    ctx: &Core,
     tenant_id: &TenantId,
     form: OrderImportForm,
 ) -> Result<OrderImportSaved, OrderImportError> {
@@ -113,7 +113,7 @@ pub async fn configure_order_import(
 /// screen, token rotation) may bump the version between read and write; the
 /// change is then applied again on the newer tenant.
 async fn update_tenant_with(
-    ctx: &Context,
+    ctx: &Core,
     tenant_id: &TenantId,
     change: impl Fn(&mut Tenant),
 ) -> Result<Tenant, OrderImportError> {
@@ -192,7 +192,7 @@ fn smaregi_check_error(what: &str, e: &SmaregiError) -> OrderImportError {
 }
 
 async fn check_with_smaregi(
-    ctx: &Context,
+    ctx: &Core,
     creds: &SmaregiCredentials,
     store_id: &str,
     warnings: &mut Vec<String>,

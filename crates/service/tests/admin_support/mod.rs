@@ -11,13 +11,14 @@ use http_body_util::BodyExt;
 use sne_domain::TenantId;
 use sne_domain::tenant::Tenant;
 use sne_ports::FixedClock;
-use sne_service::Context;
+use sne_ports::RunTrigger;
 use sne_service::run::{Jobs, run_tenant};
 use sne_service::tenants::{NewTenant, create_tenant};
+use sne_service::{AdminContext, Context};
 use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
 use sne_simulators::smaregi::{SmaregiConfig, SmaregiSim};
 use sne_test_support::tenants::connect_to_nextengine;
-use sne_test_support::{CLIENT_ID, CLIENT_SECRET, Server, Wiring};
+use sne_test_support::{CLIENT_ID, CLIENT_SECRET, Contexts, Server, Wiring};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -35,7 +36,10 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub ne: NeSim,
     pub smaregi: SmaregiSim,
+    /// The jobs' context; a test may swap its ports, and [`Env::admin`] follows.
     pub ctx: Context,
+    /// The admin screen's 今すぐ実行; its requests arrive in `runs_requested`.
+    pub trigger: Arc<dyn RunTrigger>,
     /// Present when the env runs on a clock the test moves.
     pub clock: Option<Arc<FixedClock>>,
     pub url: String,
@@ -93,8 +97,12 @@ impl Env {
         if let Some(clock) = &fixed {
             wiring = wiring.clock(clock.clone());
         }
-        let (ctx, runs_requested) = wiring.context_with_requests();
-        server.serve(sne_service::http::router(ctx.clone()));
+        let Contexts {
+            jobs: ctx,
+            admin,
+            requests: runs_requested,
+        } = wiring.contexts();
+        server.serve(sne_service::http::router(admin.clone()));
         let new = |name: &str, contract: &str, email: &str| NewTenant {
             name: name.into(),
             contract_id: contract.into(),
@@ -114,6 +122,7 @@ impl Env {
             ne,
             smaregi,
             ctx,
+            trigger: admin.trigger,
             clock: fixed,
             url,
             a,
@@ -123,8 +132,16 @@ impl Env {
         }
     }
 
+    /// The admin screen over the jobs' core as it is now.
+    pub fn admin(&self) -> AdminContext {
+        AdminContext {
+            core: self.ctx.core.clone(),
+            trigger: self.trigger.clone(),
+        }
+    }
+
     pub fn router(&self) -> Router {
-        sne_service::http::router(self.ctx.clone())
+        sne_service::http::router(self.admin())
     }
 
     pub fn advance(&self, by: chrono::Duration) {
