@@ -150,7 +150,9 @@ async fn main() {
             .collect(),
     );
     // The goods check alone, to tell our share of the run from the simulator's.
-    let codes: Vec<String> = (0..20_000).map(|i| (8_000_000 + i).to_string()).collect();
+    let codes: Vec<sne_domain::GoodsCode> = (0..20_000)
+        .map(|i| (8_000_000 + i).to_string().into())
+        .collect();
     let started = Instant::now();
     let known = h
         .ctx

@@ -69,7 +69,7 @@ fn fates(batch: &UploadBatch) -> Vec<(String, RowFate)> {
     match &batch.outcome {
         Some(QueueOutcome::Failed { rows, .. }) => rows
             .iter()
-            .map(|r| (r.goods_code.clone(), r.fate))
+            .map(|r| (r.goods_code.to_string(), r.fate))
             .collect(),
         other => panic!("not a failed outcome: {other:?}"),
     }

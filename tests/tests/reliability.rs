@@ -109,7 +109,9 @@ async fn a_held_upload_never_stops_later_uploads_and_a_person_resolves_it() {
         &h.admin,
         &h.tenant.id,
         &held[0].batch_id,
-        HeldDecision::TreatAsUploaded { que_id: later },
+        HeldDecision::TreatAsUploaded {
+            que_id: later.into(),
+        },
         "admin@shop.example",
     )
     .await;
@@ -122,7 +124,7 @@ async fn a_held_upload_never_stops_later_uploads_and_a_person_resolves_it() {
         &h.tenant.id,
         &held[0].batch_id,
         HeldDecision::TreatAsUploaded {
-            que_id: ours.clone(),
+            que_id: ours.clone().into(),
         },
         "admin@shop.example",
     )

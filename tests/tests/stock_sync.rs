@@ -168,7 +168,7 @@ async fn a_failed_queue_is_reported_with_its_row_errors() {
     h.smaregi.sale(CONTRACT, "1", "8000002", 1).await.unwrap();
     let first = h.run(Jobs::All).await;
     let que_id = match &first.report.upload {
-        sne_domain::report::UploadSection::Uploaded { que_id, .. } => que_id.clone(),
+        sne_domain::report::UploadSection::Uploaded { que_id, .. } => que_id.to_string(),
         other => panic!("expected an upload, got {other:?}"),
     };
     h.ne.run_queues();

@@ -6,7 +6,7 @@ use chrono::{TimeZone, Utc};
 use sne_aws::DynamoStore;
 use sne_aws::testing::{MotoServer, unique_name};
 use sne_domain::batch_state::BatchState;
-use sne_domain::change::{ChangeKind, ChangeSource, PushRow};
+use sne_domain::change::{ChangeKind, ChangeRow, ChangeSource};
 use sne_domain::complete::{Mirror, MirrorEntry, StockKey};
 use sne_domain::upload_csv::UploadLine;
 use sne_domain::{StockChange, StockDivision, TenantId};
@@ -27,7 +27,7 @@ fn change(key: &str, product: &str) -> StockChange {
     StockChange {
         dedupe_key: key.into(),
         source: ChangeSource::Push,
-        row: PushRow {
+        row: ChangeRow {
             store_id: "1".into(),
             product_id: product.into(),
             kind: ChangeKind::History,
@@ -71,7 +71,7 @@ async fn a_file_larger_than_an_item_is_kept_whole() {
     // ~1.5 MB of lines: several part items, far over DynamoDB's 400 KB.
     let lines: Vec<UploadLine> = (0..40_000)
         .map(|i| UploadLine {
-            goods_code: format!("GOODS-{i:08}-商品コード"),
+            goods_code: format!("GOODS-{i:08}-商品コード").into(),
             delta: i - 20_000,
         })
         .collect();

@@ -52,8 +52,8 @@ fn day_of_changes() -> Vec<CompletedChange> {
         .map(|i| {
             let amount = if i % 3 == 0 { 2 } else { -1 };
             CompletedChange {
-                store_id: (i % STORES + 1).to_string(),
-                product_id: format!("P-{:05}", i % PRODUCTS),
+                store_id: (i % STORES + 1).to_string().into(),
+                product_id: format!("P-{:05}", i % PRODUCTS).into(),
                 division: Some(divisions[i % divisions.len()].clone()),
                 amount,
                 after: Some((i % 7) as i64 - 3),

@@ -41,7 +41,8 @@ pub fn plan_batch(
         let (code, reason) = match map.goods_code(&change.product_id) {
             Some(code) if is_valid_goods_code(code) => (code.to_string(), None),
             Some(code) => (code.to_string(), Some(ParkReason::InvalidCode)),
-            None => (change.product_id.clone(), Some(ParkReason::Unmapped)),
+            // Unmapped: the line shows the product id where the code would be.
+            None => (change.product_id.to_string(), Some(ParkReason::Unmapped)),
         };
         let entry = sums.entry(code).or_insert((0, ParkReason::NotRegistered));
         entry.0 = entry.0.saturating_add(delta);
@@ -54,7 +55,10 @@ pub fn plan_batch(
             continue;
         }
         if reason == ParkReason::NotRegistered {
-            plan.lines.push(UploadLine { goods_code, delta });
+            plan.lines.push(UploadLine {
+                goods_code: goods_code.into(),
+                delta,
+            });
         } else {
             plan.parked.push(ParkedLine {
                 goods_code,
@@ -69,6 +73,7 @@ pub fn plan_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ProductPair;
     use crate::StockDivision;
     use crate::tenant::MappingMode;
 
@@ -135,8 +140,8 @@ mod tests {
         let map = ProductMap::for_mode(
             MappingMode::Table,
             [
-                ("1".to_string(), "OK-1".to_string()),
-                ("2".to_string(), "商品2".to_string()),
+                ProductPair::new("1", "OK-1"),
+                ProductPair::new("2", "商品2"),
             ],
         );
         let plan = plan_batch(

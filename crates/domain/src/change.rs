@@ -1,4 +1,5 @@
 use crate::StockDivision;
+use crate::ids::{ProductId, StoreId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -15,11 +16,13 @@ pub enum ChangeKind {
     Relative,
 }
 
-/// One row of a Smaregi push as parsed, before anything is derived from it.
+/// One stock change as Smaregi sent it — a row of a push (`Stock` / `StockHistory`
+/// tables) or of `StockHistory` read through the API — before anything is
+/// derived from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PushRow {
-    pub store_id: String,
-    pub product_id: String,
+pub struct ChangeRow {
+    pub store_id: StoreId,
+    pub product_id: ProductId,
     pub kind: ChangeKind,
     pub division: Option<StockDivision>,
     pub amount: Option<i64>,
@@ -28,15 +31,15 @@ pub struct PushRow {
     pub changed_at: Option<NaiveDateTime>,
     /// `StockHistory.id`, when the row carries it.
     pub history_id: Option<u64>,
-    pub from_store_id: Option<String>,
-    pub to_store_id: Option<String>,
+    pub from_store_id: Option<StoreId>,
+    pub to_store_id: Option<StoreId>,
     /// `layawayStockAmount` (取置在庫数), when the row carries it. Not used by the
     /// rules, but part of what Smaregi sent and so of the row's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layaway_stock_amount: Option<i64>,
 }
 
-impl PushRow {
+impl ChangeRow {
     /// Whether anything in the row (a history id or a time) tells it apart from
     /// a resend of an identical row in another push. Rows that lack both are
     /// still counted but must be shown as 要確認 (design.md §3: never guess silently).
@@ -61,15 +64,15 @@ pub struct StockChange {
     /// Stable identity of the change: a resent push yields the same key.
     pub dedupe_key: String,
     pub source: ChangeSource,
-    pub row: PushRow,
+    pub row: ChangeRow,
     pub received_at: DateTime<Utc>,
 }
 
 /// A change whose amount is known and which the rules can judge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletedChange {
-    pub store_id: String,
-    pub product_id: String,
+    pub store_id: StoreId,
+    pub product_id: ProductId,
     pub division: Option<StockDivision>,
     pub amount: i64,
     /// Stock after the change; `None` when neither the row nor the mirror knew it.
@@ -91,7 +94,7 @@ pub struct CompletedChange {
 /// * a row without id or time cannot be told apart from a resend of itself, so
 ///   its identity is the push body plus its position (counted, and reported as
 ///   要確認 by the completion).
-pub fn dedupe_keys(rows: &[PushRow], push_fingerprint: &str) -> Vec<String> {
+pub fn dedupe_keys(rows: &[ChangeRow], push_fingerprint: &str) -> Vec<String> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     rows.iter()
         .enumerate()
@@ -114,7 +117,7 @@ pub fn dedupe_keys(rows: &[PushRow], push_fingerprint: &str) -> Vec<String> {
 /// Every field of the row in a fixed order as a JSON array, so no choice of
 /// separator inside an id can make two rows encode alike. The leading version
 /// tag keeps a future change of this encoding from meeting old keys by accident.
-fn canonical_content(row: &PushRow) -> String {
+fn canonical_content(row: &ChangeRow) -> String {
     let kind = match row.kind {
         ChangeKind::History => "history",
         ChangeKind::Absolute => "absolute",
@@ -154,8 +157,8 @@ pub fn push_fingerprint(params: &str) -> String {
 mod tests {
     use super::*;
 
-    fn row() -> PushRow {
-        PushRow {
+    fn row() -> ChangeRow {
+        ChangeRow {
             store_id: "1".into(),
             product_id: "8000001".into(),
             kind: ChangeKind::Absolute,
@@ -170,7 +173,7 @@ mod tests {
         }
     }
 
-    fn key(row: &PushRow) -> String {
+    fn key(row: &ChangeRow) -> String {
         dedupe_keys(std::slice::from_ref(row), "fp").remove(0)
     }
 
@@ -196,8 +199,8 @@ mod tests {
     }
 
     /// A −1 sale without id: the shape of a full push row from two registers.
-    fn sale(after: Option<i64>) -> PushRow {
-        PushRow {
+    fn sale(after: Option<i64>) -> ChangeRow {
+        ChangeRow {
             kind: if after.is_some() {
                 ChangeKind::History
             } else {
@@ -231,7 +234,7 @@ mod tests {
 
     #[test]
     fn every_field_takes_part_in_the_key() {
-        let base = PushRow {
+        let base = ChangeRow {
             from_store_id: Some("1".into()),
             to_store_id: Some("2".into()),
             layaway_stock_amount: Some(0),
@@ -239,7 +242,7 @@ mod tests {
             kind: ChangeKind::History,
             ..row()
         };
-        type Change = Box<dyn Fn(&mut PushRow)>;
+        type Change = Box<dyn Fn(&mut ChangeRow)>;
         let variants: Vec<(&str, Change)> = vec![
             ("store", Box::new(|r| r.store_id = "2".into())),
             ("product", Box::new(|r| r.product_id = "8000002".into())),
@@ -291,12 +294,12 @@ mod tests {
 
     #[test]
     fn separators_inside_ids_cannot_make_rows_alike() {
-        let a = PushRow {
+        let a = ChangeRow {
             store_id: "1:2".into(),
             product_id: "3".into(),
             ..row()
         };
-        let b = PushRow {
+        let b = ChangeRow {
             store_id: "1".into(),
             product_id: "2:3".into(),
             ..row()

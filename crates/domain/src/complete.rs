@@ -1,7 +1,8 @@
 //! Turning received rows into complete changes (amount and stock after), with the
 //! tenant's stock mirror for rows that carry only one of the two (design.md §3).
 
-use crate::change::{ChangeKind, CompletedChange, PushRow};
+use crate::change::{ChangeKind, ChangeRow, CompletedChange};
+use crate::ids::{ProductId, StoreId};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -16,12 +17,12 @@ pub struct MirrorEntry {
 /// One store's stock of one product: what the mirror is keyed by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StockKey {
-    pub store_id: String,
-    pub product_id: String,
+    pub store_id: StoreId,
+    pub product_id: ProductId,
 }
 
 impl StockKey {
-    pub fn new(store_id: impl Into<String>, product_id: impl Into<String>) -> Self {
+    pub fn new(store_id: impl Into<StoreId>, product_id: impl Into<ProductId>) -> Self {
         StockKey {
             store_id: store_id.into(),
             product_id: product_id.into(),
@@ -29,7 +30,7 @@ impl StockKey {
     }
 
     /// The store and product a received row is about.
-    pub fn of(row: &PushRow) -> Self {
+    pub fn of(row: &ChangeRow) -> Self {
         StockKey::new(row.store_id.clone(), row.product_id.clone())
     }
 }
@@ -42,18 +43,18 @@ pub type Mirror = HashMap<StockKey, MirrorEntry>;
 pub enum CompletionNote {
     /// First absolute value seen for the product: it only sets the mirror.
     FirstSeen {
-        store_id: String,
-        product_id: String,
+        store_id: StoreId,
+        product_id: ProductId,
     },
     /// An absolute row older than what the mirror knows (a late 再送): ignored.
     Stale {
-        store_id: String,
-        product_id: String,
+        store_id: StoreId,
+        product_id: ProductId,
     },
     /// A relative increase whose stock after is unknown: reported in full.
     AfterUnknown {
-        store_id: String,
-        product_id: String,
+        store_id: StoreId,
+        product_id: ProductId,
     },
     /// Rows with neither a history id nor a time: processed, but nothing tells
     /// them from a Smaregi 再送 of the same rows in another push body, so the
@@ -115,7 +116,7 @@ pub struct Completion {
 }
 
 /// Completes `rows` (in the order they were received) against `mirror`.
-pub fn complete(rows: &[PushRow], mirror: &Mirror) -> Completion {
+pub fn complete(rows: &[ChangeRow], mirror: &Mirror) -> Completion {
     let mut out = Completion::default();
     let indistinguishable = rows
         .iter()
@@ -216,8 +217,8 @@ mod tests {
     use crate::StockDivision;
     use crate::time::parse_api_time;
 
-    fn absolute(after: i64, at: &str) -> PushRow {
-        PushRow {
+    fn absolute(after: i64, at: &str) -> ChangeRow {
+        ChangeRow {
             store_id: "1".into(),
             product_id: "P".into(),
             kind: ChangeKind::Absolute,

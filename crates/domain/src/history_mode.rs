@@ -86,7 +86,7 @@ impl HistoryMode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::change::{ChangeKind, PushRow};
+    use crate::change::{ChangeKind, ChangeRow};
     use chrono::TimeZone;
 
     fn at(secs: i64) -> DateTime<Utc> {
@@ -97,7 +97,7 @@ mod tests {
         StockChange {
             dedupe_key: "k".into(),
             source: ChangeSource::Push,
-            row: PushRow {
+            row: ChangeRow {
                 store_id: "1".into(),
                 product_id: "P".into(),
                 kind,

@@ -9,6 +9,7 @@ pub mod complete;
 pub mod division;
 pub mod goods_code;
 pub mod history_mode;
+pub mod ids;
 pub mod mapping;
 pub mod orders;
 pub mod outbox;
@@ -22,6 +23,7 @@ pub mod time;
 pub mod upload_batch;
 pub mod upload_csv;
 
-pub use change::{ChangeKind, PushRow, StockChange};
+pub use change::{ChangeKind, ChangeRow, StockChange};
 pub use division::StockDivision;
+pub use ids::{GoodsCode, ProductId, ProductPair, QueId, StoreId};
 pub use tenant::TenantId;

@@ -1,5 +1,6 @@
 //! Product identity between Smaregi (商品ID) and NextEngine (商品コード), both ways.
 
+use crate::ids::{GoodsCode, ProductId, ProductPair};
 use crate::tenant::MappingMode;
 use std::collections::HashMap;
 
@@ -21,19 +22,23 @@ pub enum MappingError {
 pub enum ProductMap {
     Identity,
     Pairs {
-        forward: HashMap<String, String>,
-        reverse: HashMap<String, String>,
+        forward: HashMap<ProductId, GoodsCode>,
+        reverse: HashMap<GoodsCode, ProductId>,
     },
 }
 
 impl ProductMap {
-    pub fn for_mode(mode: MappingMode, pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub fn for_mode(mode: MappingMode, pairs: impl IntoIterator<Item = ProductPair>) -> Self {
         match mode {
             MappingMode::ProductId => ProductMap::Identity,
             MappingMode::ProductCode | MappingMode::Table => {
                 let mut forward = HashMap::new();
                 let mut reverse = HashMap::new();
-                for (product_id, goods_code) in pairs {
+                for ProductPair {
+                    product_id,
+                    goods_code,
+                } in pairs
+                {
                     reverse.insert(goods_code.clone(), product_id.clone());
                     forward.insert(product_id, goods_code);
                 }
@@ -46,7 +51,7 @@ impl ProductMap {
     pub fn goods_code<'a>(&'a self, product_id: &'a str) -> Option<&'a str> {
         match self {
             ProductMap::Identity => Some(product_id),
-            ProductMap::Pairs { forward, .. } => forward.get(product_id).map(String::as_str),
+            ProductMap::Pairs { forward, .. } => forward.get(product_id).map(GoodsCode::as_str),
         }
     }
 
@@ -54,7 +59,7 @@ impl ProductMap {
     pub fn product_id<'a>(&'a self, goods_code: &'a str) -> Option<&'a str> {
         match self {
             ProductMap::Identity => Some(goods_code),
-            ProductMap::Pairs { reverse, .. } => reverse.get(goods_code).map(String::as_str),
+            ProductMap::Pairs { reverse, .. } => reverse.get(goods_code).map(ProductId::as_str),
         }
     }
 }
@@ -62,7 +67,7 @@ impl ProductMap {
 /// Reads an uploaded mapping table: header `product_id,goods_code` (also accepted:
 /// `商品ID,商品コード`), one pair per line. Both sides must be unique, otherwise
 /// one direction of the mapping would be ambiguous.
-pub fn parse_mapping_table(text: &str) -> Result<Vec<(String, String)>, MappingError> {
+pub fn parse_mapping_table(text: &str) -> Result<Vec<ProductPair>, MappingError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -94,7 +99,7 @@ pub fn parse_mapping_table(text: &str) -> Result<Vec<(String, String)>, MappingE
                 goods_code: goods_code.into(),
             });
         }
-        pairs.push((product_id.to_string(), goods_code.to_string()));
+        pairs.push(ProductPair::new(product_id, goods_code));
     }
     Ok(pairs)
 }
@@ -112,10 +117,8 @@ mod tests {
 
     #[test]
     fn pairs_map_both_ways_and_unknowns_are_none() {
-        let map = ProductMap::for_mode(
-            MappingMode::Table,
-            [("8000001".to_string(), "ABC-001".to_string())],
-        );
+        let map =
+            ProductMap::for_mode(MappingMode::Table, [ProductPair::new("8000001", "ABC-001")]);
         assert_eq!(map.goods_code("8000001"), Some("ABC-001"));
         assert_eq!(map.product_id("ABC-001"), Some("8000001"));
         assert_eq!(map.goods_code("9"), None);
@@ -128,7 +131,7 @@ mod tests {
             parse_mapping_table("\u{feff}商品ID,商品コード\r\n1, A-1 \r\n\r\n2,B-2\r\n").unwrap();
         assert_eq!(
             pairs,
-            vec![("1".into(), "A-1".into()), ("2".into(), "B-2".into())]
+            vec![ProductPair::new("1", "A-1"), ProductPair::new("2", "B-2")]
         );
     }
 

@@ -185,6 +185,7 @@ pub struct OrderImportRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ProductPair;
     use crate::tenant::MappingMode;
     use crate::time::parse_api_time;
 
@@ -248,10 +249,7 @@ mod tests {
     fn mapping_sums_per_product_and_names_unmapped_codes() {
         let map = ProductMap::for_mode(
             MappingMode::Table,
-            [
-                ("1".to_string(), "A".to_string()),
-                ("2".to_string(), "B".to_string()),
-            ],
+            [ProductPair::new("1", "A"), ProductPair::new("2", "B")],
         );
         assert_eq!(
             shipment_lines(&map, &[("A".into(), 1), ("B".into(), 2)]).unwrap(),

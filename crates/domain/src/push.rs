@@ -3,7 +3,7 @@
 //! several tables), strict where a wrong guess would corrupt stock.
 
 use crate::change::push_fingerprint;
-use crate::{ChangeKind, PushRow, StockDivision};
+use crate::{ChangeKind, ChangeRow, StockDivision, StoreId};
 use serde_json::{Map, Value};
 use std::num::IntErrorKind;
 
@@ -53,7 +53,7 @@ pub enum PushError {
 /// A parsed push: the `Stock` rows in order (other tables are skipped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedPush {
-    pub rows: Vec<PushRow>,
+    pub rows: Vec<ChangeRow>,
     /// [`crate::change::push_fingerprint`] of `params`.
     pub fingerprint: String,
 }
@@ -172,7 +172,7 @@ fn is_relative(document: &Map<String, Value>) -> Result<bool, PushError> {
     }
 }
 
-fn parse_row(row: usize, value: &Value, relative: bool) -> Result<PushRow, PushError> {
+fn parse_row(row: usize, value: &Value, relative: bool) -> Result<ChangeRow, PushError> {
     let Value::Object(fields) = value else {
         return Err(malformed(format!(
             "Stock {row} 行目がオブジェクトではありません"
@@ -209,17 +209,17 @@ fn parse_row(row: usize, value: &Value, relative: bool) -> Result<PushRow, PushE
         None if relative => (ChangeKind::Relative, Some(stock_amount), None),
         None => (ChangeKind::Absolute, None, Some(stock_amount)),
     };
-    Ok(PushRow {
-        store_id,
-        product_id,
+    Ok(ChangeRow {
+        store_id: store_id.into(),
+        product_id: product_id.into(),
         kind,
         division,
         amount,
         after,
         changed_at,
         history_id,
-        from_store_id,
-        to_store_id,
+        from_store_id: from_store_id.map(StoreId::from),
+        to_store_id: to_store_id.map(StoreId::from),
         layaway_stock_amount,
     })
 }
@@ -404,7 +404,7 @@ mod tests {
         parse_stock_send("stock_send", params)
     }
 
-    fn single_row(row: &str) -> Result<PushRow, PushError> {
+    fn single_row(row: &str) -> Result<ChangeRow, PushError> {
         parse(&push(row)).map(|parsed| parsed.rows.into_iter().next().unwrap())
     }
 
@@ -416,7 +416,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             parsed.rows,
-            vec![PushRow {
+            vec![ChangeRow {
                 store_id: "1".into(),
                 product_id: "8000001".into(),
                 kind: ChangeKind::Absolute,

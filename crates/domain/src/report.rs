@@ -1,6 +1,7 @@
 //! The run report of design.md §5 as data: what happened in one run for one tenant,
 //! and its Japanese subject and body. How it is sent is not this module's business.
 
+use crate::QueId;
 use crate::que_message::{FREE_STOCK_TEXT, RowError, RowErrorKind};
 use crate::row_application::{FateCounts, RowVerdict, unapplied_lines};
 use chrono::{DateTime, Utc};
@@ -49,7 +50,7 @@ pub enum UploadSection {
     Nothing { parked: Vec<ParkedLine> },
     Uploaded {
         batch_id: String,
-        que_id: String,
+        que_id: QueId,
         products: usize,
         /// Stock changes that went into the file.
         changes: usize,
@@ -77,7 +78,7 @@ pub enum UploadSection {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueResult {
-    pub que_id: String,
+    pub que_id: QueId,
     pub batch_id: String,
     pub outcome: QueueOutcome,
     /// How a person resolved the file while it was held as 要確認.

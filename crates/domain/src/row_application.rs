@@ -15,6 +15,7 @@
 //! row look applied, and the report then tells the operator to check it; a row
 //! is offered for re-upload only when nothing in the history can be it.
 
+use crate::GoodsCode;
 use crate::que_message::{RowError, RowErrorKind};
 use crate::upload_csv::UploadLine;
 use chrono::NaiveDateTime;
@@ -26,7 +27,7 @@ use std::collections::HashSet;
 /// simulator names the same assumption).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockIoEntry {
-    pub goods_code: String,
+    pub goods_code: GoodsCode,
     /// `stock_io_history_before_stock_quantity`.
     pub before: i64,
     /// `stock_io_history_after_stock_quantity`.
@@ -53,7 +54,7 @@ pub enum RowFate {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowVerdict {
-    pub goods_code: String,
+    pub goods_code: GoodsCode,
     pub delta: i64,
     pub fate: RowFate,
     /// Refused for free stock (allocated units): re-sending it only helps once

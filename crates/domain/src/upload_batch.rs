@@ -7,11 +7,11 @@
 //! second Lambda) fails instead of repeating an edge such as
 //! `Uploading → Built → Uploading`, which would send the same file twice.
 
-use crate::TenantId;
 use crate::batch_state::{BatchState, can_transition};
 use crate::complete::Mirror;
 use crate::report::{ParkedLine, QueueOutcome};
 use crate::upload_csv::UploadLine;
+use crate::{QueId, TenantId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,7 @@ pub struct UploadBatch {
     pub notes: Vec<String>,
     pub change_count: usize,
     pub csv_key: Option<String>,
-    pub que_id: Option<String>,
+    pub que_id: Option<QueId>,
     /// Start of the latest upload attempt: the unknown-outcome grace runs from here.
     pub upload_started_at: Option<DateTime<Utc>>,
     pub upload_attempts: u32,
@@ -138,7 +138,7 @@ pub struct FollowUpRequest {
 /// A queue of NextEngine's list that appeared while an upload's answer was lost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueCandidate {
-    pub que_id: String,
+    pub que_id: QueId,
     /// `que_creation_date` as NextEngine gave it (Japan time).
     pub created_at: String,
     pub upload_name: String,
@@ -201,7 +201,7 @@ pub struct OperatorDecision {
     /// Who decided (the admin's e-mail address or the CLI's `--by`).
     pub by: String,
     pub at: DateTime<Utc>,
-    pub que_id: Option<String>,
+    pub que_id: Option<QueId>,
 }
 
 /// What `finish_build` freezes.
@@ -228,7 +228,7 @@ pub struct Transition {
     /// The revision the step was planned on.
     pub expected_revision: u64,
     /// Required for `→ Uploaded`.
-    pub que_id: Option<String>,
+    pub que_id: Option<QueId>,
     /// Required for `→ Succeeded | Failed`.
     pub outcome: Option<QueueOutcome>,
     pub error: Option<BatchError>,

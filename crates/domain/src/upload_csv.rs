@@ -2,15 +2,15 @@
 //! header `syohin_code,zaiko_su`, one row per goods code, signed deltas, CRLF;
 //! and where each file is kept and what it is called.
 
-use crate::TenantId;
 use crate::time::to_jst;
 use crate::upload_batch::UploadBatch;
+use crate::{GoodsCode, TenantId};
 use chrono::{DateTime, Utc};
 
 /// One line of the upload: goods code and signed delta (never zero).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UploadLine {
-    pub goods_code: String,
+    pub goods_code: GoodsCode,
     pub delta: i64,
 }
 
@@ -55,7 +55,7 @@ pub fn parse_upload_csv(bytes: &[u8]) -> Result<Vec<UploadLine>, String> {
                 .parse::<i64>()
                 .map_err(|_| format!("zaiko_su が整数ではありません: {code}"))?;
             Ok(UploadLine {
-                goods_code: code,
+                goods_code: code.into(),
                 delta,
             })
         })

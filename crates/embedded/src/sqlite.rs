@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use sne_domain::batch_state::BatchState;
 use sne_domain::complete::{Mirror, MirrorEntry, StockKey};
 use sne_domain::tenant::{NeTokens, Tenant};
-use sne_domain::{StockChange, TenantId};
+use sne_domain::{ProductPair, QueId, StockChange, TenantId};
 use sne_ports::{
     AppendOutcome, BatchRuleError, BatchStore, BuiltContent, ClaimRequest, ClaimedBatch,
     CursorStore, FollowUpRequest, OrderImportRecord, OrderImportStore, OutboxReport, PairSource,
@@ -343,7 +343,7 @@ fn insert_batch(conn: &Connection, batch: &UploadBatch) -> StoreResult<()> {
             micros(batch.created_at),
             batch.owner,
             batch.lease_until.map(micros),
-            batch.que_id,
+            batch.que_id.as_deref(),
             to_json(batch)?,
             batch.awaits_report(),
         ],
@@ -370,7 +370,7 @@ fn update_batch(conn: &Connection, batch: &UploadBatch) -> StoreResult<()> {
             batch.state.as_str(),
             batch.owner,
             batch.lease_until.map(micros),
-            batch.que_id,
+            batch.que_id.as_deref(),
             to_json(batch)?,
             batch.awaits_report(),
         ],
@@ -599,7 +599,7 @@ impl ProductPairStore for SqliteStore {
         &self,
         tenant: &TenantId,
         source: PairSource,
-    ) -> StoreResult<Vec<(String, String)>> {
+    ) -> StoreResult<Vec<ProductPair>> {
         let tenant = tenant.0.clone();
         self.read(move |conn| {
             let mut stmt = conn
@@ -610,7 +610,10 @@ impl ProductPairStore for SqliteStore {
                 .map_err(db)?;
             let rows = stmt
                 .query_map(params![tenant, pair_source(source)], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
+                    Ok(ProductPair::new(
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                    ))
                 })
                 .map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)
@@ -622,7 +625,7 @@ impl ProductPairStore for SqliteStore {
         &self,
         tenant: &TenantId,
         source: PairSource,
-        pairs: &[(String, String)],
+        pairs: &[ProductPair],
         replace_all: bool,
     ) -> StoreResult<()> {
         let tenant = tenant.0.clone();
@@ -644,9 +647,14 @@ impl ProductPairStore for SqliteStore {
                      DO UPDATE SET goods_code = excluded.goods_code",
                 )
                 .map_err(db)?;
-            for (product_id, goods_code) in &pairs {
-                stmt.execute(params![tenant, source, product_id, goods_code])
-                    .map_err(db)?;
+            for pair in &pairs {
+                stmt.execute(params![
+                    tenant,
+                    source,
+                    pair.product_id.as_str(),
+                    pair.goods_code.as_str()
+                ])
+                .map_err(db)?;
             }
             Ok(())
         })
@@ -791,7 +799,7 @@ impl StockMirrorStore for SqliteStore {
                 let entry: Option<MirrorEntry> = query_json(
                     conn,
                     "SELECT data FROM mirror WHERE tenant_id = ?1 AND store_id = ?2 AND product_id = ?3",
-                    params![tenant, key.store_id, key.product_id],
+                    params![tenant, key.store_id.as_str(), key.product_id.as_str()],
                 )?;
                 if let Some(entry) = entry {
                     mirror.insert(key, entry);
@@ -832,7 +840,7 @@ impl BatchStore for SqliteStore {
                 )
                 .map_err(db)?;
             for (key, entry) in &content.mirror_updates {
-                stmt.execute(params![tenant, key.store_id, key.product_id, to_json(entry)?])
+                stmt.execute(params![tenant, key.store_id.as_str(), key.product_id.as_str(), to_json(entry)?])
                     .map_err(db)?;
             }
             Ok(batch)
@@ -922,7 +930,7 @@ impl BatchStore for SqliteStore {
         .await
     }
 
-    async fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<String>> {
+    async fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<QueId>> {
         let tenant = tenant.0.clone();
         self.read(move |conn| {
             let mut stmt = conn
@@ -931,7 +939,9 @@ impl BatchStore for SqliteStore {
                      WHERE tenant_id = ?1 AND que_id IS NOT NULL ORDER BY que_id",
                 )
                 .map_err(db)?;
-            let rows = stmt.query_map([tenant], |row| row.get(0)).map_err(db)?;
+            let rows = stmt
+                .query_map([tenant], |row| row.get::<_, String>(0).map(QueId::from))
+                .map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)
         })
         .await

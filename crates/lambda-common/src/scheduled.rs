@@ -113,7 +113,7 @@ impl From<&TenantRun> for TenantSummary {
     fn from(run: &TenantRun) -> Self {
         let (upload, que_id) = match &run.report.upload {
             UploadSection::Nothing { .. } => ("nothing", None),
-            UploadSection::Uploaded { que_id, .. } => ("uploaded", Some(que_id.clone())),
+            UploadSection::Uploaded { que_id, .. } => ("uploaded", Some(que_id.to_string())),
             UploadSection::TokenError { .. } => ("token_error", None),
             UploadSection::Suspended { .. } => ("suspended", None),
             UploadSection::Failed { .. } => ("failed", None),

@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use serde_json::{Map, Value};
-use sne_domain::TenantId;
 use sne_domain::tenant::NeTokens;
 use sne_domain::time::{API_FORMAT, parse_api_time};
+use sne_domain::{GoodsCode, QueId, TenantId};
 use sne_ports::TokenStore;
 use sne_ports::nextengine::{
     NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, QueueStatus,
@@ -528,13 +528,13 @@ impl NextEngineApi for NeClient {
     async fn existing_goods(
         &self,
         tenant: &TenantId,
-        codes: &[String],
-    ) -> Result<HashSet<String>, NeError> {
+        codes: &[GoodsCode],
+    ) -> Result<HashSet<GoodsCode>, NeError> {
         // NE goods codes never contain commas (reference §4.4), and a comma
         // would split the `-in` list, so such a code cannot exist there.
         let wanted: BTreeSet<&str> = codes
             .iter()
-            .map(String::as_str)
+            .map(GoodsCode::as_str)
             .filter(|c| !c.is_empty() && !c.contains(','))
             .collect();
         let list: Vec<&str> = wanted.iter().copied().collect();
@@ -555,14 +555,14 @@ impl NextEngineApi for NeClient {
                 if let Some(id) = text(&row, "goods_id")
                     && wanted.contains(id.as_str())
                 {
-                    found.insert(id);
+                    found.insert(GoodsCode::from(id));
                 }
             }
         }
         Ok(found)
     }
 
-    async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError> {
+    async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<QueId, NeError> {
         // The file must be UTF-8 for NextEngine to read it (the simulator
         // refuses anything else); such a file never leaves the service.
         if std::str::from_utf8(csv).is_err() {
@@ -584,7 +584,7 @@ impl NextEngineApi for NeClient {
         match text(&m, "que_id").filter(|q| !q.is_empty()) {
             Some(q) => {
                 info!(%tenant, que_id = %q, "stock CSV accepted by NextEngine");
-                Ok(q)
+                Ok(QueId::from(q))
             }
             // Accepted but no id: treat like a lost answer so the caller
             // resolves it from the queue instead of uploading again.
@@ -597,11 +597,11 @@ impl NextEngineApi for NeClient {
     async fn queues_by_id(
         &self,
         tenant: &TenantId,
-        que_ids: &[String],
+        que_ids: &[QueId],
     ) -> Result<Vec<QueueEntry>, NeError> {
         let ids: BTreeSet<&str> = que_ids
             .iter()
-            .map(String::as_str)
+            .map(QueId::as_str)
             .filter(|q| !q.is_empty() && !q.contains(','))
             .collect();
         let ids: Vec<&str> = ids.into_iter().collect();
@@ -690,12 +690,12 @@ impl NextEngineApi for NeClient {
     async fn stock_io_history(
         &self,
         tenant: &TenantId,
-        goods_codes: &[String],
+        goods_codes: &[GoodsCode],
         since: NaiveDateTime,
     ) -> Result<Vec<StockIoEntry>, NeError> {
         let codes: BTreeSet<&str> = goods_codes
             .iter()
-            .map(String::as_str)
+            .map(GoodsCode::as_str)
             .filter(|c| !c.is_empty() && !c.contains(','))
             .collect();
         let codes: Vec<&str> = codes.into_iter().collect();
@@ -900,7 +900,9 @@ fn data_rows(mut m: Map<String, Value>) -> Result<Vec<Map<String, Value>>, NeErr
 
 fn queue_entry(row: &Map<String, Value>) -> Result<QueueEntry, NeError> {
     Ok(QueueEntry {
-        que_id: text(row, "que_id").ok_or_else(|| invalid("queue row without que_id"))?,
+        que_id: text(row, "que_id")
+            .ok_or_else(|| invalid("queue row without que_id"))?
+            .into(),
         status: QueueStatus::from_code(&text(row, "que_status_id").unwrap_or_default()),
         message: text(row, "que_message").unwrap_or_default(),
         method_name: text(row, "que_method_name").unwrap_or_default(),
@@ -920,7 +922,8 @@ fn stock_io_entry(row: &Map<String, Value>) -> Result<StockIoEntry, NeError> {
     };
     Ok(StockIoEntry {
         goods_code: text(row, "stock_io_history_goods_id")
-            .ok_or_else(|| invalid("stock history row without goods id"))?,
+            .ok_or_else(|| invalid("stock history row without goods id"))?
+            .into(),
         before: number("stock_io_history_before_stock_quantity")?,
         after: number("stock_io_history_after_stock_quantity")?,
         at: time_of(row, "stock_io_history_creation_date")

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Duration as ChronoDuration;
-use sne_domain::TenantId;
 use sne_domain::tenant::NeTokens;
+use sne_domain::{GoodsCode, TenantId};
 use sne_nextengine::{NeClient, NeClientConfig, RetryPolicy};
 use sne_ports::nextengine::{NeError, NextEngineApi, OrderRowQuery, QueueStatus};
 use sne_ports::{StoreResult, TokenStore};
@@ -115,8 +115,8 @@ fn goods(id: &str, stock: i64) -> SeedGoods {
     }
 }
 
-fn codes(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
+fn codes(list: &[&str]) -> Vec<GoodsCode> {
+    list.iter().map(|s| GoodsCode::from(*s)).collect()
 }
 
 fn calls_to(sim: &NeSim, path: &str) -> Vec<(String, Option<String>)> {
@@ -564,7 +564,7 @@ async fn existing_goods_chunks_and_matches_exactly() {
     sim.seed_goods(C, vec![goods("1", 1)]);
     sim.clear_calls();
 
-    let mut asked: Vec<String> = (0..2100).map(|i| format!("G{i:05}")).collect();
+    let mut asked: Vec<GoodsCode> = (0..2100).map(|i| format!("G{i:05}").into()).collect();
     asked.extend(codes(&["", "A,B", "01", "G00001"]));
     let found = client.existing_goods(&tenant(), &asked).await.unwrap();
     assert_eq!(found.len(), 1500);
@@ -596,7 +596,7 @@ async fn queue_statuses_follow_processing() {
         .upload_stock_csv(&tenant(), b"syohin_code,zaiko_su\r\nNOPE,1\r\n")
         .await
         .unwrap();
-    let ids = vec![good.clone(), bad.clone(), "999".to_string()];
+    let ids = vec![good.clone(), bad.clone(), "999".into()];
 
     let q = client.queues_by_id(&tenant(), &ids).await.unwrap();
     assert_eq!(q.len(), 2);

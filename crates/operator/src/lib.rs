@@ -227,7 +227,7 @@ async fn held(ctx: &AdminContext, command: HeldCommand) -> anyhow::Result<()> {
         } => {
             let decision = if uploaded {
                 HeldDecision::TreatAsUploaded {
-                    que_id: que_id.unwrap_or_default(),
+                    que_id: que_id.unwrap_or_default().into(),
                 }
             } else {
                 HeldDecision::Reupload

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
-use sne_domain::TenantId;
 pub use sne_domain::orders::NeOrderRow;
 pub use sne_domain::row_application::StockIoEntry;
 use sne_domain::tenant::NeTokens;
+use sne_domain::{GoodsCode, QueId, TenantId};
 use std::collections::HashSet;
 
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ impl QueueStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueEntry {
-    pub que_id: String,
+    pub que_id: QueId,
     pub status: QueueStatus,
     pub message: String,
     pub method_name: String,
@@ -111,15 +111,15 @@ pub trait NextEngineApi: Send + Sync {
     async fn existing_goods(
         &self,
         tenant: &TenantId,
-        codes: &[String],
-    ) -> Result<HashSet<String>, NeError>;
+        codes: &[GoodsCode],
+    ) -> Result<HashSet<GoodsCode>, NeError>;
     /// Uploads a `syohin_code,zaiko_su` file; returns the `que_id`. Never retried
     /// after an unknown outcome: that is for the caller to resolve from the queue.
-    async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError>;
+    async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<QueId, NeError>;
     async fn queues_by_id(
         &self,
         tenant: &TenantId,
-        que_ids: &[String],
+        que_ids: &[QueId],
     ) -> Result<Vec<QueueEntry>, NeError>;
     /// Goods-master upload queues created at or after `since` (Japan time).
     async fn goods_upload_queues_since(
@@ -138,7 +138,7 @@ pub trait NextEngineApi: Send + Sync {
     async fn stock_io_history(
         &self,
         tenant: &TenantId,
-        goods_codes: &[String],
+        goods_codes: &[GoodsCode],
         since: NaiveDateTime,
     ) -> Result<Vec<StockIoEntry>, NeError>;
     /// One cheap authenticated call. NextEngine rotates tokens only when they are

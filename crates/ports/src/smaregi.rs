@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use sne_domain::PushRow;
 use sne_domain::tenant::SmaregiCredentials;
+use sne_domain::{ChangeRow, ProductId, ProductPair};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SmaregiError {
@@ -53,18 +53,18 @@ pub trait SmaregiApi: Send + Sync {
         creds: &SmaregiCredentials,
         after_id: u64,
         max_rows: usize,
-    ) -> Result<Vec<PushRow>, SmaregiError>;
+    ) -> Result<Vec<ChangeRow>, SmaregiError>;
     /// The newest `StockHistory` id, to start reading history from "now".
     async fn latest_stock_history_id(
         &self,
         creds: &SmaregiCredentials,
     ) -> Result<Option<u64>, SmaregiError>;
-    /// (product id, 商品コード) for the given product ids that exist.
+    /// The 商品コード of each given product that exists and has one.
     async fn product_codes(
         &self,
         creds: &SmaregiCredentials,
-        product_ids: &[String],
-    ) -> Result<Vec<(String, String)>, SmaregiError>;
+        product_ids: &[ProductId],
+    ) -> Result<Vec<ProductPair>, SmaregiError>;
     async fn stores(&self, creds: &SmaregiCredentials) -> Result<Vec<SmaregiStore>, SmaregiError>;
     async fn shipments_by_identification(
         &self,

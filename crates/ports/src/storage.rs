@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sne_domain::batch_state::BatchState;
 use sne_domain::complete::{Mirror, StockKey};
 use sne_domain::tenant::{NeTokens, Tenant};
-use sne_domain::{StockChange, TenantId};
+use sne_domain::{ProductPair, QueId, StockChange, TenantId};
 
 // ---------------------------------------------------------------- tenants
 
@@ -55,13 +55,13 @@ pub trait ProductPairStore: Send + Sync {
         &self,
         tenant: &TenantId,
         source: PairSource,
-    ) -> StoreResult<Vec<(String, String)>>;
+    ) -> StoreResult<Vec<ProductPair>>;
     /// `replace_all`: the table upload replaces every pair; the cache only adds.
     async fn put_product_pairs(
         &self,
         tenant: &TenantId,
         source: PairSource,
-        pairs: &[(String, String)],
+        pairs: &[ProductPair],
         replace_all: bool,
     ) -> StoreResult<()>;
 }
@@ -203,7 +203,7 @@ pub trait BatchStore: Send + Sync {
     ) -> StoreResult<Vec<UploadBatch>>;
 
     /// All queue ids already recorded for the tenant (to recognise our own uploads).
-    async fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
+    async fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<QueId>>;
 
     /// Finished batches (`Succeeded`, `Failed`) no report has carried yet, oldest
     /// first, at most `limit`.

@@ -7,7 +7,6 @@
 use crate::Context;
 use crate::sections::UploadError;
 use chrono::Duration as ChronoDuration;
-use sne_domain::StockChange;
 use sne_domain::batch::plan_batch;
 use sne_domain::complete::{StockKey, complete};
 use sne_domain::history_mode::HistoryMode;
@@ -15,6 +14,7 @@ use sne_domain::mapping::ProductMap;
 use sne_domain::report::{ParkReason, ParkedLine};
 use sne_domain::tenant::{MappingMode, Tenant};
 use sne_domain::upload_csv::csv_key;
+use sne_domain::{GoodsCode, ProductId, StockChange};
 use sne_ports::nextengine::NeError;
 use sne_ports::{BuiltContent, ClaimRequest, PairSource, UploadBatch};
 use std::collections::HashSet;
@@ -110,7 +110,7 @@ async fn build_content(
         &map,
         &completion.changes,
     );
-    let codes: Vec<String> = plan.lines.iter().map(|l| l.goods_code.clone()).collect();
+    let codes: Vec<GoodsCode> = plan.lines.iter().map(|l| l.goods_code.clone()).collect();
     let known = if codes.is_empty() {
         HashSet::new()
     } else {
@@ -121,7 +121,7 @@ async fn build_content(
         .into_iter()
         .partition(|l| known.contains(&l.goods_code));
     plan.parked.extend(unknown.into_iter().map(|l| ParkedLine {
-        goods_code: l.goods_code,
+        goods_code: l.goods_code.into(),
         delta: l.delta,
         reason: ParkReason::NotRegistered,
     }));
@@ -166,8 +166,8 @@ async fn product_map(
                 .product_pairs(&tenant.id, PairSource::ProductCode)
                 .await
                 .map_err(store_err)?;
-            let cached: HashSet<&str> = pairs.iter().map(|(p, _)| p.as_str()).collect();
-            let missing: Vec<String> = changes
+            let cached: HashSet<&str> = pairs.iter().map(|p| p.product_id.as_str()).collect();
+            let missing: Vec<ProductId> = changes
                 .iter()
                 .map(|c| c.product_id.clone())
                 .filter(|p| !cached.contains(p.as_str()))

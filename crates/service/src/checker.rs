@@ -15,6 +15,7 @@ use sne_domain::report::{PreviousSection, QueueOutcome, QueueResult};
 use sne_domain::row_application::{ApplyWindow, judge_rows};
 use sne_domain::tenant::Tenant;
 use sne_domain::time::to_jst;
+use sne_domain::{GoodsCode, QueId};
 use sne_ports::nextengine::{NeError, QueueEntry, QueueStatus};
 use sne_ports::{Transition, UploadBatch};
 use std::collections::HashSet;
@@ -47,7 +48,7 @@ pub async fn run_check(ctx: &Context, tenant: &Tenant) -> CheckRun {
     if batches.is_empty() {
         return CheckRun::default();
     }
-    let que_ids: Vec<String> = batches.iter().filter_map(|b| b.que_id.clone()).collect();
+    let que_ids: Vec<QueId> = batches.iter().filter_map(|b| b.que_id.clone()).collect();
     let entries = match ctx.nextengine.queues_by_id(&tenant.id, &que_ids).await {
         Ok(entries) => entries,
         Err(e) => return error(format!("{e}(次回の実行で再確認します)")),
@@ -124,7 +125,7 @@ async fn failed_outcome(
     let uploaded: Vec<(String, i64)> = batch
         .lines
         .iter()
-        .map(|l| (l.goods_code.clone(), l.delta))
+        .map(|l| (l.goods_code.to_string(), l.delta))
         .collect();
     let row_errors = parse_que_message(&entry.message, &uploaded);
     let started = batch.upload_started_at.unwrap_or(batch.updated_at);
@@ -140,7 +141,7 @@ async fn failed_outcome(
         .iter()
         .filter_map(|e| e.goods_code.as_deref())
         .collect();
-    let good: Vec<String> = batch
+    let good: Vec<GoodsCode> = batch
         .lines
         .iter()
         .filter(|l| !refused.contains(l.goods_code.as_str()))

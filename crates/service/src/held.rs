@@ -5,10 +5,10 @@
 //! queue result.
 
 use crate::{AdminContext, Core};
-use sne_domain::TenantId;
 use sne_domain::batch_state::BatchState;
 use sne_domain::upload_batch::{DecisionAction, OperatorDecision};
 use sne_domain::upload_csv::render_upload_csv;
+use sne_domain::{QueId, TenantId};
 use sne_ports::{StoreError, Transition, UploadBatch};
 
 /// What a person decided for a held upload.
@@ -16,7 +16,7 @@ use sne_ports::{StoreError, Transition, UploadBatch};
 pub enum HeldDecision {
     /// 「アップロード済みとして扱う」: NextEngine has the file under `que_id` (one of
     /// the candidates, or an id the operator read on NextEngine's queue screen).
-    TreatAsUploaded { que_id: String },
+    TreatAsUploaded { que_id: QueId },
     /// 「再アップロードする」: NextEngine never got it; the frozen file goes up again.
     Reupload,
 }
@@ -30,7 +30,7 @@ pub enum ResolveError {
     #[error("キューIDは半角数字で入力してください")]
     BadQueId,
     #[error("キューID {0} は別のアップロードの結果として記録済みです")]
-    QueIdTaken(String),
+    QueIdTaken(QueId),
     #[error("ほかの操作と重なりました。画面を開き直してもう一度お試しください")]
     Conflict,
     #[error("保存できませんでした: {0}")]
@@ -78,7 +78,7 @@ pub async fn resolve_held(
     let now = ctx.clock.now();
     let (to, action, que_id) = match decision {
         HeldDecision::TreatAsUploaded { que_id } => {
-            let que_id = que_id.trim().to_string();
+            let que_id = QueId::from(que_id.trim());
             if que_id.is_empty() || !que_id.chars().all(|c| c.is_ascii_digit()) {
                 return Err(ResolveError::BadQueId);
             }

@@ -13,6 +13,7 @@
 use crate::Context;
 use crate::sections::UploadError;
 use chrono::Duration as ChronoDuration;
+use sne_domain::QueId;
 use sne_domain::batch_state::BatchState;
 use sne_domain::report::UploadSection;
 use sne_domain::tenant::Tenant;
@@ -149,11 +150,11 @@ async fn record_que_id(
     ctx: &Context,
     tenant: &Tenant,
     batch: &UploadBatch,
-    que_id: &str,
+    que_id: &QueId,
     decision: Option<OperatorDecision>,
 ) -> Result<UploadBatch, sne_ports::StoreError> {
     let mut t = Transition::of(batch, BatchState::Uploaded, ctx.clock.now());
-    t.que_id = Some(que_id.to_string());
+    t.que_id = Some(que_id.clone());
     t.decision = decision;
     ctx.storage
         .transition(&tenant.id, &batch.batch_id, &t)
@@ -217,7 +218,7 @@ async fn resolve_unknown_outcome(
         .goods_upload_queues_since(&tenant.id, since)
         .await
         .map_err(UploadError::next_engine(&batch.batch_id))?;
-    let known: HashSet<String> = store
+    let known: HashSet<QueId> = store
         .known_que_ids(&tenant.id)
         .await
         .map_err(&store_failed)?

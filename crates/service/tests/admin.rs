@@ -347,7 +347,7 @@ async fn history_lists_uploads_and_serves_only_the_tenants_own_csv() {
         .await
         .unwrap()
         .unwrap();
-    let que_id = batch.que_id.clone().expect("uploaded");
+    let que_id = batch.que_id.clone().expect("uploaded").to_string();
     assert!(history.contains(&que_id), "queue id shown");
     assert!(history.contains(&format!("/history/batches/{batch_id}/csv")));
 
@@ -862,7 +862,10 @@ async fn pairs(env: &Env, tenant: &sne_domain::TenantId) -> Vec<(String, String)
         .storage
         .product_pairs(tenant, PairSource::Table)
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|pair| (pair.product_id.into(), pair.goods_code.into()))
+        .collect::<Vec<(String, String)>>();
     pairs.sort();
     pairs
 }

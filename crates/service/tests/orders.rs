@@ -4,9 +4,9 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
-use sne_domain::TenantId;
 use sne_domain::report::OrderSection;
 use sne_domain::tenant::{MappingMode, SmaregiCredentials, Tenant};
+use sne_domain::{GoodsCode, ProductId, ProductPair, QueId, TenantId};
 use sne_ports::nextengine::{
     NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, StockIoEntry,
 };
@@ -76,7 +76,7 @@ impl SmaregiApi for FaultySmaregi {
         creds: &SmaregiCredentials,
         after_id: u64,
         max_rows: usize,
-    ) -> Result<Vec<sne_domain::PushRow>, SmaregiError> {
+    ) -> Result<Vec<sne_domain::ChangeRow>, SmaregiError> {
         self.inner
             .stock_history_after(creds, after_id, max_rows)
             .await
@@ -90,8 +90,8 @@ impl SmaregiApi for FaultySmaregi {
     async fn product_codes(
         &self,
         creds: &SmaregiCredentials,
-        product_ids: &[String],
-    ) -> Result<Vec<(String, String)>, SmaregiError> {
+        product_ids: &[ProductId],
+    ) -> Result<Vec<ProductPair>, SmaregiError> {
         self.inner.product_codes(creds, product_ids).await
     }
     async fn stores(&self, creds: &SmaregiCredentials) -> Result<Vec<SmaregiStore>, SmaregiError> {
@@ -147,17 +147,17 @@ impl NextEngineApi for AgingNe {
     async fn existing_goods(
         &self,
         tenant: &TenantId,
-        codes: &[String],
-    ) -> Result<HashSet<String>, NeError> {
+        codes: &[GoodsCode],
+    ) -> Result<HashSet<GoodsCode>, NeError> {
         self.inner.existing_goods(tenant, codes).await
     }
-    async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError> {
+    async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<QueId, NeError> {
         self.inner.upload_stock_csv(tenant, csv).await
     }
     async fn queues_by_id(
         &self,
         tenant: &TenantId,
-        que_ids: &[String],
+        que_ids: &[QueId],
     ) -> Result<Vec<QueueEntry>, NeError> {
         self.inner.queues_by_id(tenant, que_ids).await
     }
@@ -174,7 +174,7 @@ impl NextEngineApi for AgingNe {
     async fn stock_io_history(
         &self,
         tenant: &TenantId,
-        goods_codes: &[String],
+        goods_codes: &[GoodsCode],
         since: NaiveDateTime,
     ) -> Result<Vec<StockIoEntry>, NeError> {
         self.inner
@@ -580,7 +580,7 @@ async fn unmappable_goods_fail_are_reported_once_and_never_retried() {
         .put_product_pairs(
             &h.tenant,
             PairSource::Table,
-            &[("8000001".into(), "ABC-1".into())],
+            &[ProductPair::new("8000001", "ABC-1")],
             true,
         )
         .await

@@ -305,7 +305,7 @@ async fn a_storage_failure_is_a_500_so_smaregi_marks_the_send_failed() {
 }
 
 /// The ledger's pending changes, by claiming them (the test owns the store).
-async fn claimed_rows(f: &Fixture) -> Vec<sne_domain::PushRow> {
+async fn claimed_rows(f: &Fixture) -> Vec<sne_domain::ChangeRow> {
     let tenant = f
         .ctx
         .storage

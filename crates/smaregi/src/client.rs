@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use sne_domain::tenant::SmaregiCredentials;
 use sne_domain::time::parse_api_time;
-use sne_domain::{ChangeKind, PushRow, StockDivision};
+use sne_domain::{ChangeKind, ChangeRow, ProductId, ProductPair, StockDivision, StoreId};
 use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
 use tracing::{debug, info, warn};
 
@@ -353,7 +353,7 @@ impl SmaregiApi for SmaregiClient {
         creds: &SmaregiCredentials,
         after_id: u64,
         max_rows: usize,
-    ) -> Result<Vec<PushRow>, SmaregiError> {
+    ) -> Result<Vec<ChangeRow>, SmaregiError> {
         if max_rows == 0 {
             return Ok(Vec::new());
         }
@@ -429,11 +429,11 @@ impl SmaregiApi for SmaregiClient {
     async fn product_codes(
         &self,
         creds: &SmaregiCredentials,
-        product_ids: &[String],
-    ) -> Result<Vec<(String, String)>, SmaregiError> {
+        product_ids: &[ProductId],
+    ) -> Result<Vec<ProductPair>, SmaregiError> {
         let wanted: BTreeSet<&str> = product_ids
             .iter()
-            .map(String::as_str)
+            .map(ProductId::as_str)
             .filter(|p| !p.is_empty())
             .collect();
         let mut out = Vec::new();
@@ -457,7 +457,7 @@ impl SmaregiApi for SmaregiClient {
                     && wanted.contains(id.as_str())
                     && !code.is_empty()
                 {
-                    out.push((id, code));
+                    out.push(ProductPair::new(id, code));
                 }
             }
         }
@@ -697,19 +697,22 @@ fn parse_id(r: &Map<String, Value>) -> Result<u64, SmaregiError> {
         .ok_or_else(|| invalid("StockHistory row without a numeric id"))
 }
 
-fn history_row(r: &Map<String, Value>) -> Result<PushRow, SmaregiError> {
-    Ok(PushRow {
-        store_id: non_empty(r, "storeId").ok_or_else(|| invalid("StockHistory without storeId"))?,
+fn history_row(r: &Map<String, Value>) -> Result<ChangeRow, SmaregiError> {
+    Ok(ChangeRow {
+        store_id: non_empty(r, "storeId")
+            .ok_or_else(|| invalid("StockHistory without storeId"))?
+            .into(),
         product_id: non_empty(r, "productId")
-            .ok_or_else(|| invalid("StockHistory without productId"))?,
+            .ok_or_else(|| invalid("StockHistory without productId"))?
+            .into(),
         kind: ChangeKind::History,
         division: non_empty(r, "stockDivision").map(|d| StockDivision::from_code(&d)),
         amount: int(r, "amount")?,
         after: int(r, "stockAmount")?,
         changed_at: non_empty(r, "updDateTime").and_then(|t| parse_api_time(&t)),
         history_id: Some(parse_id(r)?),
-        from_store_id: non_empty(r, "fromStoreId"),
-        to_store_id: non_empty(r, "toStoreId"),
+        from_store_id: non_empty(r, "fromStoreId").map(StoreId::from),
+        to_store_id: non_empty(r, "toStoreId").map(StoreId::from),
         layaway_stock_amount: None,
     })
 }

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::NaiveDate;
 use sne_domain::tenant::SmaregiCredentials;
-use sne_domain::{ChangeKind, StockDivision};
+use sne_domain::{ChangeKind, ProductId, StockDivision};
 use sne_ports::smaregi::{NewShipment, SmaregiApi, SmaregiError};
 use sne_simulators::smaregi::{CappedOffset, ConditionObjects, SmaregiConfig, SmaregiSim};
 use sne_smaregi::{RetryPolicy, SmaregiClient};
@@ -160,7 +160,7 @@ async fn product_codes_in_chunks() {
         String::new(),
         "8000001".into(),
     ]);
-    let mut pairs = client.product_codes(&creds(), &ids).await.unwrap();
+    let mut pairs = product_codes(&client, &ids).await;
     pairs.sort();
     assert_eq!(pairs.len(), 251);
     assert!(pairs.contains(&("8000001".into(), "CODE-1".into())));
@@ -174,7 +174,7 @@ async fn product_codes_in_chunks() {
     );
 }
 
-fn ids_of(rows: &[sne_domain::PushRow]) -> Vec<u64> {
+fn ids_of(rows: &[sne_domain::ChangeRow]) -> Vec<u64> {
     rows.iter().map(|r| r.history_id.unwrap()).collect()
 }
 
@@ -332,7 +332,7 @@ async fn product_codes_do_not_rely_on_or() {
             ]
             .map(String::from),
         );
-        let mut pairs = client.product_codes(&creds(), &ids).await.unwrap();
+        let mut pairs = product_codes(&client, &ids).await;
         pairs.sort();
         let mut expected: Vec<(String, String)> = (0..250)
             .step_by(2)
@@ -379,11 +379,7 @@ async fn paging_survives_pages_cut_below_the_page_size() {
             sim.add_product(CONTRACT, &format!("{}", 7_000_000 + n), "x", "x");
         }
         let ids: Vec<String> = (0..700).map(|n| format!("{}", 7_000_000 + n)).collect();
-        assert_eq!(
-            client.product_codes(&creds(), &ids).await.unwrap().len(),
-            700,
-            "{offset:?}"
-        );
+        assert_eq!(product_codes(&client, &ids).await.len(), 700, "{offset:?}");
     }
     // Asking for 1000 rows a page from the default simulator (500 a page).
     let (sim, client) = setup().await;
@@ -647,4 +643,16 @@ async fn a_cut_page_that_cannot_be_paged_around_is_an_error() {
         matches!(err, SmaregiError::Api { ref code, ref message } if code == "invalid_response" && message.contains("3 of 4")),
         "{err:?}"
     );
+}
+
+/// The client's answer for product ids given as text, as (id, code) texts.
+async fn product_codes(client: &SmaregiClient, ids: &[String]) -> Vec<(String, String)> {
+    let ids: Vec<ProductId> = ids.iter().map(ProductId::from).collect();
+    client
+        .product_codes(&creds(), &ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|pair| (pair.product_id.into(), pair.goods_code.into()))
+        .collect()
 }

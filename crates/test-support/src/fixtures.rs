@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sne_domain::batch_state::BatchState;
-use sne_domain::change::{ChangeKind, ChangeSource, PushRow};
+use sne_domain::change::{ChangeKind, ChangeRow, ChangeSource};
 use sne_domain::report::QueueOutcome;
 use sne_domain::upload_csv::UploadLine;
 use sne_domain::{StockChange, TenantId};
@@ -25,9 +25,10 @@ pub async fn frozen_file(
         .map(|line| StockChange {
             dedupe_key: format!("operator-test:{batch_id}:{}", line.goods_code),
             source: ChangeSource::History,
-            row: PushRow {
+            row: ChangeRow {
                 store_id: "1".into(),
-                product_id: line.goods_code.clone(),
+                // The identity mapping: the goods code is the product id.
+                product_id: line.goods_code.as_str().into(),
                 kind: ChangeKind::History,
                 division: None,
                 amount: Some(line.delta),
@@ -115,7 +116,7 @@ pub async fn fail_a_batch(
         BatchState::Failed,
     ] {
         let mut t = Transition::of(&batch, to, now);
-        t.que_id = Some(format!("que-{batch_id}"));
+        t.que_id = Some(format!("que-{batch_id}").into());
         t.outcome = Some(QueueOutcome::Failed {
             row_errors: vec![],
             raw_message: "2行目: 仕入先コードは必須です。".into(),

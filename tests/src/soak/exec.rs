@@ -595,7 +595,7 @@ impl World {
             .unwrap_or_default()
             .into_iter()
             .filter(|b| matches!(b.state, BatchState::Succeeded | BatchState::Failed))
-            .map(|b| (b.batch_id, b.que_id.unwrap_or_default()))
+            .map(|b| (b.batch_id, b.que_id.unwrap_or_default().into()))
             .collect();
         let reports = store
             .recent_reports(&h.tenant.id, 100_000)
@@ -648,7 +648,7 @@ pub async fn operator_resolves_held_batches(h: &Harness) {
         let Ok(known) = store.known_que_ids(tenant).await else {
             return;
         };
-        let known: HashSet<String> = known.into_iter().collect();
+        let known: HashSet<String> = known.into_iter().map(String::from).collect();
         let csv = String::from_utf8(render_upload_csv(&batch.lines)).unwrap_or_default();
         // Only the API's uploads: an operator's own CSV of the same rows, uploaded
         // through the screen, is not this file (and the operator knows it).
@@ -658,7 +658,7 @@ pub async fn operator_resolves_held_batches(h: &Harness) {
                 .find(|u| !u.by_operator && u.csv == csv && !known.contains(&u.que_id));
         let decision = match received {
             Some(upload) => HeldDecision::TreatAsUploaded {
-                que_id: upload.que_id,
+                que_id: upload.que_id.into(),
             },
             None => HeldDecision::Reupload,
         };

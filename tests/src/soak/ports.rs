@@ -21,7 +21,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sne_domain::batch_state::BatchState;
 use sne_domain::complete::{Mirror, StockKey};
 use sne_domain::tenant::{NeTokens, SmaregiCredentials, Tenant};
-use sne_domain::{PushRow, StockChange, TenantId};
+use sne_domain::{ChangeRow, GoodsCode, ProductId, ProductPair, QueId, StockChange, TenantId};
 use sne_ports::mail::MailError;
 use sne_ports::nextengine::{
     NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, StockIoEntry,
@@ -403,8 +403,8 @@ gated_storage!(TokenStore {
 });
 
 gated_storage!(ProductPairStore {
-    fn product_pairs(&self, tenant: &TenantId, source: PairSource) -> StoreResult<Vec<(String, String)>>;
-    fn put_product_pairs(&self, tenant: &TenantId, source: PairSource, pairs: &[(String, String)], replace_all: bool) -> StoreResult<()>;
+    fn product_pairs(&self, tenant: &TenantId, source: PairSource) -> StoreResult<Vec<ProductPair>>;
+    fn put_product_pairs(&self, tenant: &TenantId, source: PairSource, pairs: &[ProductPair], replace_all: bool) -> StoreResult<()>;
 });
 
 gated_storage!(StockLedger {
@@ -425,7 +425,7 @@ gated_storage!(BatchStore {
     fn batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Option<UploadBatch>>;
     fn batches_in_state(&self, tenant: &TenantId, state: BatchState) -> StoreResult<Vec<UploadBatch>>;
     fn recent_batches(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<UploadBatch>>;
-    fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
+    fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<QueId>>;
     fn unreported_outcomes(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<UploadBatch>>;
 });
 
@@ -598,8 +598,8 @@ impl NextEngineApi for GatedNe {
     async fn existing_goods(
         &self,
         tenant: &TenantId,
-        codes: &[String],
-    ) -> Result<HashSet<String>, NeError> {
+        codes: &[GoodsCode],
+    ) -> Result<HashSet<GoodsCode>, NeError> {
         self.gate
             .pass(
                 Port::NextEngine,
@@ -608,7 +608,7 @@ impl NextEngineApi for GatedNe {
             )
             .await
     }
-    async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<String, NeError> {
+    async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<QueId, NeError> {
         let (out, timed_out) = self
             .gate
             .pass_bounded(
@@ -629,7 +629,7 @@ impl NextEngineApi for GatedNe {
     async fn queues_by_id(
         &self,
         tenant: &TenantId,
-        que_ids: &[String],
+        que_ids: &[QueId],
     ) -> Result<Vec<QueueEntry>, NeError> {
         self.gate
             .pass(
@@ -655,7 +655,7 @@ impl NextEngineApi for GatedNe {
     async fn stock_io_history(
         &self,
         tenant: &TenantId,
-        goods_codes: &[String],
+        goods_codes: &[GoodsCode],
         since: NaiveDateTime,
     ) -> Result<Vec<StockIoEntry>, NeError> {
         self.gate
@@ -702,7 +702,7 @@ impl SmaregiApi for GatedSmaregi {
         creds: &SmaregiCredentials,
         after_id: u64,
         max_rows: usize,
-    ) -> Result<Vec<PushRow>, SmaregiError> {
+    ) -> Result<Vec<ChangeRow>, SmaregiError> {
         self.gate
             .pass(
                 Port::Smaregi,
@@ -726,8 +726,8 @@ impl SmaregiApi for GatedSmaregi {
     async fn product_codes(
         &self,
         creds: &SmaregiCredentials,
-        product_ids: &[String],
-    ) -> Result<Vec<(String, String)>, SmaregiError> {
+        product_ids: &[ProductId],
+    ) -> Result<Vec<ProductPair>, SmaregiError> {
         self.gate
             .pass(
                 Port::Smaregi,

@@ -9,6 +9,7 @@ use sne_domain::batch_state::BatchState;
 use sne_domain::complete::MirrorEntry;
 use sne_domain::report::ParkedLine;
 use sne_domain::upload_csv::UploadLine;
+use sne_domain::{ProductId, QueId, StoreId};
 use sne_ports::{
     BatchRuleError, BatchStore, BuiltContent, FollowUpRequest, Transition, UploadBatch,
 };
@@ -27,7 +28,7 @@ struct Frozen {
     notes: Vec<String>,
 }
 
-pub(crate) type StagedMirror = Vec<(String, String, MirrorEntry)>;
+pub(crate) type StagedMirror = Vec<(StoreId, ProductId, MirrorEntry)>;
 
 pub(crate) struct StoredBatch {
     pub batch: UploadBatch,
@@ -329,7 +330,7 @@ impl BatchStore for DynamoStore {
             }
             if let (BatchState::Uploaded, Some(que_id)) = (t.to, &batch.que_id) {
                 let mut que = key(&pk, &format!("QUE#{}#{}", esc(que_id), esc(batch_id)));
-                que.insert("que_id".into(), s(que_id));
+                que.insert("que_id".into(), s(que_id.as_str()));
                 tx.push(self.put(que, None));
             }
             if t.from == BatchState::Building {
@@ -430,11 +431,11 @@ impl BatchStore for DynamoStore {
         self.batches_from_index(tenant, index).await
     }
 
-    async fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<String>> {
+    async fn known_que_ids(&self, tenant: &TenantId) -> StoreResult<Vec<QueId>> {
         let items = self.query(&tenant_pk(tenant), "QUE#", true, None).await?;
         let mut ids = items
             .iter()
-            .map(|i| attr_s(i, "que_id").map(str::to_string))
+            .map(|i| attr_s(i, "que_id").map(QueId::from))
             .collect::<StoreResult<Vec<_>>>()?;
         ids.dedup();
         Ok(ids)

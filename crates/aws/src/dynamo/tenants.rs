@@ -4,6 +4,7 @@
 use super::*;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest};
+use sne_domain::ProductPair;
 use sne_domain::tenant::{NeTokens, Tenant};
 use sne_ports::{CursorStore, PairSource, ProductPairStore, TenantStore, TokenStore};
 
@@ -241,7 +242,7 @@ impl ProductPairStore for DynamoStore {
         &self,
         tenant: &TenantId,
         source: PairSource,
-    ) -> StoreResult<Vec<(String, String)>> {
+    ) -> StoreResult<Vec<ProductPair>> {
         let generation = self.pair_generation(tenant, source).await?;
         let items = self
             .query(
@@ -254,9 +255,9 @@ impl ProductPairStore for DynamoStore {
         items
             .iter()
             .map(|i| {
-                Ok((
-                    attr_s(i, "product_id")?.to_string(),
-                    attr_s(i, "goods_code")?.to_string(),
+                Ok(ProductPair::new(
+                    attr_s(i, "product_id")?,
+                    attr_s(i, "goods_code")?,
                 ))
             })
             .collect()
@@ -266,7 +267,7 @@ impl ProductPairStore for DynamoStore {
         &self,
         tenant: &TenantId,
         source: PairSource,
-        pairs: &[(String, String)],
+        pairs: &[ProductPair],
         replace_all: bool,
     ) -> StoreResult<()> {
         let pk = tenant_pk(tenant);
@@ -286,16 +287,21 @@ impl ProductPairStore for DynamoStore {
         let prefix = pair_prefix(source, target.as_deref());
         let puts = pairs
             .iter()
-            .map(|(product_id, goods_code)| {
-                let mut item = key(&pk, &format!("{prefix}{}", esc(product_id)));
-                item.insert("product_id".into(), s(product_id));
-                item.insert("goods_code".into(), s(goods_code));
-                let request = PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                Ok(WriteRequest::builder().put_request(request).build())
-            })
+            .map(
+                |ProductPair {
+                     product_id,
+                     goods_code,
+                 }| {
+                    let mut item = key(&pk, &format!("{prefix}{}", esc(product_id)));
+                    item.insert("product_id".into(), s(product_id.as_str()));
+                    item.insert("goods_code".into(), s(goods_code.as_str()));
+                    let request = PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    Ok(WriteRequest::builder().put_request(request).build())
+                },
+            )
             .collect::<StoreResult<Vec<_>>>()?;
         self.batch_write(puts).await?;
         if !replace_all {

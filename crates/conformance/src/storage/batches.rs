@@ -342,7 +342,7 @@ pub async fn a_failed_file_is_re_sent_once<S: Storage + 'static>(fresh: Fresh<S>
     let failed = store.transition(&a, "b1", &t).await.unwrap();
     let resend_lines: Vec<UploadLine> = (0..12_000)
         .map(|i| UploadLine {
-            goods_code: format!("GOODS-{i:06}"),
+            goods_code: format!("GOODS-{i:06}").into(),
             delta: -(i % 7) - 1,
         })
         .collect();

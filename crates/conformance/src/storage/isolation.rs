@@ -1,6 +1,7 @@
 //! Tenant isolation: nothing of one tenant is seen or changed through another.
 
 use super::sample::*;
+use sne_domain::ProductPair;
 
 pub async fn tenants_are_isolated<S: Storage + 'static>(fresh: Fresh<S>) {
     use BatchState::*;
@@ -59,7 +60,7 @@ pub async fn tenants_are_isolated<S: Storage + 'static>(fresh: Fresh<S>) {
         .enqueue_report(&report(&ta, "run-1", t0()))
         .await
         .unwrap();
-    let pair = ("P".to_string(), "A-1".to_string());
+    let pair = ProductPair::new("P", "A-1");
     store
         .put_product_pairs(&ta, PairSource::Table, std::slice::from_ref(&pair), true)
         .await

@@ -3,7 +3,7 @@
 pub(crate) use crate::Fresh;
 pub(crate) use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 pub(crate) use sne_domain::batch_state::{BatchState, can_transition};
-pub(crate) use sne_domain::change::{ChangeKind, ChangeSource, PushRow};
+pub(crate) use sne_domain::change::{ChangeKind, ChangeRow, ChangeSource};
 pub(crate) use sne_domain::complete::{Mirror, MirrorEntry, StockKey};
 pub(crate) use sne_domain::report::{ParkReason, ParkedLine, QueueOutcome};
 pub(crate) use sne_domain::tenant::{NeTokens, Tenant};
@@ -59,9 +59,9 @@ pub(crate) fn change(key: &str) -> StockChange {
     StockChange {
         dedupe_key: key.to_string(),
         source: ChangeSource::Push,
-        row: PushRow {
+        row: ChangeRow {
             store_id: "1".into(),
-            product_id: format!("P-{key}"),
+            product_id: format!("P-{key}").into(),
             kind: ChangeKind::History,
             division: Some(StockDivision::Sale),
             amount: Some(-1),
@@ -287,7 +287,7 @@ pub(crate) async fn step<S: Storage>(
 ) -> UploadBatch {
     let mut t = plan(store, tenant, batch_id, from, to, at).await;
     if to == BatchState::Uploaded {
-        t.que_id = Some(format!("que-{batch_id}"));
+        t.que_id = Some(format!("que-{batch_id}").into());
     }
     if matches!(to, BatchState::Succeeded | BatchState::Failed) {
         t.outcome = Some(QueueOutcome::Succeeded);

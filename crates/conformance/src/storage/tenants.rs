@@ -1,6 +1,7 @@
 //! Tenants, their NextEngine tokens and product pairs.
 
 use super::sample::*;
+use sne_domain::ProductPair;
 
 pub async fn tenants_are_created_once_and_found<S: Storage + 'static>(fresh: Fresh<S>) {
     let store = &*fresh.first;
@@ -164,8 +165,8 @@ pub async fn ne_tokens_swap_only_over_the_expected_token<S: Storage + 'static>(f
 pub async fn product_pairs_add_or_replace<S: Storage + 'static>(fresh: Fresh<S>) {
     let store = &*fresh.first;
     let a = fresh.tenant("a");
-    let pair = |p: &str, c: &str| (p.to_string(), c.to_string());
-    let sorted = |mut v: Vec<(String, String)>| {
+    let pair = |p: &str, c: &str| ProductPair::new(p, c);
+    let sorted = |mut v: Vec<ProductPair>| {
         v.sort();
         v
     };

@@ -100,7 +100,7 @@ fn batch_row(batch: &UploadBatch) -> BatchRow {
         at: jst(batch.created_at),
         state,
         state_class,
-        que_id: batch.que_id.clone().unwrap_or_else(|| "-".into()),
+        que_id: batch.que_id.as_deref().unwrap_or("-").to_string(),
         products: batch.lines.len(),
         changes: batch.change_count,
         result,
@@ -173,7 +173,7 @@ fn held_row(batch: &UploadBatch) -> HeldRow {
             .candidates
             .iter()
             .map(|c| CandidateRow {
-                que_id: c.que_id.clone(),
+                que_id: c.que_id.to_string(),
                 created_at: c.created_at.clone(),
                 kind: match (c.upload_name.trim(), c.client_file_name.trim()) {
                     ("", "") => "不明".to_string(),
@@ -334,7 +334,7 @@ pub async fn resolve_held(
     session.check_csrf(form.csrf.as_deref())?;
     let decision = match form.action.as_str() {
         "uploaded" => HeldDecision::TreatAsUploaded {
-            que_id: form.que_id,
+            que_id: form.que_id.into(),
         },
         "reupload" => HeldDecision::Reupload,
         _ => {

@@ -9,9 +9,9 @@ use axum::Form;
 use axum::extract::{Multipart, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sne_domain::TenantId;
 use sne_domain::mapping::parse_mapping_table;
 use sne_domain::tenant::MappingMode;
+use sne_domain::{ProductPair, TenantId};
 use sne_ports::PairSource;
 use std::collections::HashMap;
 
@@ -24,7 +24,7 @@ const STAGED_TTL_SECS: i64 = 3600;
 struct Staged {
     created_at: DateTime<Utc>,
     file_name: String,
-    pairs: Vec<(String, String)>,
+    pairs: Vec<ProductPair>,
 }
 
 /// Staged uploads sit under the tenant's own prefix; the id alone never reaches
@@ -112,24 +112,29 @@ pub async fn upload(
         .product_pairs(&tenant.id, PairSource::Table)
         .await?
         .into_iter()
+        .map(|pair| (pair.product_id.into(), pair.goods_code.into()))
         .collect();
     let incoming: HashMap<&str, &str> = pairs
         .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .map(|pair| (pair.product_id.as_str(), pair.goods_code.as_str()))
         .collect();
     let mut added = Vec::new();
     let mut changed = Vec::new();
     let mut unchanged = 0;
-    for (product_id, goods_code) in &pairs {
-        match current.get(product_id) {
+    for ProductPair {
+        product_id,
+        goods_code,
+    } in &pairs
+    {
+        match current.get(product_id.as_str()) {
             None => added.push(PairRow {
-                product_id: product_id.clone(),
-                goods_code: goods_code.clone(),
+                product_id: product_id.to_string(),
+                goods_code: goods_code.to_string(),
                 old_code: String::new(),
             }),
             Some(old) if old != goods_code => changed.push(PairRow {
-                product_id: product_id.clone(),
-                goods_code: goods_code.clone(),
+                product_id: product_id.to_string(),
+                goods_code: goods_code.to_string(),
                 old_code: old.clone(),
             }),
             Some(_) => unchanged += 1,
