@@ -342,12 +342,15 @@ async fn a_slow_upload_is_cut_off_before_the_grace_and_resolved_from_the_queue()
 async fn an_unreadable_history_mode_stops_the_build_instead_of_counting_signals() {
     let mut h = Harness::start(Options::default()).await;
     h.enable_history_access().await;
-    let mode_key = sne_service::cursors::STOCK_HISTORY_MODE.name;
-    let good = h.ctx.storage.cursor(&h.tenant.id, mode_key).await.unwrap();
+    // Only a tenant from before the periods moved into its record reads them
+    // as text (from the legacy cursor); that text is what can be unreadable.
+    let mode_key = sne_service::cursors::LEGACY_STOCK_HISTORY_MODE.name;
+    let good = Some(as_legacy_tenant(&h).await);
+    let retired = h.ctx.storage.cursor(&h.tenant.id, mode_key).await.unwrap();
     assert!(
         h.ctx
             .storage
-            .set_cursor(&h.tenant.id, mode_key, good.as_deref(), "{not json")
+            .set_cursor(&h.tenant.id, mode_key, retired.as_deref(), "{not json")
             .await
             .unwrap()
     );
@@ -503,4 +506,64 @@ async fn switching_history_on_after_days_never_rereads_what_pushes_counted() {
         h.ne.run_queues();
     }
     assert_eq!(h.ne_stock("8000001"), 9);
+}
+
+/// Makes the harness's tenant look as it did before the stock-history periods
+/// became a tenant setting: the record holds none, the legacy cursor is unset;
+/// returns the periods as the legacy cursor held them.
+async fn as_legacy_tenant(h: &Harness) -> String {
+    let mut tenant = h.ctx.storage.tenant(&h.tenant.id).await.unwrap().unwrap();
+    let text = tenant.stock_history.to_text();
+    assert!(tenant.stock_history.on_since().is_some(), "history is read");
+    tenant.stock_history = Default::default();
+    h.ctx.storage.update_tenant(&tenant).await.unwrap();
+    text
+}
+
+#[tokio::test]
+async fn a_history_mode_kept_before_the_tenant_setting_is_read_and_moved_by_the_next_switch() {
+    let mut h = Harness::start(Options::default()).await;
+    h.enable_history_access().await;
+    let key = sne_service::cursors::LEGACY_STOCK_HISTORY_MODE.name;
+    let legacy = as_legacy_tenant(&h).await;
+    let retired = h.ctx.storage.cursor(&h.tenant.id, key).await.unwrap();
+    assert!(
+        h.ctx
+            .storage
+            .set_cursor(&h.tenant.id, key, retired.as_deref(), &legacy)
+            .await
+            .unwrap()
+    );
+    let on_since = sne_service::stock_history::history_mode_since(&h.ctx, &h.tenant)
+        .await
+        .expect("read from the legacy cursor");
+
+    h.advance(1);
+    h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+    h.run(Jobs::All).await;
+    h.ne.run_queues();
+    h.run(Jobs::All).await;
+    assert_eq!(h.ne_stock("8000001"), 9, "once, from history");
+
+    let tenant = h.ctx.storage.tenant(&h.tenant.id).await.unwrap().unwrap();
+    sne_service::stock_history::set_history_mode(&h.ctx, &tenant, false)
+        .await
+        .unwrap();
+    let tenant = h.ctx.storage.tenant(&h.tenant.id).await.unwrap().unwrap();
+    assert_eq!(
+        tenant.stock_history.periods.len(),
+        1,
+        "the legacy period moved"
+    );
+    assert_eq!(tenant.stock_history.periods[0].on, on_since);
+    assert!(tenant.stock_history.periods[0].off.is_some());
+    let cursor = h.ctx.storage.cursor(&h.tenant.id, key).await.unwrap();
+    assert!(
+        cursor.as_deref().unwrap_or_default().is_empty(),
+        "the legacy cursor is retired: {cursor:?}"
+    );
+    assert_eq!(
+        sne_service::stock_history::history_mode_since(&h.ctx, &tenant).await,
+        None
+    );
 }

@@ -1,3 +1,4 @@
+use crate::history_mode::HistoryMode;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -83,6 +84,11 @@ pub struct Tenant {
     pub mapping_mode: MappingMode,
     pub smaregi_api: Option<SmaregiCredentials>,
     pub order_import: OrderImportSettings,
+    /// Every period the tenant's changes were read from Smaregi's `StockHistory`
+    /// (its 在庫変動履歴 setting). Empty in records written before the setting
+    /// moved here; those read it from the legacy cursor until the next switch.
+    #[serde(default)]
+    pub stock_history: HistoryMode,
     pub created_at: DateTime<Utc>,
     /// Bumped by every settings write; stores refuse writes based on an older version.
     pub version: u64,
@@ -102,6 +108,7 @@ impl fmt::Debug for Tenant {
             .field("mapping_mode", &self.mapping_mode)
             .field("smaregi_api", &self.smaregi_api)
             .field("order_import", &self.order_import)
+            .field("stock_history", &self.stock_history)
             .field("version", &self.version)
             .finish()
     }

@@ -13,8 +13,11 @@ use std::marker::PhantomData;
 
 /// The newest Smaregi `StockHistory` id read into the ledger.
 pub const STOCK_HISTORY_ID: Cursor<u64> = Cursor::new("smaregi_stock_history_id");
-/// Every period stock history was read (see [`HistoryMode`]).
-pub const STOCK_HISTORY_MODE: Cursor<HistoryMode> = Cursor::new("smaregi_stock_history_mode");
+/// Where the stock-history periods (see [`HistoryMode`]) were kept before they
+/// became the tenant setting `Tenant::stock_history`: read for tenants whose
+/// record holds none yet, cleared by their next switch, never written.
+pub const LEGACY_STOCK_HISTORY_MODE: Cursor<HistoryMode> =
+    Cursor::new("smaregi_stock_history_mode");
 /// The newest `receive_order_row_last_modified_newest_date` the order import
 /// settled, in NextEngine's own time (JST).
 pub const ORDER_ROWS_MODIFIED: Cursor<NaiveDateTime> = Cursor::new("ne_order_rows_modified");

@@ -1,25 +1,48 @@
 //! Reading Smaregi's `StockHistory` (design.md §3's preferred intake): the tenant's
-//! history periods (a tenant setting kept as a cursor), switching reading on and
-//! off, and appending history rows to the ledger, each once by its history id.
+//! history periods (its 在庫変動履歴 setting), switching reading on and off, and
+//! appending history rows to the ledger, each once by its history id.
 
 use crate::Core;
-use crate::cursors::{CursorError, STOCK_HISTORY_ID, STOCK_HISTORY_MODE, Update};
+use crate::cursors::{CursorError, LEGACY_STOCK_HISTORY_MODE, STOCK_HISTORY_ID, Update};
 use chrono::{DateTime, Utc};
 use sne_domain::change::ChangeSource;
 use sne_domain::history_mode::HistoryMode;
 use sne_domain::tenant::Tenant;
 use sne_domain::{StockChange, TenantId};
+use sne_ports::StoreError;
 use sne_ports::nextengine::NeError;
 use sne_ports::smaregi::SmaregiError;
 
-/// The tenant's stock-history periods. A failed read is an error, never "off":
-/// taking it for "off" would count signal pushes as changes a second time.
+/// Rounds of the tenant's compare-and-set before a switch reports it as contended.
+const SWITCH_ROUNDS: usize = 10;
+
+/// The tenant's stock-history periods, from the tenant record as it is now: a
+/// run's or a page's copy of the tenant may predate a switch, and building with
+/// a mode older than the switch would count a change twice. A failed read is an
+/// error, never "off": taking it for "off" would count signal pushes as changes
+/// a second time.
 pub async fn history_mode(ctx: &Core, tenant: &TenantId) -> Result<HistoryMode, NeError> {
-    STOCK_HISTORY_MODE
-        .read(ctx, tenant)
+    let current = ctx
+        .storage
+        .tenant(tenant)
         .await
-        .map(Option::unwrap_or_default)
+        .map_err(NeError::Store)?
+        .ok_or_else(|| NeError::Store(StoreError::NotFound(format!("tenant {tenant}"))))?;
+    mode_of(ctx, &current)
+        .await
         .map_err(|e| NeError::Store(e.into()))
+}
+
+/// The periods a tenant record holds; a record from before the setting moved
+/// into it holds none and reads the legacy cursor (until its next switch).
+async fn mode_of(ctx: &Core, tenant: &Tenant) -> Result<HistoryMode, CursorError> {
+    if !tenant.stock_history.periods.is_empty() {
+        return Ok(tenant.stock_history.clone());
+    }
+    Ok(LEGACY_STOCK_HISTORY_MODE
+        .read(ctx, &tenant.id)
+        .await?
+        .unwrap_or_default())
 }
 
 /// Since when the tenant's changes come from Smaregi's `StockHistory`; `None`
@@ -66,10 +89,13 @@ pub async fn set_history_mode(
     tenant: &Tenant,
     on: bool,
 ) -> Result<String, HistoryModeError> {
+    let tenant = ctx
+        .storage
+        .tenant(&tenant.id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {}", tenant.id)))?;
     let creds = tenant.smaregi_api.as_ref();
-    let mode = history_mode(ctx, &tenant.id)
-        .await
-        .map_err(|e| HistoryModeError::Store(sne_ports::StoreError::Unavailable(e.to_string())))?;
+    let mode = mode_of(ctx, &tenant).await?;
     if !on {
         if tenant.order_import.enabled && mode.on_since().is_some() {
             return Err(HistoryModeError::NeededByOrderImport);
@@ -77,14 +103,10 @@ pub async fn set_history_mode(
         if mode.on_since().is_some()
             && let Some(creds) = creds
         {
-            collect_history(ctx, tenant, creds).await?;
+            collect_history(ctx, &tenant, creds).await?;
         }
         let at = ctx.clock.now();
-        STOCK_HISTORY_MODE
-            .update(ctx, &tenant.id, |current| {
-                Update::Set(current.cloned().unwrap_or_default().switched_off(at))
-            })
-            .await?;
+        save_mode(ctx, &tenant.id, |mode| mode.switched_off(at)).await?;
         return Ok("在庫変動履歴の読み取りを停止しました".into());
     }
     let creds = creds.ok_or(HistoryModeError::NoCredentials)?;
@@ -100,14 +122,42 @@ pub async fn set_history_mode(
     STOCK_HISTORY_ID
         .update(ctx, &tenant.id, |_| Update::Set(latest))
         .await?;
-    STOCK_HISTORY_MODE
-        .update(ctx, &tenant.id, |current| {
-            Update::Set(current.cloned().unwrap_or_default().switched_on(since))
-        })
-        .await?;
+    save_mode(ctx, &tenant.id, |mode| mode.switched_on(since)).await?;
     Ok(format!(
         "在庫変動履歴の読み取りを開始しました(履歴ID {latest} より後の変動を通知します)"
     ))
+}
+
+/// Writes `switch` of the current periods into the tenant record, reading again
+/// after a concurrent settings write; then retires the legacy cursor, which the
+/// record's periods now supersede.
+async fn save_mode(
+    ctx: &Core,
+    tenant: &TenantId,
+    switch: impl Fn(HistoryMode) -> HistoryMode,
+) -> Result<(), HistoryModeError> {
+    for _ in 0..SWITCH_ROUNDS {
+        let mut current = ctx
+            .storage
+            .tenant(tenant)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant}")))?;
+        current.stock_history = switch(mode_of(ctx, &current).await?);
+        match ctx.storage.update_tenant(&current).await {
+            Ok(_) => {
+                if let Err(e) = LEGACY_STOCK_HISTORY_MODE
+                    .update(ctx, tenant, |_| Update::Clear)
+                    .await
+                {
+                    tracing::warn!(%tenant, error = %e, "legacy history-mode cursor not cleared (the tenant record wins)");
+                }
+                return Ok(());
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict(format!("tenant {tenant} kept changing")).into())
 }
 
 /// Reads Smaregi's `StockHistory` into the ledger when the tenant chose to, and

@@ -110,6 +110,7 @@ pub async fn create_tenant(ctx: &Core, new: NewTenant) -> Result<Tenant, TenantE
         mapping_mode: MappingMode::ProductId,
         smaregi_api: None,
         order_import: OrderImportSettings::default(),
+        stock_history: Default::default(),
         created_at: ctx.clock.now(),
         version: 0,
     };

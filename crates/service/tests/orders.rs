@@ -1018,22 +1018,9 @@ async fn the_import_stops_while_stock_history_is_not_read() {
     let refused = sne_service::stock_history::set_history_mode(&h.ctx, &tenant, false).await;
     assert!(refused.is_err(), "{refused:?}");
     // …and an import found without it (e.g. a mode lost by hand) ships nothing.
-    let mode = h
-        .ctx
-        .storage
-        .cursor(&h.tenant, sne_service::cursors::STOCK_HISTORY_MODE.name)
-        .await
-        .unwrap();
-    h.ctx
-        .storage
-        .set_cursor(
-            &h.tenant,
-            sne_service::cursors::STOCK_HISTORY_MODE.name,
-            mode.as_deref(),
-            "off",
-        )
-        .await
-        .unwrap();
+    let mut lost = h.tenant().await;
+    lost.stock_history = Default::default();
+    h.ctx.storage.update_tenant(&lost).await.unwrap();
     h.seed(8, &[("8000001", 1)]);
     let section = h.import(50).await;
     assert_eq!(

@@ -41,6 +41,7 @@ pub async fn fixture_tenant(ctx: &Core, id: &str, contract_id: &str, code: &str)
         mapping_mode: MappingMode::ProductId,
         smaregi_api: None,
         order_import: OrderImportSettings::default(),
+        stock_history: Default::default(),
         created_at: ctx.clock.now(),
         version: 0,
     };

@@ -50,6 +50,7 @@ pub(crate) fn tenant(id: &TenantId, name: &str) -> Tenant {
         mapping_mode: Default::default(),
         smaregi_api: None,
         order_import: Default::default(),
+        stock_history: Default::default(),
         created_at: t0(),
         version: 1,
     }
