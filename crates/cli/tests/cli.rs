@@ -1,28 +1,12 @@
 //! The `smaregi-ne` binary as operators use it.
 
+use sne_test_support::cli::{offline, run_ok};
 use std::process::Command;
 
 fn smaregi_ne(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_smaregi-ne"));
+    let mut command = offline(env!("CARGO_BIN_EXE_smaregi-ne"));
+    command.arg("--data-dir").arg(data_dir);
     command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        // Nothing in these tests may reach the real services.
-        .env("SNE_NEXTENGINE_API_URL", "http://127.0.0.1:9")
-        .env("SNE_NEXTENGINE_SIGNIN_URL", "http://127.0.0.1:9")
-        .env("SNE_SMAREGI_API_URL", "http://127.0.0.1:9/access/");
-    command
-}
-
-fn run_ok(command: &mut Command) -> String {
-    let output = command.output().expect("the binary runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
 #[test]

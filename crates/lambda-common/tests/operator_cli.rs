@@ -2,32 +2,18 @@
 //! flags and output; here on `--storage sqlite`, which needs no AWS account.
 
 use std::io::Write;
+use sne_test_support::cli::{offline, run_ok};
 use std::process::{Command, Stdio};
 
 fn admin(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sne-aws-admin"));
+    let mut command = offline(env!("CARGO_BIN_EXE_sne-aws-admin"));
     command
         .args(["--storage", "sqlite", "--data-dir"])
         .arg(data_dir)
-        .env("RUST_LOG", "warn")
         .env_remove("SNE_ADMIN_PASSWORD")
         .env_remove("SNE_TABLE_NAME")
-        .env_remove("SNE_STORAGE")
-        // Nothing here may reach the real services.
-        .env("SNE_NEXTENGINE_API_URL", "http://127.0.0.1:9")
-        .env("SNE_NEXTENGINE_SIGNIN_URL", "http://127.0.0.1:9")
-        .env("SNE_SMAREGI_API_URL", "http://127.0.0.1:9/access/");
+        .env_remove("SNE_STORAGE");
     command
-}
-
-fn run_ok(command: &mut Command) -> String {
-    let output = command.output().expect("the binary runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
 #[test]

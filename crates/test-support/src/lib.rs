@@ -6,9 +6,11 @@
 //! * [`tenants`]: tenants connected to the NextEngine simulator, and fixture
 //!   tenants with fixed ids for recorded events;
 //! * [`mail`]: the outbox's mails, parsed;
+//! * [`cli`]: the operator binaries, offline, their output checked;
 //! * [`fixtures`]: batches in the states operators act on, made through the
 //!   store's own steps.
 
+pub mod cli;
 pub mod fixtures;
 pub mod mail;
 pub mod serve;

@@ -8,7 +8,8 @@
 //! Flags isolate a failure by switching parts of the fault mix off:
 //! `--no-crash --no-orders --no-history --no-faults --no-concurrent
 //! --no-operator --no-slow --no-rotation --no-resends`, `--shapes full,minimal,absolute,relative`,
-//! `--events N` (per run), `--run-index I` (replay one run of the campaign),
+//! `--events N` (per run), `--first-run K` (the campaign's runs K.. instead of
+//! 0..: one campaign split over processes), `--run-index I` (replay one run of the campaign),
 //! `--shrink-budget N` (re-executions per violation, 0 = no shrinking),
 //! `--keep 3,7,12` (with `--run-index`: only those events of the run, by the
 //! positions a SHORTEST block prints; `--repeat N` runs it N times, as runs
@@ -26,6 +27,7 @@ use std::time::Instant;
 
 struct Args {
     runs: u64,
+    first_run: u64,
     seed: u64,
     run_index: Option<u64>,
     shrink_budget: usize,
@@ -37,7 +39,7 @@ struct Args {
 fn usage(message: &str) -> ! {
     eprintln!("soak: {message}");
     eprintln!(
-        "usage: soak --runs N --seed S [--events N] [--run-index I] [--shrink-budget N] [--keep P,Q,…] [--repeat N] [--shapes full,minimal,absolute,relative] [--no-crash] [--no-orders] [--no-history] [--no-faults] [--no-concurrent] [--no-operator] [--no-slow] [--no-rotation] [--no-resends] [--mail-crash-after]"
+        "usage: soak --runs N --seed S [--first-run K] [--events N] [--run-index I] [--shrink-budget N] [--keep P,Q,…] [--repeat N] [--shapes full,minimal,absolute,relative] [--no-crash] [--no-orders] [--no-history] [--no-faults] [--no-concurrent] [--no-operator] [--no-slow] [--no-rotation] [--no-resends] [--mail-crash-after]"
     );
     std::process::exit(2)
 }
@@ -45,6 +47,7 @@ fn usage(message: &str) -> ! {
 fn parse() -> Args {
     let mut args = Args {
         runs: 100,
+        first_run: 0,
         seed: 1,
         run_index: None,
         shrink_budget: 120,
@@ -65,6 +68,7 @@ fn parse() -> Args {
         match flag.as_str() {
             "--runs" => args.runs = number(value("--runs")),
             "--seed" => args.seed = number(value("--seed")),
+            "--first-run" => args.first_run = number(value("--first-run")),
             "--events" => args.mix.events = number(value("--events")) as usize,
             "--run-index" => args.run_index = Some(number(value("--run-index"))),
             "--shrink-budget" => args.shrink_budget = number(value("--shrink-budget")) as usize,
@@ -140,7 +144,7 @@ fn main() -> ExitCode {
     }
     let indices: Vec<u64> = match args.run_index {
         Some(i) => std::iter::repeat_n(i, args.repeat as usize).collect(),
-        None => (0..args.runs).collect(),
+        None => (args.first_run..args.first_run.saturating_add(args.runs)).collect(),
     };
     let started = Instant::now();
     let mut violations = 0usize;
