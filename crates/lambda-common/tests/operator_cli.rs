@@ -1,8 +1,8 @@
 //! `sne-aws-admin` runs the operator command set `smaregi-ne` runs, with the same
 //! flags and output; here on `--storage sqlite`, which needs no AWS account.
 
-use std::io::Write;
 use sne_test_support::cli::{offline, run_ok};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn admin(data_dir: &std::path::Path) -> Command {

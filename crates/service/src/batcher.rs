@@ -127,9 +127,8 @@ async fn build_content(
     }));
     let mut notes: Vec<String> = completion.notes.iter().map(|n| n.describe()).collect();
     if plan.changes_of_other_stores > 0 {
-        notes.push(format!(
-            "連携対象外の店舗の在庫変動 {} 件は通知していません",
-            plan.changes_of_other_stores
+        notes.push(crate::wording::other_stores_not_notified(
+            plan.changes_of_other_stores,
         ));
     }
     notices.extend(notes.iter().cloned());

@@ -51,7 +51,7 @@ pub async fn run_check(ctx: &Context, tenant: &Tenant) -> CheckRun {
     let que_ids: Vec<QueId> = batches.iter().filter_map(|b| b.que_id.clone()).collect();
     let entries = match ctx.nextengine.queues_by_id(&tenant.id, &que_ids).await {
         Ok(entries) => entries,
-        Err(e) => return error(format!("{e}(次回の実行で再確認します)")),
+        Err(e) => return error(crate::wording::queue_check_failed(e)),
     };
     let now = ctx.clock.now();
     let mut overdue = Vec::new();

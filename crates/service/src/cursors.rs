@@ -99,7 +99,7 @@ pub enum Update<T> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CursorError {
-    #[error("{name} の値を読めません: {text:?}")]
+    #[error("{}", crate::wording::cursor_unreadable(.name, .text))]
     Unreadable { name: &'static str, text: String },
     #[error(transparent)]
     Store(#[from] StoreError),

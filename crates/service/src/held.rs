@@ -4,6 +4,7 @@
 //! decision (who, when) is kept on the batch and told in the report with its
 //! queue result.
 
+use crate::wording;
 use crate::{AdminContext, Core};
 use sne_domain::batch_state::BatchState;
 use sne_domain::upload_batch::{DecisionAction, OperatorDecision};
@@ -23,17 +24,17 @@ pub enum HeldDecision {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    #[error("ファイル {0} が見つかりません")]
+    #[error("{}", wording::batch_not_found(.0))]
     NotFound(String),
-    #[error("ファイル {0} は要確認ではありません(すでに処理されています)")]
+    #[error("{}", wording::held_not_held(.0))]
     NotHeld(String),
-    #[error("キューIDは半角数字で入力してください")]
+    #[error("{}", wording::HELD_QUE_ID_NOT_DIGITS)]
     BadQueId,
-    #[error("キューID {0} は別のアップロードの結果として記録済みです")]
+    #[error("{}", wording::held_que_id_taken(.0))]
     QueIdTaken(QueId),
-    #[error("ほかの操作と重なりました。画面を開き直してもう一度お試しください")]
+    #[error("{}", wording::BATCH_OPERATION_CONFLICT)]
     Conflict,
-    #[error("保存できませんでした: {0}")]
+    #[error("{}", wording::batch_not_saved(.0))]
     Store(StoreError),
 }
 

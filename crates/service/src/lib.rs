@@ -18,5 +18,6 @@ pub mod tenants;
 pub mod trigger;
 pub mod uploader;
 pub mod webhook;
+pub mod wording;
 
 pub use context::{AdminContext, Context, Core, ServiceConfig, SessionSecret};

@@ -5,6 +5,7 @@
 //! a new frozen file through the same state machine, once per failed file.
 
 use crate::AdminContext;
+use crate::wording;
 use sne_domain::TenantId;
 use sne_domain::batch_state::BatchState;
 use sne_domain::report::QueueOutcome;
@@ -15,21 +16,17 @@ use sne_ports::{FollowUpRequest, StoreError, UploadBatch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResendError {
-    #[error("ファイル {0} が見つかりません")]
+    #[error("{}", wording::batch_not_found(.0))]
     NotFound(String),
-    #[error("ファイル {0} はネクストエンジンで失敗したファイルではありません")]
+    #[error("{}", wording::resend_not_failed(.0))]
     NotFailed(String),
-    #[error(
-        "ファイル {batch_id} の未反映の行は、すでにファイル {follow_up} で再アップロードしています"
-    )]
+    #[error("{}", wording::resend_already_done(.batch_id, .follow_up))]
     AlreadyResent { batch_id: String, follow_up: String },
-    #[error(
-        "ファイル {0} には、反映されていないことを確認できた行がありません(フリー在庫不足の行は「フリー在庫不足の行も含める」を選んだときだけ送ります)"
-    )]
+    #[error("{}", wording::resend_nothing_unapplied(.0))]
     NothingToResend(String),
-    #[error("ほかの操作と重なりました。画面を開き直してもう一度お試しください")]
+    #[error("{}", wording::BATCH_OPERATION_CONFLICT)]
     Conflict,
-    #[error("保存できませんでした: {0}")]
+    #[error("{}", wording::batch_not_saved(.0))]
     Store(StoreError),
 }
 

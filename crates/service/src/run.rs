@@ -102,9 +102,9 @@ pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str
             if let (Some(reason), PreviousSection::Results { .. }) =
                 (&check.error, &report.previous)
             {
-                report.notices.push(format!(
-                    "ネクストエンジンの処理結果を一部確認できませんでした。次回の実行で再度確認します: {reason}"
-                ));
+                report
+                    .notices
+                    .push(crate::wording::queue_results_partly_unchecked(reason));
             }
         }
         match enqueue_report(ctx, tenant, run_id, &report, &uploaded, &outcomes).await {
@@ -159,11 +159,10 @@ async fn token_notice(ctx: &Context, tenant: &Tenant) -> Option<String> {
     let now = to_jst(ctx.clock.now());
     let left = tokens.refresh_token_end - now;
     if left < ChronoDuration::zero() {
-        Some("ネクストエンジンのトークンの有効期限が切れています。管理画面のトークンの再取得欄で「再取得」をクリックしてください".into())
+        Some(crate::wording::TOKEN_EXPIRED_NOTICE.into())
     } else if left < ChronoDuration::hours(24) {
-        Some(format!(
-            "ネクストエンジンのトークンの有効期限({})が近づいています。期限までに処理が実行されない場合は管理画面で「再取得」をクリックしてください",
-            tokens.refresh_token_end.format("%Y-%m-%d %H:%M")
+        Some(crate::wording::token_expiring_notice(
+            tokens.refresh_token_end.format("%Y-%m-%d %H:%M"),
         ))
     } else {
         None
@@ -225,9 +224,10 @@ pub async fn run_upload(ctx: &Context, tenant: &Tenant, run_id: &str) -> UploadR
                     que_id, products, ..
                 },
                 Some(batch),
-            ) => notices.push(format!(
-                "続けてファイル {} もアップロードしました(キューID {que_id}、{products} 商品)",
-                csv_file_name(batch)
+            ) => notices.push(crate::wording::next_file_uploaded(
+                csv_file_name(batch),
+                que_id,
+                products,
             )),
             // A later file that did not go up waits for the next run, which
             // reports it; this run's section stays the first file's.

@@ -4,6 +4,7 @@
 
 use crate::Core;
 use crate::cursors::{CursorError, LEGACY_STOCK_HISTORY_MODE, STOCK_HISTORY_ID, Update};
+use crate::wording;
 use chrono::{DateTime, Utc};
 use sne_domain::change::ChangeSource;
 use sne_domain::history_mode::HistoryMode;
@@ -54,17 +55,13 @@ pub async fn history_mode_since(ctx: &Core, tenant: &Tenant) -> Option<DateTime<
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryModeError {
-    #[error("スマレジAPIの契約IDとアクセストークンが設定されていません")]
+    #[error("{}", wording::STOCK_HISTORY_NO_CREDENTIALS)]
     NoCredentials,
-    #[error(
-        "スマレジの在庫変動履歴を読めません。スマレジAPI設定で「在庫情報参照」を「利用する」にしてください: {0}"
-    )]
+    #[error("{}", wording::stock_history_not_permitted(.0))]
     Smaregi(#[from] sne_ports::smaregi::SmaregiError),
-    #[error(
-        "受注数取り込みが有効な間は在庫変動履歴の読み取りを停止できません。先に受注数取り込みを停止してください"
-    )]
+    #[error("{}", wording::STOCK_HISTORY_NEEDED_BY_ORDER_IMPORT)]
     NeededByOrderImport,
-    #[error("在庫変動履歴の読み取り位置がありません。読み取りを設定し直してください")]
+    #[error("{}", wording::STOCK_HISTORY_NO_CURSOR)]
     NoCursor,
     #[error(transparent)]
     Store(#[from] sne_ports::StoreError),
@@ -107,11 +104,11 @@ pub async fn set_history_mode(
         }
         let at = ctx.clock.now();
         save_mode(ctx, &tenant.id, |mode| mode.switched_off(at)).await?;
-        return Ok("在庫変動履歴の読み取りを停止しました".into());
+        return Ok(wording::STOCK_HISTORY_STOPPED.into());
     }
     let creds = creds.ok_or(HistoryModeError::NoCredentials)?;
     if mode.on_since().is_some() {
-        return Ok("在庫変動履歴の読み取りはすでに有効です".into());
+        return Ok(wording::STOCK_HISTORY_ALREADY_ON.into());
     }
     let since = ctx.clock.now();
     let latest = ctx
@@ -123,9 +120,7 @@ pub async fn set_history_mode(
         .update(ctx, &tenant.id, |_| Update::Set(latest))
         .await?;
     save_mode(ctx, &tenant.id, |mode| mode.switched_on(since)).await?;
-    Ok(format!(
-        "在庫変動履歴の読み取りを開始しました(履歴ID {latest} より後の変動を通知します)"
-    ))
+    Ok(wording::stock_history_started(latest))
 }
 
 /// Writes `switch` of the current periods into the tenant record, reading again
@@ -178,10 +173,10 @@ pub async fn read_into_ledger(
             // Refused credentials or a function switched off: retrying alone never
             // helps, the operator has to look (reference: smaregi-api.md, Update
             // "Error codes" — only code 14 is attested).
-            HistoryModeError::Smaregi(SmaregiError::Auth { .. }) => format!(
-                "スマレジが在庫変動履歴の読み取りを受け付けませんでした。スマレジ管理画面 設定 > システム連携 > スマレジAPI設定 で契約ID・アクセストークンと、機能設定の「在庫情報参照」が「利用する」になっていることを確認してください。読み取れるまで在庫の変動は通知されません: {e}"
-            ),
-            e => format!("スマレジの在庫変動履歴を読めませんでした(次回再試行します): {e}"),
+            HistoryModeError::Smaregi(SmaregiError::Auth { .. }) => {
+                wording::stock_history_refused_notice(e)
+            }
+            e => wording::stock_history_unread_notice(e),
         });
     }
     Ok(mode)

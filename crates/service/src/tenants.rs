@@ -23,7 +23,7 @@ pub struct NewTenant {
 pub enum TenantError {
     #[error("{0}")]
     Invalid(String),
-    #[error("契約ID {0} は既に登録されています")]
+    #[error("{}", crate::wording::tenant_contract_taken(.0))]
     DuplicateContract(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -71,22 +71,24 @@ fn looks_like_email(address: &str) -> bool {
 pub async fn create_tenant(ctx: &Core, new: NewTenant) -> Result<Tenant, TenantError> {
     let contract_id = new.contract_id.trim().to_string();
     if contract_id.is_empty() || !contract_id.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(TenantError::Invalid("契約IDが不正です".into()));
+        return Err(TenantError::Invalid(
+            crate::wording::TENANT_CONTRACT_ID_INVALID.into(),
+        ));
     }
     if !looks_like_email(new.admin_email.trim()) {
         return Err(TenantError::Invalid(
-            "管理者メールアドレスが不正です".into(),
+            crate::wording::TENANT_ADMIN_EMAIL_INVALID.into(),
         ));
     }
     if new.notify_emails.is_empty() || !new.notify_emails.iter().all(|e| looks_like_email(e.trim()))
     {
         return Err(TenantError::Invalid(
-            "通知先メールアドレスが不正です".into(),
+            crate::wording::TENANT_NOTIFY_EMAILS_INVALID.into(),
         ));
     }
     if new.admin_password.chars().count() < 8 {
         return Err(TenantError::Invalid(
-            "管理者パスワードは8文字以上にしてください".into(),
+            crate::wording::TENANT_PASSWORD_TOO_SHORT.into(),
         ));
     }
     let tenant = Tenant {
@@ -157,7 +159,7 @@ pub async fn connect_nextengine(
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("ネクストエンジンの認証に失敗しました: {0}")]
+    #[error("{}", crate::wording::nextengine_auth_failed(.0))]
     NextEngine(#[from] sne_ports::nextengine::NeError),
     #[error(transparent)]
     Tenant(#[from] TenantError),

@@ -12,6 +12,7 @@
 
 use crate::Context;
 use crate::sections::UploadError;
+use crate::wording;
 use chrono::Duration as ChronoDuration;
 use sne_domain::QueId;
 use sne_domain::batch_state::BatchState;
@@ -57,10 +58,7 @@ pub async fn settle_unknown_outcomes(
         .await
         .map_err(UploadError::store(None))?;
     if !held.is_empty() {
-        notices.push(format!(
-            "要確認のアップロードが {} 件あります。管理画面の「要確認のアップロード」で「アップロード済みとして扱う」か「再アップロードする」を選んでください(それ以降の在庫変動は通常どおり通知しています)",
-            held.len()
-        ));
+        notices.push(wording::held_uploads_waiting(held.len()));
     }
 
     Ok(None)
@@ -122,9 +120,7 @@ pub async fn upload_batch(
         Err(e) if e.outcome_unknown() => Ok((
             UploadSection::Unresolved {
                 batch_id: batch_id.clone(),
-                reason: format!(
-                    "ネクストエンジンからの応答がありませんでした({e})。次回の実行でキューを確認してから再送します"
-                ),
+                reason: wording::upload_unanswered(e),
             },
             None,
         )),
@@ -251,14 +247,14 @@ async fn resolve_unknown_outcome(
         _ if waited < ctx.config.unknown_outcome_grace => {
             Ok(Resolution::Wait(UploadSection::Unresolved {
                 batch_id: batch.batch_id.clone(),
-                reason: "前回のアップロードの結果をネクストエンジンのキューで確認中です".into(),
+                reason: wording::UPLOAD_BEING_CHECKED.into(),
             }))
         }
         LostUpload::NotFound => {
             let mut back = Transition::of(batch, BatchState::Built, ctx.clock.now());
             back.error = Some(BatchError::new(
                 BatchErrorKind::NotQueued,
-                "ネクストエンジンのキューに見つからないため再送します",
+                wording::UPLOAD_NOT_QUEUED_SENT_AGAIN,
             ));
             store
                 .transition(&tenant.id, &batch.batch_id, &back)
@@ -271,17 +267,16 @@ async fn resolve_unknown_outcome(
             let mut t = Transition::of(batch, BatchState::NeedsAttention, ctx.clock.now());
             t.error = Some(BatchError::new(
                 BatchErrorKind::Unproven,
-                format!("候補のキュー: {}", ids.join(",")),
+                wording::upload_candidate_queues(ids.join(",")),
             ));
             t.candidates = candidates;
             store
                 .transition(&tenant.id, &batch.batch_id, &t)
                 .await
                 .map_err(&store_failed)?;
-            Ok(Resolution::Held(format!(
-                "ファイル {} のアップロード結果を特定できません(候補のキューID: {})。二重計上を避けるため自動では再送せず、要確認として保留しました。管理画面の「要確認のアップロード」で確認してください",
-                batch.batch_id,
-                ids.join(",")
+            Ok(Resolution::Held(wording::upload_held(
+                &batch.batch_id,
+                ids.join(","),
             )))
         }
     }

@@ -4,6 +4,7 @@ use super::session::Session;
 use super::views::{ActionItem, DashboardPage, Layout, NeStatus, ParkedRow, RunRow};
 use super::{AdminResult, jst, page, take_flash};
 use crate::AdminContext;
+use crate::wording;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use sne_domain::batch_state::BatchState;
@@ -20,15 +21,17 @@ const EXPIRY_WARNING_HOURS: i64 = 24;
 
 pub fn park_reason(reason: ParkReason) -> &'static str {
     match reason {
-        ParkReason::NotRegistered => "ネクストエンジンに未登録",
-        ParkReason::InvalidCode => "商品コードに使えない文字がある (半角英数字・-・_、30文字以内)",
-        ParkReason::Unmapped => "商品コードの対応がない",
+        ParkReason::NotRegistered => wording::PARKED_NOT_REGISTERED,
+        ParkReason::InvalidCode => wording::PARKED_INVALID_CODE,
+        ParkReason::Unmapped => wording::PARKED_UNMAPPED,
     }
 }
 
 /// A report subject marks failures with these words (design.md §5).
 pub fn subject_failed(subject: &str) -> bool {
-    subject.contains("失敗") || subject.contains("エラー発生")
+    wording::REPORT_SUBJECT_FAILURE_MARKS
+        .iter()
+        .any(|mark| subject.contains(mark))
 }
 
 pub async fn show(
@@ -40,21 +43,26 @@ pub async fn show(
     let store = &ctx.storage;
     let now = ctx.clock.now();
     let mut actions = Vec::new();
-    let reacquire = || Some(("/#token".to_string(), "トークンの再取得へ".to_string()));
+    let reacquire = || {
+        Some((
+            "/#token".to_string(),
+            wording::TO_TOKEN_REACQUIRE.to_string(),
+        ))
+    };
 
     let tokens = store.ne_tokens(&tenant.id).await?;
     let ne = match &tokens {
         None => {
             actions.push(ActionItem {
-                title: "ネクストエンジンと接続されていません".into(),
-                detail: "「トークンの再取得」欄の「再取得」をクリックし、ネクストエンジンにログインしてください。".into(),
+                title: wording::NE_NOT_CONNECTED_TITLE.into(),
+                detail: wording::NE_NOT_CONNECTED_DETAIL.into(),
                 link: reacquire(),
             });
             NeStatus {
                 connected: false,
                 access_end: String::new(),
                 refresh_end: String::new(),
-                label: "未接続",
+                label: wording::NE_STATUS_NOT_CONNECTED,
                 class: "bad",
             }
         }
@@ -62,21 +70,20 @@ pub async fn show(
             let refresh_end = from_jst(t.refresh_token_end);
             let (label, class) = if refresh_end <= now {
                 actions.push(ActionItem {
-                    title: "ネクストエンジンのトークンの有効期限が切れています".into(),
-                    detail: "在庫をアップロードできません。「再取得」をクリックしてトークンを更新してください。".into(),
+                    title: wording::NE_TOKEN_EXPIRED_TITLE.into(),
+                    detail: wording::NE_TOKEN_EXPIRED_DETAIL.into(),
                     link: reacquire(),
                 });
-                ("期限切れ", "bad")
+                (wording::NE_STATUS_EXPIRED, "bad")
             } else if refresh_end <= now + chrono::Duration::hours(EXPIRY_WARNING_HOURS) {
                 actions.push(ActionItem {
-                    title: "ネクストエンジンのトークンの有効期限が近づいています".into(),
-                    detail: "期限が切れる前に「再取得」をクリックしてトークンを更新してください。"
-                        .into(),
+                    title: wording::NE_TOKEN_EXPIRING_TITLE.into(),
+                    detail: wording::NE_TOKEN_EXPIRING_DETAIL.into(),
                     link: reacquire(),
                 });
-                ("期限間近", "warn")
+                (wording::NE_STATUS_EXPIRING, "warn")
             } else {
-                ("有効", "ok")
+                (wording::NE_STATUS_VALID, "ok")
             };
             NeStatus {
                 connected: true,
@@ -99,27 +106,26 @@ pub async fn show(
             BatchState::Built if token_error && !token_error_shown => {
                 token_error_shown = true;
                 actions.push(ActionItem {
-                    title: "ファイルのアップロード中にトークンのエラーが発生しました".into(),
-                    detail: "「再取得」をクリックしてトークンを更新してください。保留中のファイルは次回の実行でアップロードされます。".into(),
+                    title: wording::UPLOAD_TOKEN_ERROR_TITLE.into(),
+                    detail: wording::UPLOAD_TOKEN_ERROR_DETAIL.into(),
                     link: reacquire(),
                 });
             }
             BatchState::NeedsAttention => actions.push(ActionItem {
-                title: format!("{} のアップロードが要確認です", jst(batch.created_at)),
-                detail: "ネクストエンジンから応答がなく、どのキューがこのファイルか自動で特定できませんでした。二重に在庫が変わらないよう自動の再送は止めています(それ以降の在庫変動は通常どおり通知しています)。ネクストエンジンのアップロードキューと在庫を確認し、履歴の「要確認のアップロード」で「アップロード済みとして扱う」か「再アップロードする」を選んでください。手動でのアップロードは不要です。".into(),
-                link: Some(("/history#held".into(), "要確認のアップロードへ".into())),
+                title: wording::held_upload_title(jst(batch.created_at)),
+                detail: wording::HELD_UPLOAD_DETAIL.into(),
+                link: Some(("/history#held".into(), wording::TO_HELD_UPLOADS.into())),
             }),
             BatchState::Failed => {
                 if let Some(QueueOutcome::Failed { .. }) = &batch.outcome
                     && batch.updated_at + chrono::Duration::days(7) > now
                 {
                     actions.push(ActionItem {
-                        title: format!(
-                            "キューID {} の処理に失敗した行があります",
-                            batch.que_id.as_deref().unwrap_or("-")
+                        title: wording::queue_failed_rows_title(
+                            batch.que_id.as_deref().unwrap_or("-"),
                         ),
-                        detail: "ネクストエンジンに未登録の商品などが含まれていました。履歴でエラーの行を確認し、商品をネクストエンジンに登録したうえで、失敗した行をネクストエンジンに手動でアップロードしてください。".into(),
-                        link: Some(("/history".into(), "履歴とCSVへ".into())),
+                        detail: wording::QUEUE_FAILED_ROWS_DETAIL.into(),
+                        link: Some(("/history".into(), wording::TO_HISTORY_AND_CSV.into())),
                     });
                 }
             }
@@ -136,11 +142,12 @@ pub async fn show(
         .sum();
     if indistinguishable_changes > 0 {
         actions.push(ActionItem {
-            title: format!(
-                "再送と区別できない在庫変動を {indistinguishable_changes} 件処理しました (要確認)"
-            ),
-            detail: "変動日時も履歴IDもない在庫情報は、スマレジの再送と区別できないまま計上しています。二重に計上されていないか、ネクストエンジンの在庫数を確認してください。確実に一度ずつ通知するため、在庫変動履歴の読み取りをおすすめします。".into(),
-            link: Some(("/settings#stock-history".into(), "設定へ".into())),
+            title: wording::indistinguishable_changes_title(indistinguishable_changes),
+            detail: wording::INDISTINGUISHABLE_CHANGES_DETAIL.into(),
+            link: Some((
+                "/settings#stock-history".into(),
+                wording::TO_SETTINGS.into(),
+            )),
         });
     }
 
@@ -150,11 +157,9 @@ pub async fn show(
         .any(|r| r.sent_at.is_none() && r.attempts > 0 && r.last_error.is_some())
     {
         actions.push(ActionItem {
-            title: "通知メールを送信できていません".into(),
-            detail:
-                "次回の実行で再送します。通知先メールアドレスが正しいか設定を確認してください。"
-                    .into(),
-            link: Some(("/settings".into(), "設定へ".into())),
+            title: wording::REPORT_NOT_SENT_TITLE.into(),
+            detail: wording::REPORT_NOT_SENT_DETAIL.into(),
+            link: Some(("/settings".into(), wording::TO_SETTINGS.into())),
         });
     }
     let runs = reports
@@ -163,8 +168,8 @@ pub async fn show(
             at: jst(r.created_at),
             subject: r.subject.clone(),
             sent: match r.sent_at {
-                Some(at) => format!("送信済み {}", jst(at)),
-                None => "未送信".into(),
+                Some(at) => wording::report_sent_at(jst(at)),
+                None => wording::REPORT_UNSENT.into(),
             },
             failed: subject_failed(&r.subject),
         })
@@ -179,9 +184,9 @@ pub async fn show(
         .count();
     if failed_orders > 0 {
         actions.push(ActionItem {
-            title: format!("スマレジに登録できなかった受注が {failed_orders} 件あります"),
-            detail: "履歴の「受注取込」で商品と数量を確認し、スマレジ管理画面 在庫 > 在庫情報 > 出荷登録 から手動で登録してください。".into(),
-            link: Some(("/history#orders".into(), "受注取込の履歴へ".into())),
+            title: wording::failed_orders_title(failed_orders),
+            detail: wording::FAILED_ORDERS_DETAIL.into(),
+            link: Some(("/history#orders".into(), wording::TO_ORDER_HISTORY.into())),
         });
     }
     // design.md §3: without history, absolute pushes without time cannot be ordered.
@@ -190,9 +195,12 @@ pub async fn show(
         .is_none()
     {
         actions.push(ActionItem {
-            title: "スマレジの在庫変動履歴を読み取っていません".into(),
-            detail: "在庫の増減を順序どおり確実に通知するため、在庫変動履歴の読み取りをおすすめします (スマレジAPIの契約ID・アクセストークンを受注数取り込みの画面で登録し、機能設定で「在庫情報参照」も「利用する」にしてから、設定画面で読み取りを開始してください)。".into(),
-            link: Some(("/settings#stock-history".into(), "設定へ".into())),
+            title: wording::STOCK_HISTORY_OFF_TITLE.into(),
+            detail: wording::STOCK_HISTORY_OFF_DETAIL.into(),
+            link: Some((
+                "/settings#stock-history".into(),
+                wording::TO_SETTINGS.into(),
+            )),
         });
     }
 
@@ -214,7 +222,7 @@ pub async fn show(
     let (flash, clear) = take_flash(&ctx, &headers);
     let view = DashboardPage {
         layout: Layout {
-            title: "ダッシュボード",
+            title: wording::DASHBOARD_TITLE,
             active: "dashboard",
             logged_in: true,
             tenant_name: tenant.name.clone(),

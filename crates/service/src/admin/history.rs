@@ -7,6 +7,7 @@ use super::{AdminError, AdminResult, Flash, jst, page, redirect_with, take_flash
 use crate::AdminContext;
 use crate::held::HeldDecision;
 use crate::resend::rows_to_resend;
+use crate::wording;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -29,21 +30,21 @@ const DOWNLOAD_LINK_TTL: Duration = Duration::from_secs(300);
 
 fn state_label(state: BatchState) -> (&'static str, &'static str) {
     match state {
-        BatchState::Building => ("作成中", "muted"),
-        BatchState::Built => ("アップロード待ち", "warn"),
-        BatchState::Empty => ("対象なし", "muted"),
-        BatchState::Uploading => ("アップロード中", "warn"),
-        BatchState::Uploaded => ("処理待ち", "warn"),
-        BatchState::Succeeded => ("成功", "ok"),
-        BatchState::Failed => ("失敗", "bad"),
-        BatchState::NeedsAttention => ("要確認", "bad"),
+        BatchState::Building => (wording::BATCH_BUILDING, "muted"),
+        BatchState::Built => (wording::BATCH_BUILT, "warn"),
+        BatchState::Empty => (wording::BATCH_EMPTY, "muted"),
+        BatchState::Uploading => (wording::BATCH_UPLOADING, "warn"),
+        BatchState::Uploaded => (wording::BATCH_UPLOADED, "warn"),
+        BatchState::Succeeded => (wording::BATCH_SUCCEEDED, "ok"),
+        BatchState::Failed => (wording::BATCH_FAILED, "bad"),
+        BatchState::NeedsAttention => (wording::BATCH_NEEDS_ATTENTION, "bad"),
     }
 }
 
 fn batch_row(batch: &UploadBatch) -> BatchRow {
     let (state, state_class) = state_label(batch.state);
     let (result, row_errors) = match &batch.outcome {
-        Some(QueueOutcome::Succeeded) => ("ネクストエンジンで処理されました".to_string(), vec![]),
+        Some(QueueOutcome::Succeeded) => (wording::QUEUE_SUCCEEDED.to_string(), vec![]),
         Some(QueueOutcome::Failed {
             row_errors,
             raw_message,
@@ -54,7 +55,7 @@ fn batch_row(batch: &UploadBatch) -> BatchRow {
                 .map(|e| {
                     let mut line = String::new();
                     if let Some(n) = e.line {
-                        line.push_str(&format!("{n}行目"));
+                        line.push_str(&wording::row_error_line(n));
                     }
                     if let Some(code) = &e.goods_code {
                         line.push_str(&format!(" [{code}]"));
@@ -71,10 +72,7 @@ fn batch_row(batch: &UploadBatch) -> BatchRow {
             }
             (failure_summary(rows), lines)
         }
-        Some(QueueOutcome::Overdue { minutes }) => (
-            format!("ネクストエンジンでの処理が {minutes} 分以上終わっていません"),
-            vec![],
-        ),
+        Some(QueueOutcome::Overdue { minutes }) => (wording::queue_overdue(minutes), vec![]),
         None => (String::new(), vec![]),
     };
     let resend_rows = rows_to_resend(batch, true);
@@ -87,14 +85,10 @@ fn batch_row(batch: &UploadBatch) -> BatchRow {
             .collect(),
         resend_count: resend_rows.len(),
         resend_free_stock,
-        follow_up: batch.follow_up.as_ref().map(|f| {
-            format!(
-                "未反映の行をファイル {} で再アップロードしました ({}、{})",
-                f.batch_id,
-                jst(f.at),
-                f.by
-            )
-        }),
+        follow_up: batch
+            .follow_up
+            .as_ref()
+            .map(|f| wording::follow_up_uploaded(&f.batch_id, jst(f.at), &f.by)),
         follows: batch.follows.clone(),
         id: batch.batch_id.clone(),
         at: jst(batch.created_at),
@@ -113,33 +107,28 @@ fn batch_row(batch: &UploadBatch) -> BatchRow {
 /// One line on what became of a failed file's rows.
 fn failure_summary(rows: &[RowVerdict]) -> String {
     if rows.is_empty() {
-        return "どの行が反映されたかは記録されていません。ネクストエンジンで在庫数を確認してください".into();
+        return wording::ROW_FATES_UNRECORDED.into();
     }
     let counts = FateCounts::of(rows);
     let mut parts = vec![
-        format!("反映済み {} 行", counts.applied),
-        format!("未反映 {} 行", counts.unapplied()),
+        wording::rows_applied(counts.applied),
+        wording::rows_unapplied(counts.unapplied()),
     ];
     let unknown = counts.unknown;
     if unknown > 0 {
-        parts.push(format!(
-            "確認できず {unknown} 行 (ネクストエンジンで在庫数を確認してください)"
-        ));
+        parts.push(wording::rows_unknown(unknown));
     }
-    format!("入出庫履歴による確認: {}", parts.join("、"))
+    wording::row_fates(&parts)
 }
 
 fn order_row(record: &sne_ports::OrderImportRecord) -> OrderRow {
     let (state, state_class) = match &record.state {
-        OrderImportState::Started => ("登録中".to_string(), "warn"),
-        OrderImportState::Imported { shipment_id } => {
-            (format!("出荷登録済み (出荷ID {shipment_id})"), "ok")
+        OrderImportState::Started => (wording::ORDER_REGISTERING.to_string(), "warn"),
+        OrderImportState::Imported { shipment_id } => (wording::order_shipped(shipment_id), "ok"),
+        OrderImportState::Failed { reason } => (wording::order_failed(reason), "bad"),
+        OrderImportState::CancelledAfterImport { shipment_id } => {
+            (wording::order_cancelled_after_import(shipment_id), "warn")
         }
-        OrderImportState::Failed { reason } => (format!("失敗: {reason}"), "bad"),
-        OrderImportState::CancelledAfterImport { shipment_id } => (
-            format!("取り込み後にキャンセル (出荷ID {shipment_id})"),
-            "warn",
-        ),
     };
     OrderRow {
         at: jst(record.updated_at),
@@ -176,7 +165,7 @@ fn held_row(batch: &UploadBatch) -> HeldRow {
                 que_id: c.que_id.to_string(),
                 created_at: c.created_at.clone(),
                 kind: match (c.upload_name.trim(), c.client_file_name.trim()) {
-                    ("", "") => "不明".to_string(),
+                    ("", "") => wording::QUEUE_KIND_UNKNOWN.to_string(),
                     (name, "") => name.to_string(),
                     (name, file) => format!("{name} ({file})"),
                 },
@@ -214,9 +203,9 @@ pub async fn show(
             at: jst(r.created_at),
             subject: r.subject.clone(),
             sent: match (r.sent_at, &r.last_error) {
-                (Some(at), _) => format!("送信済み {}", jst(at)),
-                (None, Some(_)) => format!("送信失敗 ({} 回)。次回の実行で再送します", r.attempts),
-                (None, None) => "送信待ち".into(),
+                (Some(at), _) => wording::report_sent_at(jst(at)),
+                (None, Some(_)) => wording::report_send_failed(r.attempts),
+                (None, None) => wording::REPORT_WAITING.into(),
             },
             failed: super::dashboard::subject_failed(&r.subject),
         })
@@ -231,7 +220,7 @@ pub async fn show(
     let (flash, clear) = take_flash(&ctx, &headers);
     let view = HistoryPage {
         layout: Layout {
-            title: "履歴",
+            title: wording::HISTORY_TITLE,
             active: "history",
             logged_in: true,
             tenant_name: tenant.name.clone(),
@@ -306,11 +295,11 @@ pub async fn run_now(
     let flash = match ctx.trigger.request_run(&session.tenant.id).await {
         Ok(()) => {
             tracing::info!(tenant = %session.tenant.id, "run requested from the admin screen");
-            Flash::ok("実行を受け付けました")
+            Flash::ok(wording::RUN_ACCEPTED)
         }
         Err(e) => {
             tracing::error!(tenant = %session.tenant.id, error = %e, "run request failed");
-            Flash::error("実行を受け付けられませんでした。時間をおいてもう一度お試しください。")
+            Flash::error(wording::RUN_REFUSED)
         }
     };
     Ok(redirect_with(&ctx, back, flash))
@@ -341,29 +330,21 @@ pub async fn resolve_held(
             return Ok(redirect_with(
                 &ctx,
                 "/history",
-                Flash::error("操作を選んでください"),
+                Flash::error(wording::HELD_CHOOSE_ACTION),
             ));
         }
     };
     let tenant = &session.tenant;
-    let flash = match crate::held::resolve_held(
-        &ctx,
-        &tenant.id,
-        &batch_id,
-        decision,
-        &tenant.admin_email,
-    )
-    .await
-    {
-        Ok(batch) if batch.state == BatchState::Uploaded => Flash::ok(format!(
-            "ファイル {batch_id} をキューID {} でアップロード済みとして扱います。処理結果は次回の通知メールでお知らせします",
-            batch.que_id.unwrap_or_default()
-        )),
-        Ok(_) => Flash::ok(format!(
-            "ファイル {batch_id} を再アップロードします。結果は次回の通知メールでお知らせします"
-        )),
-        Err(e) => Flash::error(e.to_string()),
-    };
+    let flash =
+        match crate::held::resolve_held(&ctx, &tenant.id, &batch_id, decision, &tenant.admin_email)
+            .await
+        {
+            Ok(batch) if batch.state == BatchState::Uploaded => Flash::ok(
+                wording::held_treated_as_uploaded(&batch_id, batch.que_id.unwrap_or_default()),
+            ),
+            Ok(_) => Flash::ok(wording::held_reuploading(&batch_id)),
+            Err(e) => Flash::error(e.to_string()),
+        };
     Ok(redirect_with(&ctx, "/history", flash))
 }
 
@@ -393,10 +374,9 @@ pub async fn resend_unapplied(
     )
     .await
     {
-        Ok(resend) => Flash::ok(format!(
-            "未反映の {} 行をファイル {} としてアップロードします。結果は次回の通知メールでお知らせします",
+        Ok(resend) => Flash::ok(wording::resend_accepted(
             resend.lines.len(),
-            resend.batch_id
+            &resend.batch_id,
         )),
         Err(e) => Flash::error(e.to_string()),
     };

@@ -5,6 +5,7 @@ use super::views::{Layout, LoginPage};
 use super::{AdminResult, Flash, page, redirect_with, take_flash};
 use crate::AdminContext;
 use crate::tenants::{hash_password, verify_password};
+use crate::wording;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,9 +17,6 @@ use std::sync::OnceLock;
 
 pub const MAX_FAILURES: u32 = 5;
 pub const FAILURE_WINDOW_SECS: i64 = 15 * 60;
-pub const LOCKED_MESSAGE: &str =
-    "ログイン試行回数が多すぎます。しばらくしてから再度お試しください。";
-pub const WRONG_MESSAGE: &str = "メールアドレスまたはパスワードが正しくありません。";
 
 /// The login form has no session yet; its CSRF token is keyed by a random
 /// pre-login cookie instead, so another site cannot log a browser into our screen.
@@ -44,7 +42,7 @@ fn login_page(
     let (flash, clear) = take_flash(ctx, headers);
     let view = LoginPage {
         layout: Layout {
-            title: "ログイン",
+            title: wording::LOGIN_TITLE,
             active: "login",
             logged_in: false,
             tenant_name: String::new(),
@@ -112,7 +110,7 @@ pub async fn submit(
             &ctx,
             &headers,
             email,
-            Some("ページの有効期限が切れました。もう一度ログインしてください。".into()),
+            Some(wording::LOGIN_PAGE_EXPIRED.into()),
             StatusCode::FORBIDDEN,
         );
     }
@@ -132,7 +130,7 @@ pub async fn submit(
     };
     let Some(tenant) = tenant else {
         let _ = verify_off_runtime(&form.password, dummy_hash()).await;
-        return refuse(WRONG_MESSAGE);
+        return refuse(wording::LOGIN_WRONG);
     };
     // The attempt is counted before the password is checked, in the same atomic
     // step as the check against the limit: parallel requests cannot all pass a
@@ -149,15 +147,15 @@ pub async fn submit(
             // No hash to check: the answer says "locked" whatever the password,
             // so a flood against a locked login costs no CPU.
             tracing::warn!(tenant = %tenant.id, "admin login refused: too many failures");
-            return refuse(LOCKED_MESSAGE);
+            return refuse(wording::LOGIN_LOCKED);
         }
     };
     if !verify_off_runtime(&form.password, &tenant.admin_password_hash).await {
         tracing::warn!(tenant = %tenant.id, failures = nth, "admin login failed");
         return refuse(if nth >= MAX_FAILURES {
-            LOCKED_MESSAGE
+            wording::LOGIN_LOCKED
         } else {
-            WRONG_MESSAGE
+            wording::LOGIN_WRONG
         });
     }
     ctx.storage.reset_login_attempts(&tenant.id).await?;
@@ -187,7 +185,7 @@ pub async fn logout(
     session.check_csrf(form.csrf.as_deref())?;
     session::bump_epoch(&ctx, &session.tenant.id).await?;
     tracing::info!(tenant = %session.tenant.id, "admin logout");
-    let mut response = redirect_with(&ctx, "/login", Flash::ok("ログアウトしました。"));
+    let mut response = redirect_with(&ctx, "/login", Flash::ok(wording::LOGGED_OUT));
     session::add_header(&mut response, session::clear_cookie(&ctx, SESSION_COOKIE));
     Ok(response)
 }

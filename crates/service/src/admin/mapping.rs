@@ -5,6 +5,7 @@ use super::session::Session;
 use super::views::{Layout, MappingPreviewPage, PairRow};
 use super::{AdminError, AdminResult, Flash, page, redirect_with};
 use crate::AdminContext;
+use crate::wording;
 use axum::Form;
 use axum::extract::{Multipart, State};
 use chrono::{DateTime, Utc};
@@ -45,19 +46,14 @@ pub fn decode_csv(bytes: &[u8]) -> Result<(String, &'static str), String> {
     }
     let (text, _, had_errors) = encoding_rs::SHIFT_JIS.decode(bytes);
     if had_errors {
-        return Err(
-            "ファイルの文字コードを判別できませんでした。UTF-8 または Shift_JIS のCSVファイルとして保存し直してください。"
-                .into(),
-        );
+        return Err(wording::MAPPING_ENCODING_UNKNOWN.into());
     }
     Ok((text.into_owned(), "Shift_JIS"))
 }
 
 fn refuse(ctx: &AdminContext, message: String) -> AdminResult {
     let mut flash = Flash::error(message);
-    flash
-        .lines
-        .push("対応表は保存されていません (これまでの対応表のままです)。".into());
+    flash.lines.push(wording::MAPPING_NOT_SAVED.into());
     Ok(redirect_with(ctx, "/settings#mapping", flash))
 }
 
@@ -68,12 +64,7 @@ pub async fn upload(
 ) -> AdminResult {
     let mut csrf = None;
     let mut file: Option<(String, Vec<u8>)> = None;
-    let unreadable = |_| {
-        AdminError::Forbidden(
-            "送信されたフォームを読み取れませんでした。画面を開き直してもう一度操作してください。"
-                .into(),
-        )
-    };
+    let unreadable = |_| AdminError::Forbidden(wording::MAPPING_FORM_UNREADABLE.into());
     while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         match field.name() {
             Some("csrf") => csrf = Some(field.text().await.map_err(unreadable)?),
@@ -89,7 +80,7 @@ pub async fn upload(
     }
     session.check_csrf(csrf.as_deref())?;
     let Some((file_name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
-        return refuse(&ctx, "CSVファイルを選んでください。".into());
+        return refuse(&ctx, wording::MAPPING_FILE_MISSING.into());
     };
     let (text, encoding) = match decode_csv(&bytes) {
         Ok(decoded) => decoded,
@@ -97,13 +88,10 @@ pub async fn upload(
     };
     let pairs = match parse_mapping_table(&text) {
         Ok(pairs) => pairs,
-        Err(e) => return refuse(&ctx, format!("対応表を読み込めませんでした: {e}")),
+        Err(e) => return refuse(&ctx, wording::mapping_unreadable(e)),
     };
     if pairs.is_empty() {
-        return refuse(
-            &ctx,
-            "対応表に商品の行がありません。1行目が見出し (商品ID,商品コード)、2行目から商品IDと商品コードの組になっているか確認してください。".into(),
-        );
+        return refuse(&ctx, wording::MAPPING_EMPTY.into());
     }
 
     let tenant = &session.tenant;
@@ -171,7 +159,7 @@ pub async fn upload(
     removed.truncate(SHOWN_LIMIT);
     let view = MappingPreviewPage {
         layout: Layout {
-            title: "対応表の確認",
+            title: wording::MAPPING_PREVIEW_TITLE,
             active: "settings",
             logged_in: true,
             tenant_name: tenant.name.clone(),
@@ -222,25 +210,15 @@ pub async fn confirm(
     let staged: Staged =
         serde_json::from_slice(&bytes).map_err(|e| AdminError::Internal(e.to_string()))?;
     if (ctx.clock.now() - staged.created_at).num_seconds() > STAGED_TTL_SECS {
-        return refuse(
-            &ctx,
-            "確認画面の有効期限が切れました。もう一度CSVファイルをアップロードしてください。"
-                .into(),
-        );
+        return refuse(&ctx, wording::MAPPING_PREVIEW_EXPIRED.into());
     }
     ctx.storage
         .put_product_pairs(&tenant.id, PairSource::Table, &staged.pairs, true)
         .await?;
     tracing::info!(tenant = %tenant.id, pairs = staged.pairs.len(), "mapping table replaced");
-    let mut flash = Flash::ok(format!(
-        "商品コード対応表を保存しました ({} 件)。",
-        staged.pairs.len()
-    ));
+    let mut flash = Flash::ok(wording::mapping_saved(staged.pairs.len()));
     if tenant.mapping_mode != MappingMode::Table {
-        flash.lines.push(
-            "この対応表を使うには、「商品コードの対応方法」で「対応表」を選んで保存してください。"
-                .into(),
-        );
+        flash.lines.push(wording::MAPPING_MODE_NOT_TABLE.into());
     }
     Ok(redirect_with(&ctx, "/settings", flash))
 }

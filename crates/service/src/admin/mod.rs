@@ -21,6 +21,7 @@ mod views;
 pub use session::{EPOCH_CURSOR, SESSION_COOKIE};
 
 use crate::AdminContext;
+use crate::wording;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::{self, HeaderValue};
@@ -106,16 +107,13 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, message) = match &self {
             AdminError::LoginRequired => return Redirect::to("/login").into_response(),
-            AdminError::NotFound => (
-                StatusCode::NOT_FOUND,
-                "お探しのページまたはファイルは見つかりませんでした。".to_string(),
-            ),
+            AdminError::NotFound => (StatusCode::NOT_FOUND, wording::PAGE_NOT_FOUND.to_string()),
             AdminError::Forbidden(message) => (StatusCode::FORBIDDEN, message.clone()),
             AdminError::Store(_) | AdminError::Internal(_) => {
                 tracing::error!(error = %self, "admin screen error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "エラーが発生しました。時間をおいてもう一度お試しください。".to_string(),
+                    wording::PAGE_ERROR.to_string(),
                 )
             }
         };

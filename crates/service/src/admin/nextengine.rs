@@ -5,14 +5,13 @@ use super::session::{self, NE_BIND_COOKIE, Session};
 use super::{AdminError, AdminResult, Flash, redirect_with};
 use crate::AdminContext;
 use crate::tenants::{ConnectError, TenantError, connect_nextengine};
+use crate::wording;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use sne_ports::nextengine::NeError;
-
-pub const UPDATED_MESSAGE: &str = "トークンを更新しました";
 
 /// Remembers in a signed cookie that this session started the sign-in, then hands
 /// the browser to NextEngine.
@@ -36,41 +35,22 @@ pub struct Callback {
 
 /// `/api_neauth`'s refusals in the operator's words.
 fn explain(error: &ConnectError) -> String {
-    let retry = "管理画面の「再取得」からもう一度やり直してください。";
     match error {
         ConnectError::NextEngine(NeError::Api { code, .. } | NeError::Token { code, .. }) => {
             match code.as_str() {
-                "001001" | "001002" => format!(
-                    "ネクストエンジンからのログイン情報が不足していました (エラーコード {code})。{retry}"
-                ),
-                "001003" => format!(
-                    "ネクストエンジンにこのサービスが認められませんでした (エラーコード {code})。お手数ですがサービスの運営者にお問い合わせください。"
-                ),
-                "001004" => format!(
-                    "ネクストエンジンのログインの有効期限が切れているか、すでに使用済みです (エラーコード {code})。{retry}"
-                ),
-                "001005" => format!(
-                    "ネクストエンジンのログイン情報が一致しませんでした (エラーコード {code})。{retry}"
-                ),
-                _ => format!(
-                    "ネクストエンジンでトークンを取得できませんでした (エラーコード {code})。{retry}"
-                ),
+                "001001" | "001002" => wording::ne_login_incomplete(code),
+                "001003" => wording::ne_service_not_allowed(code),
+                "001004" => wording::ne_login_expired(code),
+                "001005" => wording::ne_login_mismatch(code),
+                _ => wording::ne_token_not_obtained(code),
             }
         }
-        ConnectError::NextEngine(NeError::Suspended { code, .. }) => format!(
-            "ネクストエンジンのご利用が停止されているため、接続できませんでした (エラーコード {code})。ネクストエンジンのご契約の状況とアプリの利用状況を確認してください。"
-        ),
-        ConnectError::NextEngine(NeError::Busy { .. }) => {
-            format!("ネクストエンジンが混み合っているか、メンテナンス中です。時間をおいて{retry}")
-        }
-        ConnectError::NextEngine(NeError::Transport(_)) => {
-            format!("ネクストエンジンに接続できませんでした。時間をおいて{retry}")
-        }
+        ConnectError::NextEngine(NeError::Suspended { code, .. }) => wording::ne_suspended(code),
+        ConnectError::NextEngine(NeError::Busy { .. }) => wording::ne_busy(),
+        ConnectError::NextEngine(NeError::Transport(_)) => wording::ne_unreachable(),
         ConnectError::NextEngine(NeError::Store(_))
-        | ConnectError::Tenant(TenantError::Store(_)) => {
-            format!("トークンを保存できませんでした。時間をおいて{retry}")
-        }
-        ConnectError::Tenant(e) => format!("トークンを保存できませんでした ({e})。{retry}"),
+        | ConnectError::Tenant(TenantError::Store(_)) => wording::ne_token_not_saved(),
+        ConnectError::Tenant(e) => wording::ne_token_not_saved_because(e),
     }
 }
 
@@ -85,22 +65,22 @@ pub async fn callback(
     if !session::ne_binding_matches(&ctx, &headers, &session) {
         tracing::warn!(tenant = %session.tenant.id, "NextEngine callback without a matching 再取得");
         return Err(AdminError::Forbidden(
-            "この画面からトークンの再取得は開始されていないか、有効期限が切れています。管理画面の「再取得」をクリックしてやり直してください。".into(),
+            wording::NE_REACQUIRE_NOT_STARTED.into(),
         ));
     }
     let uid = query.uid.trim();
     let state = query.state.trim();
     let result = if uid.is_empty() || state.is_empty() {
-        Err(Flash::error(
-            "ネクストエンジンからのログイン情報が不足していました。管理画面の「再取得」からもう一度やり直してください。",
-        ))
+        Err(Flash::error(wording::NE_CALLBACK_INCOMPLETE))
     } else {
         match connect_nextengine(&ctx, &session.tenant.id, uid, state).await {
             Ok(auth) => {
                 tracing::info!(tenant = %session.tenant.id, company = %auth.company_ne_id, "NextEngine tokens re-acquired");
-                let mut flash = Flash::ok(UPDATED_MESSAGE);
+                let mut flash = Flash::ok(wording::NE_TOKEN_UPDATED);
                 if !auth.company_name.is_empty() {
-                    flash.lines.push(format!("接続先: {}", auth.company_name));
+                    flash
+                        .lines
+                        .push(wording::ne_connected_to(&auth.company_name));
                 }
                 Ok(flash)
             }

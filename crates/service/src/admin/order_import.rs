@@ -6,6 +6,7 @@ use super::views::{Layout, OrderImportPage};
 use super::{AdminError, AdminResult, Flash, jst, page, redirect_with, take_flash};
 use crate::AdminContext;
 use crate::orders::{OrderImportError, OrderImportForm, configure_order_import};
+use crate::wording;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,7 +22,7 @@ fn render(
     let (flash, clear) = take_flash(ctx, headers);
     let mut view = OrderImportPage {
         layout: Layout {
-            title: "受注数取り込み",
+            title: wording::ORDER_IMPORT_TITLE,
             active: "order-import",
             logged_in: true,
             tenant_name: tenant.name.clone(),
@@ -92,10 +93,7 @@ pub async fn save(
                 &ctx,
                 &session,
                 &headers,
-                Some((
-                    &form,
-                    "「実行する」か「実行しない」を選んでください。".into(),
-                )),
+                Some((&form, wording::ORDER_IMPORT_CHOOSE.into())),
             );
         }
     };

@@ -127,10 +127,7 @@ impl Session {
     pub fn check_csrf(&self, submitted: Option<&str>) -> Result<(), AdminError> {
         match submitted {
             Some(token) if tokens_equal(token, &self.csrf) => Ok(()),
-            _ => Err(AdminError::Forbidden(
-                "フォームの有効期限が切れたか、不正な送信です。画面を開き直してもう一度操作してください。"
-                    .into(),
-            )),
+            _ => Err(AdminError::Forbidden(crate::wording::FORM_EXPIRED.into())),
         }
     }
 }

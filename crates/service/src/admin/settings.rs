@@ -6,6 +6,7 @@ use super::views::{Layout, SettingsPage};
 use super::{AdminError, AdminResult, Flash, page, redirect_with, take_flash};
 use crate::AdminContext;
 use crate::tenants::new_customer_code;
+use crate::wording;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -43,7 +44,7 @@ async fn render(
     let (flash, clear) = take_flash(ctx, headers);
     let mut view = SettingsPage {
         layout: Layout {
-            title: "設定",
+            title: wording::SETTINGS_TITLE,
             active: "settings",
             logged_in: true,
             tenant_name: tenant.name.clone(),
@@ -122,15 +123,13 @@ fn validate(form: &SettingsForm) -> Result<Validated, String> {
         .map(str::to_string)
         .collect();
     if notify_emails.is_empty() {
-        return Err("通知先メールアドレスを1件以上入力してください。".into());
+        return Err(wording::NOTIFY_EMAILS_MISSING.into());
     }
     if let Some(bad) = notify_emails.iter().find(|e| !looks_like_email(e)) {
-        return Err(format!(
-            "通知先メールアドレス「{bad}」の形式が正しくありません。"
-        ));
+        return Err(wording::notify_email_malformed(bad));
     }
     if notify_emails.len() > 20 {
-        return Err("通知先メールアドレスは20件までです。".into());
+        return Err(wording::NOTIFY_EMAILS_TOO_MANY.into());
     }
     let stores: Vec<String> = form
         .counted_stores
@@ -142,20 +141,18 @@ fn validate(form: &SettingsForm) -> Result<Validated, String> {
         .iter()
         .find(|s| !s.chars().all(|c| c.is_ascii_digit()))
     {
-        return Err(format!(
-            "店舗ID「{bad}」は半角数字で入力してください (スマレジ管理画面 店舗 > 店舗一覧 の店舗ID)。"
-        ));
+        return Err(wording::counted_store_not_digits(bad));
     }
     let stock_master = match form.stock_master.as_str() {
         "smaregi" => StockMaster::Smaregi,
         "nextengine" => StockMaster::NextEngine,
-        _ => return Err("在庫のマスターを選んでください。".into()),
+        _ => return Err(wording::STOCK_MASTER_MISSING.into()),
     };
     let mapping_mode = match form.mapping_mode.as_str() {
         "product_id" => MappingMode::ProductId,
         "product_code" => MappingMode::ProductCode,
         "table" => MappingMode::Table,
-        _ => return Err("商品コードの対応方法を選んでください。".into()),
+        _ => return Err(wording::MAPPING_MODE_MISSING.into()),
     };
     Ok(Validated {
         notify_emails,
@@ -210,10 +207,7 @@ pub async fn save(
             &ctx,
             &session,
             &headers,
-            Some((
-                &form,
-                "対応表がまだ登録されていません。先に下の「商品コード対応表」からCSVをアップロードしてください。".into(),
-            )),
+            Some((&form, wording::MAPPING_TABLE_MISSING.into())),
         )
         .await;
     }
@@ -225,11 +219,11 @@ pub async fn save(
     })
     .await?;
     tracing::info!(tenant = %saved.id, "admin settings saved");
-    let mut flash = Flash::ok("設定を保存しました。");
+    let mut flash = Flash::ok(wording::SETTINGS_SAVED);
     if saved.mapping_mode == MappingMode::ProductCode && saved.smaregi_api.is_none() {
-        flash.lines.push(
-            "スマレジの商品コードを参照するには、スマレジAPIの契約ID・アクセストークンの登録が必要です (受注数取り込みの画面で登録できます)。".into(),
-        );
+        flash
+            .lines
+            .push(wording::PRODUCT_CODE_NEEDS_SMAREGI_API.into());
     }
     Ok(redirect_with(&ctx, "/settings", flash))
 }
@@ -253,16 +247,16 @@ pub async fn regenerate_code(
         return Ok(redirect_with(
             &ctx,
             "/settings",
-            Flash::error("お客様専用コードを再発行するには、確認のチェックを入れてください。"),
+            Flash::error(wording::CUSTOMER_CODE_NOT_CONFIRMED),
         ));
     }
     let code = new_customer_code();
     let saved = update_tenant(&ctx, &session, |t| t.customer_code = code.clone()).await?;
     tracing::info!(tenant = %saved.id, "customer code regenerated");
-    let mut flash = Flash::ok("お客様専用コードを再発行しました。");
-    flash.lines.push(
-        "スマレジ管理画面 設定 > システム連携 > スマレジAPI設定 の個別設定 code を新しいコードに変更してください。変更するまで在庫の送信は code_mismatch で失敗します (変更後に「再送する」で送り直せます)。".into(),
-    );
+    let mut flash = Flash::ok(wording::CUSTOMER_CODE_REGENERATED);
+    flash
+        .lines
+        .push(wording::CUSTOMER_CODE_CHANGE_IN_SMAREGI.into());
     Ok(redirect_with(&ctx, "/settings", flash))
 }
 

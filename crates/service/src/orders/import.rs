@@ -2,9 +2,9 @@
 //! run per tenant at a time.
 
 use super::report::unreported_section;
-use super::settings::HISTORY_REQUIRED;
 use crate::Context;
 use crate::cursors::{CursorValue, Lease, ORDER_IMPORT_LEASE, ORDER_ROWS_MODIFIED, Update};
+use crate::wording;
 use chrono::{Duration as ChronoDuration, NaiveDateTime, SubsecRound};
 use sne_domain::TenantId;
 use sne_domain::mapping::ProductMap;
@@ -54,9 +54,7 @@ pub async fn import_orders(
         }
         Err(e) => {
             return Some(OrderSection {
-                error: Some(format!(
-                    "受注取込を開始できませんでした(次回再試行します): {e}"
-                )),
+                error: Some(wording::order_import_not_begun(e)),
                 ..OrderSection::default()
             });
         }
@@ -72,7 +70,7 @@ pub async fn import_orders(
     let mut section = match unreported_section(ctx, &tenant.id).await {
         Ok(section) => section,
         Err(e) => OrderSection {
-            error: Some(format!("受注取込の記録を読めませんでした: {e}")),
+            error: Some(wording::order_records_unreadable(e)),
             ..OrderSection::default()
         },
     };
@@ -83,36 +81,30 @@ pub async fn import_orders(
 }
 
 /// Why a run stopped: nothing after it may be attempted, the cursor stays. The
-/// texts are the report's (operator Japanese), kept together here.
+/// texts are the report's (operator Japanese), worded in `crate::wording`.
 #[derive(Debug, thiserror::Error)]
 enum RunError {
-    #[error("保存に失敗しました: {0}")]
+    #[error("{}", wording::order_import_store_failed(.0))]
     Store(#[from] StoreError),
-    #[error("スマレジAPIの設定がありません。管理画面で受注数取り込みを設定し直してください")]
+    #[error("{}", wording::ORDER_IMPORT_NO_CREDENTIALS)]
     NoCredentials,
-    #[error("取り込み先スマレジ側店舗IDが設定されていません")]
+    #[error("{}", wording::ORDER_IMPORT_NO_STORE)]
     NoStore,
-    #[error("受注数取り込みの開始日時がありません。設定し直してください")]
+    #[error("{}", wording::ORDER_IMPORT_NO_START_DATE)]
     NoStartDate,
-    #[error("{}", HISTORY_REQUIRED)]
+    #[error("{}", wording::ORDER_IMPORT_NEEDS_STOCK_HISTORY)]
     HistoryRequired,
-    #[error("別の実行が受注取込を引き継いだため、この実行を止めました")]
+    #[error("{}", wording::ORDER_IMPORT_LEASE_LOST)]
     LeaseLost,
-    #[error(
-        "ネクストエンジンの受注の取得中にトークンのエラーが発生しました。管理画面のトークンの再取得欄で「再取得」をクリックしてください ({0})"
-    )]
+    #[error("{}", wording::order_import_nextengine_token(.0))]
     NextEngineToken(NeError),
-    #[error("ネクストエンジンから受注を取得できませんでした(次回再試行します): {0}")]
+    #[error("{}", wording::order_import_nextengine_unreachable(.0))]
     NextEngine(NeError),
-    #[error(
-        "スマレジAPIの認証に失敗しました。スマレジアクセストークンと機能設定(17.出荷情報更新・24.出荷情報取得)を確認し、管理画面で受注数取り込みを設定し直してください ({0})"
-    )]
+    #[error("{}", wording::order_import_smaregi_auth(.0))]
     SmaregiAuth(SmaregiError),
-    #[error("スマレジに接続できませんでした(次回再試行します): {0}")]
+    #[error("{}", wording::order_import_smaregi_unreachable(.0))]
     Smaregi(SmaregiError),
-    #[error(
-        "スマレジが出荷登録を受け付けませんでした ({code}): {message}。受注の内容ではなく設定の問題と考えられるため、受注は登録せずに取り込みを止めています。スマレジAPI設定の機能設定「17.出荷情報更新」が「利用する」か、取り込み先スマレジ側店舗IDが正しいかを確認してください"
-    )]
+    #[error("{}", wording::order_import_shipment_setting(.code, .message))]
     ShipmentSetting { code: String, message: String },
 }
 
@@ -470,7 +462,7 @@ async fn ship(
         Ok(lines) if !lines.is_empty() => lines,
         Ok(_) => {
             return settle(OrderImportState::Failed {
-                reason: "出荷する数量がありません".into(),
+                reason: wording::ORDER_NOTHING_TO_SHIP.into(),
             })
             .await;
         }
@@ -481,13 +473,10 @@ async fn ship(
         recipient_name: tenant.name.chars().take(RECIPIENT_NAME_MAX).collect(),
         shipment_date: to_jst(ctx.clock.now()).date(),
         identification_no: record.receive_order_id.clone(),
-        memo: format!(
-            "ネクストエンジン 伝票番号:{} 受注番号:{}",
-            record.receive_order_id, record.shop_order_no
-        )
-        .chars()
-        .take(MEMO_MAX)
-        .collect(),
+        memo: wording::shipment_memo(&record.receive_order_id, &record.shop_order_no)
+            .chars()
+            .take(MEMO_MAX)
+            .collect(),
         token: record.shipment_token.clone(),
         lines,
         is_return: false,
@@ -499,7 +488,7 @@ async fn ship(
             Some(shipment_id) => settle(OrderImportState::Imported { shipment_id }).await,
             None => {
                 settle(OrderImportState::Failed {
-                    reason: "スマレジが登録済みとして処理しましたが、該当する出荷が見つかりません。スマレジ管理画面で出荷を確認してください".into(),
+                    reason: wording::ORDER_SHIPMENT_SKIPPED_BUT_MISSING.into(),
                 })
                 .await
             }
@@ -508,7 +497,7 @@ async fn ship(
         // the same refusal, and the operator registers the order by hand.
         Err(SmaregiError::Api { code, message }) if names_order_data(&message, &shipment) => {
             settle(OrderImportState::Failed {
-                reason: format!("スマレジが出荷登録を受け付けませんでした ({code}): {message}"),
+                reason: wording::order_shipment_refused(code, message),
             })
             .await
         }

@@ -2,15 +2,17 @@
 //! trimmed, proven with read calls against Smaregi, then saved.
 
 use crate::Core;
+use crate::wording;
 use chrono::SubsecRound;
 use sne_domain::TenantId;
 use sne_domain::tenant::{OrderImportSettings, SmaregiCredentials, Tenant};
 use sne_ports::StoreError;
 use sne_ports::smaregi::SmaregiError;
 
-pub const STARTED_MESSAGE: &str = "受注数取り込みを開始しました";
-pub const STOPPED_MESSAGE: &str = "受注数取り込みを停止しました";
-pub const HISTORY_REQUIRED: &str = "受注数取り込みには在庫変動履歴の読み取りが必要です。取り込んだ出荷がネクストエンジンへ二重に通知されないよう、取り込みを止めています。管理画面の設定で「在庫変動履歴の読み取り」を有効にしてください";
+pub use crate::wording::{
+    ORDER_IMPORT_NEEDS_STOCK_HISTORY as HISTORY_REQUIRED, ORDER_IMPORT_STARTED as STARTED_MESSAGE,
+    ORDER_IMPORT_STOPPED as STOPPED_MESSAGE,
+};
 
 /// The admin screen's 「(β版)ネクストエンジン受注数取り込み」 form.
 #[derive(Debug, Clone, Default)]
@@ -34,9 +36,9 @@ pub enum OrderImportError {
     /// The input or Smaregi's answer to the check; nothing was saved.
     #[error("{0}")]
     Invalid(String),
-    #[error("テナントが見つかりません")]
+    #[error("{}", wording::ORDER_IMPORT_UNKNOWN_TENANT)]
     UnknownTenant,
-    #[error("設定を保存できませんでした: {0}")]
+    #[error("{}", wording::order_import_not_saved(.0))]
     Store(#[from] StoreError),
 }
 
@@ -82,9 +84,7 @@ pub async fn configure_order_import(
         let message = crate::stock_history::set_history_mode(ctx, &tenant, true)
             .await
             .map_err(|e| OrderImportError::Invalid(e.to_string()))?;
-        warnings.push(format!(
-            "{message}。受注数取り込みの出荷が二重に通知されないよう、在庫の増減はスマレジの在庫変動履歴から読み取ります"
-        ));
+        warnings.push(wording::order_import_stock_history_started(message));
     }
     let now = ctx.clock.now().trunc_subsecs(0);
     update_tenant_with(ctx, tenant_id, |t| {
@@ -131,7 +131,7 @@ async fn update_tenant_with(
         }
     }
     Err(OrderImportError::Store(StoreError::Conflict(
-        "テナント設定が更新され続けています。もう一度お試しください".into(),
+        wording::ORDER_IMPORT_TENANT_KEPT_CHANGING.into(),
     )))
 }
 
@@ -144,31 +144,26 @@ fn validate_form(
     let store_id = clean(&form.store_id);
     let access_token = clean(&form.access_token);
     if contract_id.is_empty() {
-        return Err(invalid("スマレジ契約IDを入力してください"));
+        return Err(invalid(wording::ORDER_IMPORT_CONTRACT_ID_MISSING));
     }
     if store_id.is_empty() {
-        return Err(invalid("取り込み先スマレジ側店舗IDを入力してください"));
+        return Err(invalid(wording::ORDER_IMPORT_STORE_ID_MISSING));
     }
     if access_token.is_empty() {
-        return Err(invalid("スマレジアクセストークンを入力してください"));
+        return Err(invalid(wording::ORDER_IMPORT_ACCESS_TOKEN_MISSING));
     }
     // Shipments must land in the contract whose pushes this tenant receives,
     // or their 出荷 could never be recognised (and another shop's stock would move).
     if contract_id != tenant.contract_id {
-        return Err(OrderImportError::Invalid(format!(
-            "スマレジ契約ID {contract_id} はこのアカウントの契約ID ({}) と一致しません",
-            tenant.contract_id
-        )));
+        return Err(OrderImportError::Invalid(
+            wording::order_import_contract_mismatch(&contract_id, &tenant.contract_id),
+        ));
     }
     if !store_id.chars().all(|c| c.is_ascii_digit()) {
-        return Err(invalid(
-            "取り込み先スマレジ側店舗IDは半角数字で入力してください (スマレジ管理画面 店舗 > 店舗一覧 の店舗ID)",
-        ));
+        return Err(invalid(wording::ORDER_IMPORT_STORE_ID_NOT_DIGITS));
     }
     if !access_token.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(invalid(
-            "スマレジアクセストークンに使用できない文字が含まれています。コピーした内容を確認してください",
-        ));
+        return Err(invalid(wording::ORDER_IMPORT_ACCESS_TOKEN_BAD_CHARS));
     }
     Ok((
         SmaregiCredentials {
@@ -181,12 +176,9 @@ fn validate_form(
 
 fn smaregi_check_error(what: &str, e: &SmaregiError) -> OrderImportError {
     OrderImportError::Invalid(match e {
-        SmaregiError::Transport(_) => {
-            "スマレジに接続できませんでした。時間をおいてもう一度「設定」をクリックしてください"
-                .to_string()
-        }
+        SmaregiError::Transport(_) => wording::ORDER_IMPORT_SMAREGI_UNREACHABLE.to_string(),
         SmaregiError::Auth { message, .. } | SmaregiError::Api { message, .. } => {
-            format!("{what} (スマレジの応答: {message})")
+            wording::order_import_check_refused(what, message)
         }
     })
 }
@@ -201,12 +193,7 @@ async fn check_with_smaregi(
     ctx.smaregi
         .shipments_by_identification(creds, "smaregi-ne-settings-check")
         .await
-        .map_err(|e| {
-            smaregi_check_error(
-                "スマレジ契約ID・スマレジアクセストークンが正しいこと、スマレジ管理画面 設定 > システム連携 > スマレジAPI設定 の「受信機能を利用する」が「利用する」で、機能設定の「24.出荷情報取得」が「利用する」になっていることを確認してください",
-                &e,
-            )
-        })?;
+        .map_err(|e| smaregi_check_error(wording::ORDER_IMPORT_CHECK_SHIPMENTS, &e))?;
     // 2. The store, from 店舗情報参照 (store_ref). Only read calls: a test write
     //    that a lenient Smaregi accepted would be a real 未出荷 shipment.
     //    「17.出荷情報更新」 cannot be proven without writing; a disabled one stops
@@ -214,26 +201,19 @@ async fn check_with_smaregi(
     match ctx.smaregi.stores(creds).await {
         Ok(stores) if stores.iter().any(|s| s.store_id == store_id) => {}
         Ok(_) => {
-            return Err(OrderImportError::Invalid(format!(
-                "取り込み先スマレジ側店舗ID {store_id} の店舗がスマレジにありません。スマレジ管理画面 店舗 > 店舗一覧 で店舗IDを確認してください"
-            )));
+            return Err(OrderImportError::Invalid(
+                wording::order_import_store_missing(store_id),
+            ));
         }
         Err(e @ SmaregiError::Transport(_)) => return Err(smaregi_check_error("", &e)),
-        Err(_) => warnings.push(format!(
-            "スマレジAPI設定の機能設定で「店舗情報参照」が利用できないため、店舗ID {store_id} を確認できませんでした。店舗IDが正しいことをスマレジ管理画面 店舗 > 店舗一覧 で確認してください(誤っている場合は最初の取り込みで止まり、通知メールでお知らせします)"
-        )),
+        Err(_) => warnings.push(wording::order_import_store_unchecked(store_id)),
     }
     // The import needs stock-history reading (see `import_orders`), which needs
     // 在庫情報参照 (stock_ref) with the same credentials.
     ctx.smaregi
         .latest_stock_history_id(creds)
         .await
-        .map_err(|e| {
-            smaregi_check_error(
-                "受注数取り込みには在庫変動履歴の読み取りが必要です。スマレジAPI設定の機能設定で「在庫情報参照」も「利用する」にしてください",
-                &e,
-            )
-        })?;
+        .map_err(|e| smaregi_check_error(wording::ORDER_IMPORT_CHECK_STOCK_HISTORY, &e))?;
     Ok(())
 }
 
