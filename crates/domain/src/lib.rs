@@ -6,6 +6,7 @@ pub mod batch;
 pub mod batch_state;
 pub mod change;
 pub mod complete;
+pub mod debounce;
 pub mod division;
 pub mod goods_code;
 pub mod history_mode;
