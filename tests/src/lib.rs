@@ -5,14 +5,17 @@ pub mod soak;
 
 use sne_domain::tenant::{SmaregiCredentials, Tenant};
 use sne_ports::FixedClock;
+use sne_service::dispatch::{DispatchConfig, spawn_dispatcher};
 use sne_service::run::{Jobs, TenantRun, run_all};
 use sne_service::tenants::{NewTenant, create_tenant};
+use sne_service::trigger::RunRequest;
 use sne_service::{AdminContext, Context, ServiceConfig};
 use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
 use sne_simulators::smaregi::{PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim};
 use sne_test_support::tenants::connect_to_nextengine;
 use sne_test_support::{CLIENT_ID, CLIENT_SECRET, Contexts, Server, Wiring};
 use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 pub use sne_test_support::{SentMail, mails_in};
 
@@ -66,6 +69,9 @@ pub struct Harness {
     pub tenant: Tenant,
     /// The service's clock; [`Harness::advance`] moves it with the simulators'.
     pub clock: Arc<FixedClock>,
+    /// The run requests of the webhook and 今すぐ実行, until
+    /// [`Harness::dispatch`] takes them; unread, they change nothing.
+    pub requests: Option<UnboundedReceiver<RunRequest>>,
     wiring: Wiring,
     _server: Server,
 }
@@ -132,7 +138,9 @@ impl Harness {
                 ..options.config.clone()
             });
         let Contexts {
-            jobs: ctx, admin, ..
+            jobs: ctx,
+            admin,
+            requests,
         } = wiring.contexts();
         server.serve(sne_service::http::router(admin.clone()));
 
@@ -172,9 +180,16 @@ impl Harness {
             service_url,
             tenant,
             clock,
+            requests: Some(requests),
             wiring,
             _server: server,
         }
+    }
+
+    /// Runs the process's dispatcher over the harness, as `serve` does.
+    pub fn dispatch(&mut self, config: DispatchConfig) -> tokio::task::JoinHandle<()> {
+        let requests = self.requests.take().expect("one dispatcher per harness");
+        spawn_dispatcher(self.ctx.clone(), requests, config)
     }
 
     /// Moves time forward for the service and both simulators.

@@ -36,6 +36,8 @@ pub struct DemoArgs {
     /// Play a scripted sale, 棚卸 and resend, print what happened, and exit.
     #[arg(long)]
     scenario: bool,
+    #[command(flatten)]
+    realtime: wiring::RealtimeArgs,
 }
 
 pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
@@ -87,11 +89,10 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         server.abort();
         return outcome;
     }
-    let scheduler = wiring::spawn_scheduler(
-        ctx,
-        local.requests,
-        Duration::from_secs(args.every_seconds.max(1)),
-    );
+    let dispatch = args
+        .realtime
+        .dispatch(Duration::from_secs(args.every_seconds.max(1)))?;
+    let scheduler = sne_service::dispatch::spawn_dispatcher(ctx, local.requests, dispatch);
     let _ = tokio::signal::ctrl_c().await;
     scheduler.abort();
     server.abort();

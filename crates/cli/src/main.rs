@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use sne_service::run::{Jobs, run_all};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use wiring::Endpoints;
 
 #[derive(Parser)]
@@ -48,6 +49,8 @@ struct ServeArgs {
     /// Minutes between scheduled runs (queue check, upload, report).
     #[arg(long, default_value_t = 10)]
     every_minutes: u64,
+    #[command(flatten)]
+    realtime: wiring::RealtimeArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -77,8 +80,11 @@ fn main() -> anyhow::Result<()> {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
+            let dispatch = args
+                .realtime
+                .dispatch(Duration::from_secs(args.every_minutes.max(1) * 60))?;
             let local = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
-            wiring::serve(local, args.listen, args.every_minutes).await
+            wiring::serve(local, args.listen, dispatch).await
         }
         Command::Run { jobs } => {
             let ctx = wiring::local_context(&cli.data_dir, &cli.endpoints)?.jobs;

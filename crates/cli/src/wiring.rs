@@ -1,64 +1,77 @@
-//! The local process: serving the router, and the schedule as a timer.
+//! The local process: serving the router, and the runs of the schedule, of
+//! 「今すぐ実行」 and of stored pushes in-process.
 
 use anyhow::Context as _;
-use sne_domain::TenantId;
-use sne_service::Context;
-use sne_service::run::{Jobs, new_run_id, run_all, run_tenant};
+use sne_domain::debounce::DebouncePolicy;
+use sne_service::dispatch::{DispatchConfig, spawn_dispatcher};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 pub use sne_operator::local::{Endpoints, Local, local_context};
 
-/// Serves the router and runs every job on a timer until Ctrl-C.
-pub async fn serve(local: Local, listen: SocketAddr, every_minutes: u64) -> anyhow::Result<()> {
+/// When the runs of stored pushes start (`serve` and `demo`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RealtimeArgs {
+    /// A push's run starts once no push came for this long (a burst becomes one file).
+    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
+    pub quiet_seconds: f64,
+    /// … and at the latest this long after the first push it waits for.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
+    pub max_wait_seconds: f64,
+    /// Most tenants running at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_runs: u16,
+    /// Pushes wait for the schedule, as before event-driven runs.
+    #[arg(long)]
+    pub schedule_only: bool,
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 3600.0 => Ok(secs),
+        _ => Err(format!(
+            "0 より大きく 3600 以下の秒数を指定してください: {text}"
+        )),
+    }
+}
+
+impl RealtimeArgs {
+    pub fn dispatch(&self, every: Duration) -> anyhow::Result<DispatchConfig> {
+        if self.max_wait_seconds < self.quiet_seconds {
+            anyhow::bail!(
+                "--max-wait-seconds ({}) は --quiet-seconds ({}) 以上にしてください",
+                self.max_wait_seconds,
+                self.quiet_seconds
+            );
+        }
+        Ok(DispatchConfig {
+            every,
+            debounce: (!self.schedule_only).then(|| DebouncePolicy {
+                quiet: Duration::from_secs_f64(self.quiet_seconds),
+                max_wait: Duration::from_secs_f64(self.max_wait_seconds),
+            }),
+            max_concurrent_runs: usize::from(self.max_concurrent_runs),
+        })
+    }
+}
+
+/// Serves the router and dispatches runs until Ctrl-C.
+pub async fn serve(
+    local: Local,
+    listen: SocketAddr,
+    dispatch: DispatchConfig,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
-    let scheduler = spawn_scheduler(
-        local.jobs,
-        local.requests,
-        Duration::from_secs(every_minutes.max(1) * 60),
-    );
+    let dispatcher = spawn_dispatcher(local.jobs, local.requests, dispatch);
     let app = sne_service::http::router(local.admin);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await;
-    scheduler.abort();
+    dispatcher.abort();
     served.context("server failed")
-}
-
-/// Runs every tenant on the schedule, and one tenant whenever 「今すぐ実行」 asks.
-pub fn spawn_scheduler(
-    ctx: Context,
-    mut requests: mpsc::UnboundedReceiver<TenantId>,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => match run_all(&ctx, Jobs::All).await {
-                    Ok(runs) => tracing::info!(tenants = runs.len(), "scheduled run finished"),
-                    Err(e) => tracing::error!(error = %e, "scheduled run failed"),
-                },
-                Some(tenant_id) = requests.recv() => {
-                    match ctx.storage.tenant(&tenant_id).await {
-                        Ok(Some(tenant)) => {
-                            let run_id = new_run_id(&ctx);
-                            run_tenant(&ctx, &tenant, Jobs::All, &run_id).await;
-                            tracing::info!(tenant = %tenant_id, "requested run finished");
-                        }
-                        Ok(None) => tracing::warn!(tenant = %tenant_id, "run requested for unknown tenant"),
-                        Err(e) => tracing::error!(error = %e, "requested run failed"),
-                    }
-                }
-            }
-        }
-    })
 }

@@ -54,7 +54,19 @@ pub async fn webhook_context_from_env() -> anyhow::Result<WebhookContext> {
         tenants: store.clone(),
         ledger: store,
         clock: Arc::new(SystemClock),
+        runs: Arc::new(ChangesWaitForSchedule),
     })
+}
+
+/// The webhook function's run requests until it has a run queue: a stored push
+/// waits for the uploader's schedule.
+struct ChangesWaitForSchedule;
+
+#[async_trait::async_trait]
+impl sne_ports::RunTrigger for ChangesWaitForSchedule {
+    async fn request_run(&self, _tenant: &sne_domain::TenantId) -> Result<(), String> {
+        Err("the webhook function requests no runs but for stored changes".into())
+    }
 }
 
 /// The admin screen's cookie key; at least 32 bytes, since a short HMAC key would

@@ -3,11 +3,10 @@
 
 use anyhow::Context as _;
 use clap::Args;
-use sne_domain::TenantId;
 use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::SystemClock;
-use sne_service::trigger::queued_trigger;
+use sne_service::trigger::{RunRequest, queued_trigger};
 use sne_service::{AdminContext, Context, Core, ServiceConfig};
 use sne_smaregi::SmaregiClient;
 use std::path::Path;
@@ -62,7 +61,7 @@ pub struct Endpoints {
 pub struct Local {
     pub jobs: Context,
     pub admin: AdminContext,
-    pub requests: mpsc::UnboundedReceiver<TenantId>,
+    pub requests: mpsc::UnboundedReceiver<RunRequest>,
 }
 
 pub fn local_context(data_dir: &Path, endpoints: &Endpoints) -> anyhow::Result<Local> {

@@ -1,9 +1,17 @@
 use async_trait::async_trait;
 use sne_domain::TenantId;
 
-/// 「今すぐ実行」: asks for one tenant's run as soon as possible, outside the schedule.
-/// Locally a message to the in-process scheduler; on AWS an EventBridge event.
+/// Asks for one tenant's run outside the schedule. Locally a message to the
+/// in-process dispatcher; on AWS an event or a queue message.
 #[async_trait]
 pub trait RunTrigger: Send + Sync {
+    /// 「今すぐ実行」: as soon as possible.
     async fn request_run(&self, tenant: &TenantId) -> Result<(), String>;
+
+    /// A push's changes are stored: a run within seconds, debounced so a burst
+    /// becomes one file. Where nothing dispatches runs by event, the changes
+    /// wait for the schedule, which is what the default does.
+    async fn changes_stored(&self, _tenant: &TenantId) -> Result<(), String> {
+        Ok(())
+    }
 }

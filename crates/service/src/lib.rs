@@ -6,6 +6,7 @@ pub mod batcher;
 pub mod checker;
 pub mod context;
 pub mod cursors;
+pub mod dispatch;
 pub mod held;
 pub mod http;
 pub mod orders;

@@ -170,6 +170,30 @@ async fn token_notice(ctx: &Context, tenant: &Tenant) -> Option<String> {
 }
 
 impl Jobs {
+    /// What one run must do to serve both requests.
+    pub fn with(self, other: Jobs) -> Jobs {
+        let (check, upload, orders) = self.parts();
+        let (c, u, o) = other.parts();
+        match (check || c, upload || u, orders || o) {
+            (false, true, false) => Jobs::Upload,
+            (true, false, false) => Jobs::CheckQueue,
+            (true, true, false) => Jobs::Stock,
+            (false, false, true) => Jobs::ImportOrders,
+            _ => Jobs::All,
+        }
+    }
+
+    /// (queue check, upload, order import)
+    fn parts(self) -> (bool, bool, bool) {
+        match self {
+            Jobs::Upload => (false, true, false),
+            Jobs::CheckQueue => (true, false, false),
+            Jobs::Stock => (true, true, false),
+            Jobs::ImportOrders => (false, false, true),
+            Jobs::All => (true, true, true),
+        }
+    }
+
     /// Whether a tenant has anything for these jobs to do: the order import alone
     /// concerns only tenants with the import on.
     pub fn concern(self, tenant: &Tenant) -> bool {

@@ -10,37 +10,59 @@ use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sne_domain::StockChange;
+use sne_domain::TenantId;
 use sne_domain::change::{ChangeSource, dedupe_keys};
 use sne_domain::push::{MAX_PARAMS_BYTES, parse_stock_send};
-use sne_ports::{Clock, StockLedger, TenantStore};
+use sne_ports::{Clock, RunTrigger, StockLedger, TenantStore};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 /// What the webhook uses, and all the webhook Lambda is given (its role reaches
-/// the table only): the tenants a push is authenticated against, the ledger it
-/// is stored in, and the clock that stamps it.
+/// the table and the run queue only): the tenants a push is authenticated
+/// against, the ledger it is stored in, the clock that stamps it, and the
+/// trigger that asks for the tenant's run once it is stored.
 #[derive(Clone)]
 pub struct WebhookContext {
     pub tenants: Arc<dyn TenantStore>,
     pub ledger: Arc<dyn StockLedger>,
     pub clock: Arc<dyn Clock>,
+    pub runs: Arc<dyn RunTrigger>,
 }
 
 impl WebhookContext {
     /// The webhook's part of a core, where one process also serves the rest.
-    pub fn of(core: &Core) -> Self {
+    pub fn of(core: &Core, runs: Arc<dyn RunTrigger>) -> Self {
         WebhookContext {
             tenants: core.storage.clone(),
             ledger: core.storage.clone(),
             clock: core.clock.clone(),
+            runs,
         }
     }
 }
 
 impl FromRef<AdminContext> for WebhookContext {
     fn from_ref(ctx: &AdminContext) -> Self {
-        WebhookContext::of(ctx)
+        WebhookContext::of(ctx, ctx.trigger.clone())
+    }
+}
+
+/// Longest the webhook waits for its run request: the push is stored already,
+/// and the schedule uploads it if the request is lost.
+const RUN_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks for the run of a stored push; never fails the push.
+async fn request_run(ctx: &WebhookContext, tenant: &TenantId) {
+    match tokio::time::timeout(RUN_REQUEST_TIMEOUT, ctx.runs.changes_stored(tenant)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(tenant = %tenant, error = %e, "run not requested; the schedule uploads the push")
+        }
+        Err(_) => {
+            tracing::warn!(tenant = %tenant, "run request timed out; the schedule uploads the push")
+        }
     }
 }
 
@@ -145,6 +167,9 @@ pub async fn receive(
                 duplicates = outcome.duplicates,
                 "push stored"
             );
+            if outcome.appended > 0 {
+                request_run(&ctx, &tenant.id).await;
+            }
             (StatusCode::OK, "OK").into_response()
         }
         Err(e) => {

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use axum::http::StatusCode;
 use sne_ports::{BlobStore, PairSource, StoreResult};
 use sne_service::admin::{EPOCH_CURSOR, SESSION_COOKIE};
+use sne_service::trigger::RunRequest;
 use std::sync::Arc;
 
 const LOCKED: &str = "ログイン試行回数が多すぎます。しばらくしてから再度お試しください。";
@@ -322,7 +323,10 @@ async fn run_now_queues_a_run_for_the_tenant() {
     assert!(reply.redirects_to("/history"));
     let page = a.follow(reply).await.text();
     assert!(page.contains("実行を受け付けました"));
-    assert_eq!(env.runs_requested.try_recv().unwrap(), env.a.id);
+    assert_eq!(
+        env.runs_requested.try_recv().unwrap(),
+        RunRequest::Now(env.a.id.clone())
+    );
     // `back` never leads off the site.
     let reply = a
         .post(
@@ -1242,7 +1246,10 @@ async fn a_held_upload_is_shown_with_its_candidates_and_decided_once_by_its_own_
         .unwrap();
     assert_eq!(decided.state, BatchState::Built);
     assert_eq!(decided.decision.as_ref().unwrap().by, EMAIL_A);
-    assert_eq!(env.runs_requested.try_recv().unwrap(), env.a.id);
+    assert_eq!(
+        env.runs_requested.try_recv().unwrap(),
+        RunRequest::Now(env.a.id.clone())
+    );
     let page = a.get("/history").await.text();
     assert!(!page.contains("要確認のアップロード"), "decided once");
 }
@@ -1302,7 +1309,10 @@ async fn unapplied_rows_of_a_failed_file_are_re_sent_once_by_its_own_tenant() {
     assert!(reply.redirects_to("/history"));
     let flash = a.follow(reply).await.text();
     assert!(flash.contains("未反映の 1 行をファイル"), "{flash}");
-    assert_eq!(env.runs_requested.try_recv().unwrap(), env.a.id);
+    assert_eq!(
+        env.runs_requested.try_recv().unwrap(),
+        RunRequest::Now(env.a.id.clone())
+    );
     let source = env
         .ctx
         .storage

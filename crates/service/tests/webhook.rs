@@ -454,3 +454,115 @@ async fn same_second_transfers_to_different_stores_are_two_changes() {
     assert_eq!(push_rows(&f, params).await, StatusCode::OK);
     assert_eq!(pending(&f).await, 2);
 }
+
+/// A run trigger that answers as told, for the webhook's run request.
+struct Trigger(Behaviour);
+
+enum Behaviour {
+    Fails,
+    Hangs,
+}
+
+#[async_trait::async_trait]
+impl sne_ports::RunTrigger for Trigger {
+    async fn request_run(&self, _tenant: &sne_domain::TenantId) -> Result<(), String> {
+        unreachable!("the webhook never asks for 今すぐ実行")
+    }
+
+    async fn changes_stored(&self, _tenant: &sne_domain::TenantId) -> Result<(), String> {
+        match self.0 {
+            Behaviour::Fails => Err("queue unavailable".into()),
+            Behaviour::Hangs => std::future::pending().await,
+        }
+    }
+}
+
+fn push_of(f: &Fixture, params: &str) -> String {
+    form(&[
+        ("proc_name", "stock_send"),
+        ("params", params),
+        ("contract_id", "c1"),
+        ("code", &f.code),
+    ])
+}
+
+#[tokio::test]
+async fn a_stored_push_asks_for_its_tenants_run_and_a_resend_or_refusal_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let sne_test_support::Contexts {
+        admin,
+        mut requests,
+        ..
+    } = Wiring::new(dir.path()).contexts();
+    let f = Fixture {
+        code: fixture_tenant_code(&admin).await,
+        dir,
+        ctx: admin,
+    };
+    let tenant = f
+        .ctx
+        .storage
+        .tenant_by_contract("c1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        post(&f.ctx, push_of(&f, PARAMS), &[]).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        requests.try_recv().unwrap(),
+        sne_service::trigger::RunRequest::Changes(tenant.id.clone())
+    );
+    assert_eq!(
+        post(&f.ctx, push_of(&f, PARAMS), &[]).await.0,
+        StatusCode::OK
+    );
+    assert!(requests.try_recv().is_err(), "a resend stored nothing new");
+    let wrong = form(&[
+        ("proc_name", "stock_send"),
+        ("params", PARAMS),
+        ("contract_id", "c1"),
+        ("code", "wrong"),
+    ]);
+    assert_eq!(post(&f.ctx, wrong, &[]).await.0, StatusCode::BAD_REQUEST);
+    assert!(
+        requests.try_recv().is_err(),
+        "a refused push asks for nothing"
+    );
+}
+
+async fn fixture_tenant_code(ctx: &AdminContext) -> String {
+    create_tenant(
+        ctx,
+        NewTenant {
+            name: "店".into(),
+            contract_id: "c1".into(),
+            admin_email: "a@shop.example".into(),
+            admin_password: "password1".into(),
+            notify_emails: vec!["n@shop.example".into()],
+            counted_stores: None,
+        },
+    )
+    .await
+    .unwrap()
+    .customer_code
+}
+
+#[tokio::test]
+async fn a_run_request_that_fails_or_hangs_never_fails_the_stored_push() {
+    for behaviour in [Behaviour::Fails, Behaviour::Hangs] {
+        let mut f = fixture().await;
+        f.ctx.trigger = std::sync::Arc::new(Trigger(behaviour));
+        // A hanging queue is given up on, so Smaregi's send does not time out
+        // (the guard only keeps a regression from hanging the suite).
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            post(&f.ctx, push_of(&f, PARAMS), &[]),
+        )
+        .await
+        .expect("the webhook answers although the run request hangs");
+        assert_eq!(answer, (StatusCode::OK, "OK".into()));
+        assert_eq!(pending(&f).await, 1, "stored before the request was made");
+    }
+}

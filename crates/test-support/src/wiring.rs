@@ -1,11 +1,10 @@
 //! The contexts as `smaregi-ne serve` wires them (SQLite, files, `.eml` outbox),
 //! with the API clients on short retries so a test of a failure stays fast.
 
-use sne_domain::TenantId;
 use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::{Clock, SystemClock};
-use sne_service::trigger::queued_trigger;
+use sne_service::trigger::{RunRequest, queued_trigger};
 use sne_service::{AdminContext, Context, Core, ServiceConfig};
 use sne_simulators::nextengine::NeSim;
 use sne_simulators::smaregi::SmaregiSim;
@@ -139,7 +138,7 @@ impl Wiring {
 pub struct Contexts {
     pub jobs: Context,
     pub admin: AdminContext,
-    pub requests: UnboundedReceiver<TenantId>,
+    pub requests: UnboundedReceiver<RunRequest>,
 }
 
 /// The admin screen over a jobs' context's core (its store, clients and clock),

@@ -16,7 +16,7 @@ const CODE: &str = "Fixture0Code0For0Lambda0Tests001";
 
 async fn send(ctx: &Context, fixture: &str) -> (u16, String) {
     let request = lambda_http::request::from_str(fixture).expect("a Function URL event");
-    let webhook = WebhookContext::of(ctx);
+    let webhook = WebhookContext::of(ctx, sne_test_support::admin_of(ctx).trigger);
     let response = webhook_only(sne_service::http::webhook_router(webhook))
         .oneshot(request)
         .await

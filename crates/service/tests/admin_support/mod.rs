@@ -45,7 +45,7 @@ pub struct Env {
     pub url: String,
     pub a: Tenant,
     pub b: Tenant,
-    pub runs_requested: mpsc::UnboundedReceiver<TenantId>,
+    pub runs_requested: mpsc::UnboundedReceiver<sne_service::trigger::RunRequest>,
     _server: Server,
 }
 
