@@ -20,6 +20,7 @@ fn debounced(quiet_ms: u64) -> DispatchConfig {
         debounce: Some(DebouncePolicy {
             quiet: Duration::from_millis(quiet_ms),
             max_wait: Duration::from_secs(20),
+            trailing: false,
         }),
         max_concurrent_runs: 4,
     }
@@ -125,4 +126,47 @@ async fn a_scheduled_round_runs_every_tenant_through_the_dispatcher() {
     let got = uploads(&h, 1).await;
     assert_eq!(got.len(), 1, "the round uploaded the pending change");
     assert!(lines_of(&got[0])[0].starts_with("8000001,"));
+}
+
+#[tokio::test]
+async fn runs_for_pushes_leave_their_reports_to_the_next_sending_run_which_mails_them_as_one() {
+    let mut h = Harness::start(Options::default()).await;
+    let _dispatcher = h.dispatch(debounced(200));
+    h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+    assert_eq!(uploads(&h, 1).await.len(), 1);
+    h.smaregi.sale(CONTRACT, "1", "8000002", 1).await.unwrap();
+    assert_eq!(uploads(&h, 2).await.len(), 2);
+    assert!(
+        h.mails().is_empty(),
+        "a file every few seconds is not a mail each"
+    );
+
+    h.admin.trigger.request_run(&h.tenant.id).await.unwrap();
+    let mut mails = h.mails();
+    for _ in 0..300 {
+        if !mails.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        mails = h.mails();
+    }
+    assert_eq!(mails.len(), 1, "every waiting report in one mail");
+    let mail = &mails[0];
+    assert!(mail.subject.ends_with("ほか1件"), "{}", mail.subject);
+    let csvs: Vec<&str> = mail
+        .attachments
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| name.ends_with(".csv"))
+        .collect();
+    assert_eq!(
+        csvs.len(),
+        2,
+        "each file's CSV, as the manual's procedure needs: {csvs:?}"
+    );
+    assert_eq!(
+        h.ne.uploads().len(),
+        2,
+        "今すぐ実行 found nothing more to upload"
+    );
 }

@@ -89,6 +89,7 @@ async fn a_file_larger_than_an_item_is_kept_whole() {
         lines: lines.clone(),
         change_count: 1,
         mirror_updates: mirror.clone(),
+        oldest_change_at: None,
         ..Default::default()
     };
     let built = store.finish_build(&t, "b1", "run", &content).await.unwrap();
@@ -129,6 +130,7 @@ async fn an_interrupted_mirror_write_is_finished_by_the_next_claim() {
         }],
         change_count: 1,
         mirror_updates: Mirror::from([(key.clone(), entry.clone())]),
+        oldest_change_at: None,
         ..Default::default()
     };
     store
@@ -294,6 +296,7 @@ async fn a_commit_whose_answer_was_lost_is_recognised_as_our_own() {
             delta: 1,
         }],
         change_count: 1,
+        oldest_change_at: None,
         ..Default::default()
     };
     let built = store

@@ -12,10 +12,14 @@ pub use sne_operator::local::{Endpoints, Local, local_context};
 /// When the runs of stored pushes start (`serve` and `demo`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct RealtimeArgs {
-    /// A push's run starts once no push came for this long (a burst becomes one file).
+    /// A push's run starts this long after the first push it waits for; pushes
+    /// in between go up in the same file.
     #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
     pub quiet_seconds: f64,
-    /// … and at the latest this long after the first push it waits for.
+    /// Every push restarts the quiet window (fewer files, longer waits) …
+    #[arg(long)]
+    pub trailing_quiet: bool,
+    /// … but the run starts at the latest this long after the first push.
     #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
     pub max_wait_seconds: f64,
     /// Most tenants running at once.
@@ -49,6 +53,7 @@ impl RealtimeArgs {
             debounce: (!self.schedule_only).then(|| DebouncePolicy {
                 quiet: Duration::from_secs_f64(self.quiet_seconds),
                 max_wait: Duration::from_secs_f64(self.max_wait_seconds),
+                trailing: self.trailing_quiet,
             }),
             max_concurrent_runs: usize::from(self.max_concurrent_runs),
         })

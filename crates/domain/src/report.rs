@@ -740,6 +740,46 @@ fn push_line(body: &mut String, line: impl AsRef<str>) {
     body.push('\n');
 }
 
+/// Words of a subject an operator must act on (manual §1: 件名に「失敗」や
+/// 「エラー発生」と表示がある場合).
+const ALARMING: [&str; 3] = ["失敗", "エラー", "要確認"];
+
+/// Several reports of one tenant as one mail, oldest first: the runs for
+/// stored changes leave their reports to the next scheduled run, which sends
+/// all that are waiting at once. The subject is the first alarming one (so
+/// 「失敗」 stays in the subject the manual tells operators to look at), else
+/// the newest, with the count of the others; the body holds every report whole.
+pub fn digest(reports: &[RenderedReport]) -> Option<RenderedReport> {
+    let (newest, older) = reports.split_last()?;
+    if older.is_empty() {
+        return Some(newest.clone());
+    }
+    let lead = reports
+        .iter()
+        .find(|r| ALARMING.iter().any(|word| r.subject.contains(word)))
+        .unwrap_or(newest);
+    let mut body = String::new();
+    push_line(
+        &mut body,
+        format!("{}回分の実行結果をまとめてお知らせします。", reports.len()),
+    );
+    for (n, report) in reports.iter().enumerate() {
+        push_line(&mut body, "");
+        push_line(
+            &mut body,
+            format!("==== {}/{} {} ====", n + 1, reports.len(), report.subject),
+        );
+        body.push_str(&report.body);
+        if !report.body.ends_with('\n') {
+            body.push('\n');
+        }
+    }
+    Some(RenderedReport {
+        subject: format!("{} ほか{}件", lead.subject, older.len()),
+        body,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1351,5 +1391,41 @@ mod tests {
         for (index, report) in reports.iter().enumerate() {
             assert!(report.is_worth_sending(), "case {index}");
         }
+    }
+
+    #[test]
+    fn a_digest_keeps_every_report_and_an_alarming_subject() {
+        let r = |subject: &str, body: &str| RenderedReport {
+            subject: format!("{SUBJECT_PREFIX}店 {subject}"),
+            body: body.into(),
+        };
+        assert_eq!(digest(&[]), None);
+        let one = r("アップロード:成功 処理結果:なし", "一件\n");
+        assert_eq!(digest(std::slice::from_ref(&one)), Some(one.clone()));
+        let reports = [
+            one.clone(),
+            r("アップロード:失敗 処理結果:なし", "二件\n"),
+            r("アップロード:成功 処理結果:成功", "三件"),
+        ];
+        let got = digest(&reports).unwrap();
+        assert_eq!(
+            got.subject,
+            format!("{SUBJECT_PREFIX}店 アップロード:失敗 処理結果:なし ほか2件")
+        );
+        for (n, body) in ["一件", "二件", "三件"].iter().enumerate() {
+            assert!(got.body.contains(body), "{n}: {}", got.body);
+        }
+        assert!(got.body.starts_with("3回分の実行結果"));
+        assert!(
+            got.body.find("一件") < got.body.find("三件"),
+            "oldest first"
+        );
+        let calm = digest(&[one, r("アップロード:成功 処理結果:成功", "x")]).unwrap();
+        assert!(
+            calm.subject
+                .ends_with("アップロード:成功 処理結果:成功 ほか1件"),
+            "{}",
+            calm.subject
+        );
     }
 }

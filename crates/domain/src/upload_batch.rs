@@ -55,6 +55,10 @@ pub struct UploadBatch {
     /// On a re-sending batch: the failed file whose unapplied rows it carries.
     #[serde(default)]
     pub follows: Option<String>,
+    /// When the oldest change in the file reached the service: with the upload
+    /// time, the lag the admin screen shows.
+    #[serde(default)]
+    pub oldest_change_at: Option<DateTime<Utc>>,
 }
 
 /// Why the latest attempt of a batch did not go through, as the admin screen keys
@@ -217,6 +221,8 @@ pub struct BuiltContent {
     pub mirror_updates: Mirror,
     /// When the build finished, by the service's clock.
     pub at: DateTime<Utc>,
+    /// When the oldest of the batch's changes reached the service.
+    pub oldest_change_at: Option<DateTime<Utc>>,
 }
 
 /// One planned step of a batch.
@@ -321,6 +327,7 @@ impl UploadBatch {
             reported_in: None,
             follow_up: None,
             follows: None,
+            oldest_change_at: None,
         }
     }
 
@@ -427,6 +434,7 @@ impl UploadBatch {
         next.parked = content.parked.clone();
         next.notes = content.notes.clone();
         next.change_count = content.change_count;
+        next.oldest_change_at = content.oldest_change_at;
         next.csv_key = content.csv_key.clone();
         next.lease_until = None;
         next.updated_at = content.at.max(self.updated_at);
@@ -589,6 +597,7 @@ mod tests {
                     delta: -1,
                 }],
                 at: at(1),
+                oldest_change_at: None,
                 ..BuiltContent::default()
             },
         )
@@ -759,6 +768,7 @@ mod tests {
                 "r2",
                 &BuiltContent {
                     at: at(301),
+                    oldest_change_at: None,
                     ..Default::default()
                 },
             )

@@ -776,6 +776,19 @@ impl StockLedger for SqliteStore {
         .await
     }
 
+    async fn oldest_pending_change(&self, tenant: &TenantId) -> StoreResult<Option<DateTime<Utc>>> {
+        let tenant = tenant.0.clone();
+        self.read(move |conn| {
+            let oldest: Option<StockChange> = query_json(
+                conn,
+                "SELECT data FROM changes WHERE tenant_id = ?1 AND batch_id IS NULL ORDER BY seq LIMIT 1",
+                params![tenant],
+            )?;
+            Ok(oldest.map(|c| c.received_at))
+        })
+        .await
+    }
+
     async fn changes_of_batch(
         &self,
         tenant: &TenantId,

@@ -131,6 +131,10 @@ pub trait StockLedger: Send + Sync {
 
     async fn pending_changes(&self, tenant: &TenantId) -> StoreResult<usize>;
 
+    /// When the pending change appended first reached the service: how long
+    /// the oldest change has waited (the admin screen's lag).
+    async fn oldest_pending_change(&self, tenant: &TenantId) -> StoreResult<Option<DateTime<Utc>>>;
+
     async fn changes_of_batch(
         &self,
         tenant: &TenantId,

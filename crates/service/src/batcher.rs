@@ -140,6 +140,7 @@ async fn build_content(
         change_count: changes.len(),
         mirror_updates: completion.mirror_updates,
         at: ctx.clock.now(),
+        oldest_change_at: changes.iter().map(|c| c.received_at).min(),
     })
 }
 

@@ -8,7 +8,7 @@
 //! shape is the dispatcher, the run queue and the runner (infra/README.md).
 
 use crate::Context;
-use crate::run::{Jobs, new_run_id, run_tenant};
+use crate::run::{Jobs, Mailing, new_run_id, run_tenant_with};
 use crate::trigger::RunRequest;
 use sne_domain::TenantId;
 use sne_domain::debounce::{DebouncePolicy, Debouncer};
@@ -39,8 +39,9 @@ impl Default for DispatchConfig {
     }
 }
 
-/// What a stored change's run does: the upload and its report. The queue check
-/// and the order import keep the schedule's pace, which bounds their calls.
+/// What a stored change's run does: the upload, with its report left in the
+/// outbox for the next scheduled run to mail. The queue check and the order
+/// import keep the schedule's pace, which bounds their calls.
 pub const JOBS_FOR_CHANGES: Jobs = Jobs::Upload;
 
 pub fn spawn_dispatcher(
@@ -184,7 +185,13 @@ async fn run_one(ctx: &Context, tenant_id: &TenantId, jobs: Jobs) {
     match ctx.storage.tenant(tenant_id).await {
         Ok(Some(tenant)) => {
             let run_id = new_run_id(ctx);
-            run_tenant(ctx, &tenant, jobs, &run_id).await;
+            // A run only for stored changes leaves its mail to the schedule.
+            let mailing = if jobs == JOBS_FOR_CHANGES {
+                Mailing::Defer
+            } else {
+                Mailing::Send
+            };
+            run_tenant_with(ctx, &tenant, jobs, &run_id, mailing).await;
             tracing::info!(tenant = %tenant_id, ?jobs, "run finished");
         }
         Ok(None) => tracing::warn!(tenant = %tenant_id, "run requested for unknown tenant"),

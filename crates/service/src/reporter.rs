@@ -2,7 +2,7 @@
 //! there, so a report that cannot be sent now goes out with a later run (design.md §5).
 
 use crate::Context;
-use sne_domain::report::{QueueOutcome, RunReport};
+use sne_domain::report::{QueueOutcome, RenderedReport, RunReport, digest};
 use sne_domain::row_application::unapplied_lines;
 use sne_domain::tenant::Tenant;
 use sne_domain::upload_csv::csv_file_name;
@@ -96,10 +96,15 @@ async fn retry_file(
     }))
 }
 
-/// Sends every unsent report of the tenant, oldest first. Each is claimed before
-/// it is sent, so runs that overlap (two processes, two Lambdas) never send the
-/// same report twice while a claim runs; one whose sender died goes out with the
-/// first run after its lease (`report_send_lease`).
+/// Most reports one mail gathers: a digest stays well under the mail size
+/// limits (SES: 40 MB) with each report's CSVs attached.
+pub const MAX_REPORTS_PER_MAIL: usize = 30;
+
+/// Sends every unsent report of the tenant, oldest first; reports waiting
+/// together for the same recipients go as one mail ([`digest`]). Each is
+/// claimed before it is sent, so runs that overlap (two processes, two
+/// Lambdas) never send the same report twice while a claim runs; one whose
+/// sender died goes out with the first run after its lease (`report_send_lease`).
 pub async fn send_pending(ctx: &Context, tenant: &Tenant) -> SendOutcome {
     let mut outcome = SendOutcome::default();
     let pending = match ctx.storage.pending_reports(&tenant.id).await {
@@ -112,6 +117,7 @@ pub async fn send_pending(ctx: &Context, tenant: &Tenant) -> SendOutcome {
     let owner = format!("send-{}", uuid::Uuid::new_v4().simple());
     let lease = chrono::Duration::from_std(ctx.config.report_send_lease)
         .unwrap_or(chrono::Duration::minutes(5));
+    let mut claimed: Vec<OutboxReport> = Vec::new();
     for report in pending {
         let now = ctx.clock.now();
         match ctx
@@ -119,55 +125,101 @@ pub async fn send_pending(ctx: &Context, tenant: &Tenant) -> SendOutcome {
             .claim_report(&tenant.id, &report.id, &owner, now, now + lease)
             .await
         {
-            Ok(true) => {}
+            Ok(true) => claimed.push(report),
             Ok(false) => {
                 tracing::info!(tenant = %tenant.id, report = %report.id, "report being sent by another run");
                 outcome.skipped += 1;
-                continue;
             }
             Err(e) => {
                 // Unclaimed, it stays pending for the next run.
                 tracing::warn!(tenant = %tenant.id, report = %report.id, error = %e, "report not claimed");
                 outcome.failed += 1;
-                continue;
             }
         }
-        match send_one(ctx, &report).await {
+    }
+    for group in mail_groups(claimed) {
+        match send_group(ctx, &group).await {
             Ok(()) => {
-                match ctx
-                    .storage
-                    .mark_report_sent(&tenant.id, &report.id, &owner, ctx.clock.now())
-                    .await
-                {
-                    Ok(true) => {}
-                    // The send outlasted the lease and another run took the report
-                    // over: it may go out twice, the price of not losing it.
-                    Ok(false) => tracing::warn!(
-                        tenant = %tenant.id, report = %report.id,
-                        "report sent after its claim was taken over"
-                    ),
-                    // The mail went out; at worst it is sent once more after the lease.
-                    Err(e) => {
-                        tracing::error!(tenant = %tenant.id, error = %e, "sent report not marked")
+                for report in &group {
+                    match ctx
+                        .storage
+                        .mark_report_sent(&tenant.id, &report.id, &owner, ctx.clock.now())
+                        .await
+                    {
+                        Ok(true) => {}
+                        // The send outlasted the lease and another run took the report
+                        // over: it may go out twice, the price of not losing it.
+                        Ok(false) => tracing::warn!(
+                            tenant = %tenant.id, report = %report.id,
+                            "report sent after its claim was taken over"
+                        ),
+                        // The mail went out; at worst it is sent once more after the lease.
+                        Err(e) => {
+                            tracing::error!(tenant = %tenant.id, error = %e, "sent report not marked")
+                        }
                     }
                 }
-                outcome.sent += 1;
+                outcome.sent += group.len();
             }
             Err(e) => {
-                tracing::warn!(tenant = %tenant.id, report = %report.id, error = %e, "report not sent");
-                if let Err(e) = ctx
-                    .storage
-                    .record_report_failure(&tenant.id, &report.id, &owner, &e)
-                    .await
-                {
-                    // The claim runs out by itself; the next run after it retries.
-                    tracing::warn!(tenant = %tenant.id, error = %e, "report failure not recorded");
+                for report in &group {
+                    tracing::warn!(tenant = %tenant.id, report = %report.id, error = %e, "report not sent");
+                    if let Err(e) = ctx
+                        .storage
+                        .record_report_failure(&tenant.id, &report.id, &owner, &e)
+                        .await
+                    {
+                        // The claim runs out by itself; the next run after it retries.
+                        tracing::warn!(tenant = %tenant.id, error = %e, "report failure not recorded");
+                    }
                 }
-                outcome.failed += 1;
+                outcome.failed += group.len();
             }
         }
     }
     outcome
+}
+
+/// Consecutive reports for the same recipients, at most
+/// [`MAX_REPORTS_PER_MAIL`] a mail, oldest first.
+fn mail_groups(reports: Vec<OutboxReport>) -> Vec<Vec<OutboxReport>> {
+    let mut groups: Vec<Vec<OutboxReport>> = Vec::new();
+    for report in reports {
+        match groups.last_mut() {
+            Some(group) if group.len() < MAX_REPORTS_PER_MAIL && group[0].to == report.to => {
+                group.push(report)
+            }
+            _ => groups.push(vec![report]),
+        }
+    }
+    groups
+}
+
+async fn send_group(ctx: &Context, group: &[OutboxReport]) -> Result<(), String> {
+    let rendered: Vec<RenderedReport> = group
+        .iter()
+        .map(|r| RenderedReport {
+            subject: r.subject.clone(),
+            body: r.body.clone(),
+        })
+        .collect();
+    let Some(mail) = digest(&rendered) else {
+        return Ok(());
+    };
+    let mut attachments = Vec::new();
+    for report in group {
+        attachments.extend(report.attachments.iter().cloned());
+    }
+    send_one(
+        ctx,
+        &OutboxReport {
+            subject: mail.subject,
+            body: mail.body,
+            attachments,
+            ..group[0].clone()
+        },
+    )
+    .await
 }
 
 async fn send_one(ctx: &Context, report: &OutboxReport) -> Result<(), String> {

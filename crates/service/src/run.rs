@@ -45,7 +45,28 @@ pub fn new_run_id(ctx: &Context) -> String {
     )
 }
 
+/// When a run's report is mailed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mailing {
+    /// With every report waiting, as one mail: the schedule, 「今すぐ実行」, `run`.
+    Send,
+    /// Left in the outbox for the next run that sends: the runs for stored
+    /// changes, which may come every few seconds, so a shop gets one mail a
+    /// schedule rather than one a file.
+    Defer,
+}
+
 pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str) -> TenantRun {
+    run_tenant_with(ctx, tenant, jobs, run_id, Mailing::Send).await
+}
+
+pub async fn run_tenant_with(
+    ctx: &Context,
+    tenant: &Tenant,
+    jobs: Jobs,
+    run_id: &str,
+    mailing: Mailing,
+) -> TenantRun {
     let check = if matches!(jobs, Jobs::CheckQueue | Jobs::Stock | Jobs::All) {
         Some(run_check(ctx, tenant).await)
     } else {
@@ -126,7 +147,10 @@ pub async fn run_tenant(ctx: &Context, tenant: &Tenant, jobs: Jobs, run_id: &str
             }
         }
     }
-    let mail = send_pending(ctx, tenant).await;
+    let mail = match mailing {
+        Mailing::Send => send_pending(ctx, tenant).await,
+        Mailing::Defer => SendOutcome::default(),
+    };
     TenantRun {
         tenant: tenant.clone(),
         report,

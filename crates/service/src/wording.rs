@@ -327,6 +327,24 @@ pub const LOGGED_OUT: &str = "ログアウトしました。";
 
 pub const DASHBOARD_TITLE: &str = "ダッシュボード";
 
+/// A wait as operators read it: 「8秒」, 「2分5秒」, 「3時間12分」.
+pub fn elapsed(wait: chrono::Duration) -> String {
+    let secs = wait.num_seconds().max(0);
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) => format!("{s}秒"),
+        (0, m, s) => format!("{m}分{s}秒"),
+        (h, m, _) => format!("{h}時間{m}分"),
+    }
+}
+
+pub fn waiting_since(wait: chrono::Duration) -> String {
+    format!("{}前から", elapsed(wait))
+}
+
+pub fn upload_lag(lag: chrono::Duration, uploaded_at: impl std::fmt::Display) -> String {
+    format!("{}({uploaded_at} の送信)", elapsed(lag))
+}
+
 pub const PARKED_NOT_REGISTERED: &str = "ネクストエンジンに未登録";
 
 pub const PARKED_INVALID_CODE: &str =

@@ -1357,3 +1357,41 @@ async fn unapplied_rows_of_a_failed_file_are_re_sent_once_by_its_own_tenant() {
     assert!(page.contains("未反映の行をファイル"), "{page}");
     assert!(!page.contains(&format!("id=\"resend-{batch}\"")), "{page}");
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_how_long_changes_wait_and_the_last_uploads_lag() {
+    let env = Env::start(true).await;
+    env.connect_a().await;
+    let a_tenant = env.tenant(&env.a.id).await;
+    let mut a = Browser::logged_in(&env, EMAIL_A).await;
+    let html = a.get("/").await.text();
+    assert!(html.contains("0 件</dd>"), "nothing waits: {html}");
+    assert!(html.contains("まだありません"), "no upload yet");
+
+    let params = r#"{"data":[{"table_name":"Stock","rows":[{"id":"41","storeId":"1","productId":"8000001","amount":"-1","stockAmount":"9","stockDivision":"02","updDateTime":"2026-11-27 10:00:00"}]}]}"#;
+    let body = serde_urlencoded::to_string([
+        ("proc_name", "stock_send"),
+        ("params", params),
+        ("contract_id", CONTRACT_A),
+        ("code", a_tenant.customer_code.as_str()),
+    ])
+    .unwrap();
+    assert_eq!(webhook(&env.router(), body).await.0, StatusCode::OK);
+    env.advance(chrono::Duration::seconds(75));
+    let html = a.get("/").await.text();
+    assert!(html.contains("1 件(最も古いもの: 1分15秒前から)"), "{html}");
+
+    let run =
+        sne_service::run::run_tenant(&env.ctx, &a_tenant, sne_service::run::Jobs::Upload, "r1")
+            .await;
+    assert!(matches!(
+        run.report.upload,
+        sne_domain::report::UploadSection::Uploaded { .. }
+    ));
+    let html = a.get("/").await.text();
+    assert!(html.contains("0 件</dd>"), "{html}");
+    assert!(
+        html.contains("1分15秒(") && html.contains("の送信)"),
+        "{html}"
+    );
+}

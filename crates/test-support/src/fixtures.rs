@@ -60,6 +60,7 @@ pub async fn frozen_file(
                 change_count: lines.len(),
                 lines,
                 at: now,
+                oldest_change_at: None,
                 ..Default::default()
             },
         )

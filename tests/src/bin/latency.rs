@@ -5,7 +5,7 @@
 //! that holds its change, and prints p50/p95/p99 for the debounced runs beside
 //! the same figure with the schedule alone.
 //!
-//! `cargo run -p sne-e2e --bin latency -- --mode both`
+//! `cargo run -p sne-e2e --bin latency` (`--mode fixed|trailing|schedule-only|all`)
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
@@ -41,7 +41,7 @@ struct Args {
     every_seconds: u64,
     #[arg(long, default_value_t = 4)]
     max_concurrent_runs: usize,
-    #[arg(long, value_enum, default_value_t = Mode::Both)]
+    #[arg(long, value_enum, default_value_t = Mode::All)]
     mode: Mode,
     #[arg(long, default_value_t = 20261202)]
     seed: u64,
@@ -49,9 +49,13 @@ struct Args {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Mode {
-    Debounced,
+    /// The default debounce: a fixed quiet window.
+    Fixed,
+    /// `--trailing-quiet`: every push restarts the window, up to the max wait.
+    Trailing,
     ScheduleOnly,
-    Both,
+    /// All three, one after another.
+    All,
 }
 
 /// Each push sells a product of its own, so the file that holds it is known.
@@ -61,8 +65,7 @@ const PRODUCTS_PER_TENANT: usize = 60;
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -74,21 +77,35 @@ async fn main() -> anyhow::Result<()> {
         "{} pushes at random moments over {} s across {} tenants, at most {} runs at once",
         args.pushes, args.seconds, args.tenants, args.max_concurrent_runs
     );
-    if matches!(args.mode, Mode::Debounced | Mode::Both) {
+    for trailing in [false, true] {
+        let wanted = if trailing {
+            Mode::Trailing
+        } else {
+            Mode::Fixed
+        };
+        if args.mode != wanted && args.mode != Mode::All {
+            continue;
+        }
         let debounce = DebouncePolicy {
             quiet: Duration::from_secs_f64(args.quiet_seconds),
             max_wait: Duration::from_secs_f64(args.max_wait_seconds),
+            trailing,
         };
         let figures = measure(&args, Some(debounce)).await?;
+        let label = if trailing {
+            format!(
+                "trailing quiet window {} s, max wait {} s",
+                args.quiet_seconds, args.max_wait_seconds
+            )
+        } else {
+            format!("fixed quiet window {} s (default)", args.quiet_seconds)
+        };
         print(
-            &format!(
-                "debounced (quiet {} s, max wait {} s; schedule {} s)",
-                args.quiet_seconds, args.max_wait_seconds, args.every_seconds
-            ),
+            &format!("{label}, schedule every {} s", args.every_seconds),
             &figures,
         );
     }
-    if matches!(args.mode, Mode::ScheduleOnly | Mode::Both) {
+    if matches!(args.mode, Mode::ScheduleOnly | Mode::All) {
         let figures = measure(&args, None).await?;
         print(
             &format!("schedule only (every {} s)", args.every_seconds),
@@ -277,7 +294,11 @@ async fn measure(args: &Args, debounce: Option<DebouncePolicy>) -> anyhow::Resul
     let pushed = pushed.lock().expect("lock").clone();
     let latencies: Vec<Duration> = pushed
         .iter()
-        .filter_map(|(key, at)| received.get(key).map(|got| got.saturating_duration_since(*at)))
+        .filter_map(|(key, at)| {
+            received
+                .get(key)
+                .map(|got| got.saturating_duration_since(*at))
+        })
         .collect();
     Ok(Figures {
         missing: pushed.len() - latencies.len(),

@@ -411,6 +411,7 @@ gated_storage!(StockLedger {
     fn append_changes(&self, tenant: &TenantId, changes: &[StockChange]) -> StoreResult<AppendOutcome>;
     fn claim_batch(&self, tenant: &TenantId, claim: &ClaimRequest) -> StoreResult<Option<ClaimedBatch>>;
     fn pending_changes(&self, tenant: &TenantId) -> StoreResult<usize>;
+    fn oldest_pending_change(&self, tenant: &TenantId) -> StoreResult<Option<DateTime<Utc>>>;
     fn changes_of_batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Vec<StockChange>>;
 });
 

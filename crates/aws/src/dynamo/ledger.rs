@@ -442,6 +442,16 @@ impl StockLedger for DynamoStore {
         self.count(&tenant_pk(tenant), "PEND#").await
     }
 
+    async fn oldest_pending_change(&self, tenant: &TenantId) -> StoreResult<Option<DateTime<Utc>>> {
+        let first = self
+            .query(&tenant_pk(tenant), "PEND#", true, Some(1))
+            .await?;
+        first
+            .first()
+            .map(|item| body::<StockChange>(item).map(|c| c.received_at))
+            .transpose()
+    }
+
     async fn changes_of_batch(
         &self,
         tenant: &TenantId,

@@ -33,6 +33,7 @@ pub async fn finish_build_is_conditional_and_writes_the_mirror<S: Storage + 'sta
         csv_key: Some(format!("tenants/{a}/uploads/2026/11/27/b1.csv")),
         mirror_updates: mirror.clone(),
         at: minutes(1),
+        oldest_change_at: None,
     };
 
     assert_conflict(
@@ -88,6 +89,7 @@ pub async fn finish_build_is_conditional_and_writes_the_mirror<S: Storage + 'sta
             &BuiltContent {
                 mirror_updates: newer.clone(),
                 change_count: 1,
+                oldest_change_at: None,
                 ..Default::default()
             },
         )

@@ -32,6 +32,7 @@ pub async fn tenants_are_isolated<S: Storage + 'static>(fresh: Fresh<S>) {
             "run",
             &BuiltContent {
                 mirror_updates: mirror.clone(),
+                oldest_change_at: None,
                 ..built(lines())
             },
         )
@@ -235,6 +236,7 @@ pub async fn tenants_are_isolated<S: Storage + 'static>(fresh: Fresh<S>) {
             "run-b",
             &BuiltContent {
                 mirror_updates: b_mirror,
+                oldest_change_at: None,
                 ..built(vec![])
             },
         )

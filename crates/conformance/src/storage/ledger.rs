@@ -399,3 +399,38 @@ pub async fn lease_blocks_others_until_it_expires<S: Storage + 'static>(fresh: F
     assert_eq!((rest.batch_id.as_str(), rest.resumed), ("b4", false));
     assert_eq!(keys(&rest.changes), keys(&all[2..]));
 }
+
+pub async fn the_oldest_pending_change_is_told<S: Storage + 'static>(fresh: Fresh<S>) {
+    let (store, other) = (&*fresh.first, &*fresh.second);
+    let a = fresh.tenant("a");
+    let b = fresh.tenant("b");
+    assert_eq!(store.oldest_pending_change(&a).await.unwrap(), None);
+    let at = |minutes| t0() + chrono::Duration::minutes(minutes);
+    let mut first = changes("o", 0..2);
+    first[0].received_at = at(1);
+    first[1].received_at = at(2);
+    store.append_changes(&a, &first).await.unwrap();
+    let mut later = changes("o", 2..3);
+    later[0].received_at = at(3);
+    other.append_changes(&a, &later).await.unwrap();
+    assert_eq!(other.oldest_pending_change(&a).await.unwrap(), Some(at(1)));
+    assert_eq!(
+        store.oldest_pending_change(&b).await.unwrap(),
+        None,
+        "per tenant"
+    );
+    store
+        .claim_batch(&a, &claim_at("b1", "run", t0(), 100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.oldest_pending_change(&a).await.unwrap(),
+        None,
+        "claimed changes are not pending"
+    );
+    let mut newest = changes("o", 3..4);
+    newest[0].received_at = at(9);
+    store.append_changes(&a, &newest).await.unwrap();
+    assert_eq!(store.oldest_pending_change(&a).await.unwrap(), Some(at(9)));
+}

@@ -33,6 +33,7 @@ where
     ne_tokens_swap_only_over_the_expected_token(make().await).await;
     product_pairs_add_or_replace(make().await).await;
     append_is_idempotent(make().await).await;
+    the_oldest_pending_change_is_told(make().await).await;
     concurrent_appends_count_each_change_once(make().await).await;
     a_large_push_is_appended_whole(make().await).await;
     claims_follow_append_order(make().await).await;
@@ -68,6 +69,7 @@ macro_rules! storage_tests {
             ne_tokens_swap_only_over_the_expected_token,
             product_pairs_add_or_replace,
             append_is_idempotent,
+            the_oldest_pending_change_is_told,
             concurrent_appends_count_each_change_once,
             a_large_push_is_appended_whole,
             claims_follow_append_order,

@@ -219,6 +219,15 @@ pub async fn show(
         .collect();
 
     let pending_changes = store.pending_changes(&tenant.id).await?;
+    let oldest_pending = store
+        .oldest_pending_change(&tenant.id)
+        .await?
+        .map(|at| wording::waiting_since(now - at));
+    // Newest first: the newest file that went up and knows its oldest change.
+    let last_upload_lag = batches.iter().find_map(|b| {
+        let (oldest, sent) = (b.oldest_change_at?, b.upload_started_at?);
+        Some(wording::upload_lag(sent - oldest, jst(sent)))
+    });
     let (flash, clear) = take_flash(&ctx, &headers);
     let view = DashboardPage {
         layout: Layout {
@@ -235,6 +244,8 @@ pub async fn show(
         parked,
         order_import_on: tenant.order_import.enabled,
         pending_changes,
+        oldest_pending,
+        last_upload_lag,
         indistinguishable_changes,
     };
     page(&ctx, &view, clear)

@@ -70,6 +70,10 @@ pub struct DashboardPage {
     pub parked: Vec<ParkedRow>,
     pub order_import_on: bool,
     pub pending_changes: usize,
+    /// How long the oldest pending change has waited, if any does.
+    pub oldest_pending: Option<String>,
+    /// From the oldest change of the newest uploaded file to its upload.
+    pub last_upload_lag: Option<String>,
     /// Rows of the last 7 days counted without anything telling them from a resend.
     pub indistinguishable_changes: usize,
 }
