@@ -1,5 +1,6 @@
 //! AWS adapters of smaregi-ne's ports: every storage port on one DynamoDB table,
-//! blobs in S3, mail through SES v2, run requests as EventBridge events.
+//! blobs in S3, mail through SES v2, 「今すぐ実行」 as EventBridge events and the
+//! run queue on SQS FIFO.
 //! See `README.md` beside this crate for the table design.
 
 mod config;
@@ -7,6 +8,7 @@ mod dynamo;
 mod events;
 mod s3;
 mod ses;
+mod sqs;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -15,7 +17,8 @@ pub use dynamo::{DynamoStore, MAX_TRANSACTION_ITEMS};
 pub use events::{EVENT_SOURCE, EventBridgeTrigger, RUN_REQUESTED};
 pub use s3::{MAX_URL_EXPIRY, S3BlobStore};
 pub use ses::SesMailer;
+pub use sqs::{SQS_BATCH_LIMIT, SqsRunQueue};
 
 // Re-exported so callers build clients without naming the SDK crates themselves.
 pub use aws_config::SdkConfig;
-pub use {aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_s3, aws_sdk_sesv2};
+pub use {aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_s3, aws_sdk_sesv2, aws_sdk_sqs};

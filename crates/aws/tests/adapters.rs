@@ -1,4 +1,4 @@
-//! S3, SES and EventBridge adapters against moto, through the real SDK.
+//! S3, SES, EventBridge and SQS adapters against moto, through the real SDK.
 
 use mail_parser::MimeHeaders;
 use sne_aws::testing::{MotoServer, unique_name};
@@ -208,4 +208,106 @@ async fn a_missing_bus_is_an_error() {
         .request_run(&TenantId("t".into()))
         .await;
     assert!(result.is_err(), "{result:?}");
+}
+
+async fn fifo_queue(sqs: &aws_sdk_sqs::Client) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    sqs.create_queue()
+        .queue_name(format!("{}.fifo", unique_name("runs")))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_run_queue_keeps_one_message_per_run_and_groups_by_tenant() {
+    use sne_domain::run_message::RunMessage;
+    use sne_ports::RunQueue;
+    let moto = MotoServer::shared().await;
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let queue_url = fifo_queue(&sqs).await;
+    let queue = sne_aws::SqsRunQueue::new(sqs.clone(), &queue_url);
+    let at = chrono::Utc::now();
+    let quiet = Duration::from_secs(5);
+    let a = TenantId("t_a".into());
+    let b = TenantId("t_b".into());
+    // A burst of pushes for a, in one call and in several: one run. More than
+    // one SendMessageBatch's worth of schedule messages all go in.
+    let burst: Vec<RunMessage> = (0..3)
+        .map(|_| RunMessage::changes(a.clone(), at, quiet))
+        .collect();
+    queue.enqueue(&burst).await.unwrap();
+    queue
+        .enqueue(&[RunMessage::changes(a.clone(), at, quiet)])
+        .await
+        .unwrap();
+    let schedule: Vec<RunMessage> = (0..12)
+        .map(|n| RunMessage::schedule(TenantId(format!("t_s{n:02}")), at))
+        .collect();
+    queue.enqueue(&schedule).await.unwrap();
+    queue
+        .enqueue(&[RunMessage::now(b.clone(), at)])
+        .await
+        .unwrap();
+
+    let mut got: Vec<(String, serde_json::Value)> = Vec::new();
+    for _ in 0..10 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let group = m
+                .attributes()
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                })
+                .cloned()
+                .unwrap_or_default();
+            got.push((group, serde_json::from_str(m.body().unwrap()).unwrap()));
+            sqs.delete_message()
+                .queue_url(&queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        if got.len() >= 14 {
+            break;
+        }
+    }
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(got.len(), 14, "{got:?}");
+    assert_eq!(
+        got.iter().filter(|(g, _)| g == "t_a").count(),
+        1,
+        "the burst is one message"
+    );
+    for (group, body) in &got {
+        assert_eq!(body["tenant_id"], group.as_str(), "grouped by tenant");
+    }
+    let b_body = &got.iter().find(|(g, _)| g == "t_b").unwrap().1;
+    assert_eq!(b_body["reason"], "now");
+}
+
+#[tokio::test]
+async fn a_queue_that_does_not_exist_is_an_error() {
+    use sne_ports::RunQueue;
+    let moto = MotoServer::shared().await;
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let queue = sne_aws::SqsRunQueue::new(
+        sqs,
+        format!("{}/123456789012/missing.fifo", moto.endpoint()),
+    );
+    let message =
+        sne_domain::run_message::RunMessage::now(TenantId("t".into()), chrono::Utc::now());
+    assert!(queue.enqueue(&[message]).await.is_err());
 }

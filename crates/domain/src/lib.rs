@@ -19,6 +19,7 @@ pub mod que_message;
 pub mod report;
 pub mod row_application;
 pub mod rules;
+pub mod run_message;
 pub mod tenant;
 pub mod time;
 pub mod upload_batch;

@@ -15,6 +15,38 @@ pub const SESSION_SECRET: &str = "SNE_SESSION_SECRET";
 pub const SMAREGI_API_URL: &str = "SNE_SMAREGI_API_URL";
 pub const PUBLIC_URL: &str = "SNE_PUBLIC_URL";
 pub const MAIL_FROM: &str = "SNE_MAIL_FROM";
+/// The run queue (SQS FIFO) the webhook and the dispatcher send to.
+pub const RUN_QUEUE_URL: &str = "SNE_RUN_QUEUE_URL";
+/// The quiet window in seconds: the run queue's delay, and the span within
+/// which the webhook's messages for one tenant are one (default 5).
+pub const RUN_QUIET_SECONDS: &str = "SNE_RUN_QUIET_SECONDS";
+
+/// The run queue's URL and quiet window from the environment.
+pub fn run_queue() -> anyhow::Result<(String, std::time::Duration)> {
+    run_queue_from(|name| std::env::var(name).ok())
+}
+
+pub fn run_queue_from(
+    get: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<(String, std::time::Duration)> {
+    let value = |name: &str| {
+        get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(url) = value(RUN_QUEUE_URL) else {
+        bail!("environment variable {RUN_QUEUE_URL} is not set");
+    };
+    let quiet = match value(RUN_QUIET_SECONDS) {
+        None => 5,
+        Some(text) => match text.parse::<u64>() {
+            // The queue's delay may be 0 to 900 seconds.
+            Ok(secs) if (1..=900).contains(&secs) => secs,
+            _ => bail!("{RUN_QUIET_SECONDS} must be whole seconds from 1 to 900, not {text:?}"),
+        },
+    };
+    Ok((url, std::time::Duration::from_secs(quiet)))
+}
 
 /// External endpoints and identities; the real services are the defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,6 @@
-//! The scheduled functions' handler: an EventBridge event in, the jobs of one run
-//! out. Written against a [`Context`] so tests drive it with embedded storage.
+//! The scheduled functions' handler (queue checker, order importer): an
+//! EventBridge event in, the jobs of one run out. Written against a
+//! [`Context`] so tests drive it with embedded storage.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
@@ -8,7 +9,7 @@ use serde_json::Value;
 use sne_domain::TenantId;
 use sne_domain::report::UploadSection;
 use sne_service::Context;
-use sne_service::run::{Jobs, TenantRun, new_run_id, run_all, run_tenant};
+use sne_service::run::{Jobs, TenantRun, run_all};
 
 pub type ScheduledEvent = EventBridgeEvent<Value>;
 
@@ -18,12 +19,11 @@ pub use sne_aws::{EVENT_SOURCE as RUN_REQUEST_SOURCE, RUN_REQUESTED as RUN_REQUE
 const SCHEDULE_SOURCE: &str = "aws.events";
 const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
 
-/// Which function is handling the event.
+/// Which scheduled function is handling the event. The uploader is no longer
+/// one: the dispatcher turns its schedule into one run message per tenant
+/// (`crate::dispatch`), which the uploader runs (`crate::runner`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScheduledJob {
-    /// Queue check, upload and report; also serves 「今すぐ実行」 for one tenant.
-    /// Not the order import: two functions importing at once would race.
-    Uploader,
     /// Only the queue check (and the report it produces).
     QueueChecker,
     /// NextEngine orders → Smaregi 出荷, for the tenants with the import on.
@@ -33,14 +33,9 @@ pub enum ScheduledJob {
 impl ScheduledJob {
     fn jobs(self) -> Jobs {
         match self {
-            ScheduledJob::Uploader => Jobs::Stock,
             ScheduledJob::QueueChecker => Jobs::CheckQueue,
             ScheduledJob::OrderImporter => Jobs::ImportOrders,
         }
-    }
-
-    fn accepts_run_requests(self) -> bool {
-        matches!(self, ScheduledJob::Uploader)
     }
 }
 
@@ -69,14 +64,27 @@ pub enum EventError {
     UnknownTenant(String),
 }
 
-/// Rejects what this function was not subscribed to, so that a mis-routed rule
-/// shows up as an error (and in the alarm) instead of as an unexpected run.
-pub fn classify(job: ScheduledJob, event: &ScheduledEvent) -> Result<Invocation, EventError> {
+/// Rejects what a scheduled function was not subscribed to, so that a
+/// mis-routed rule shows up as an error (and in the alarm) instead of as an
+/// unexpected run. Run requests go to the dispatcher only.
+pub fn classify(event: &ScheduledEvent) -> Result<(), EventError> {
+    classify_event(event, false).map(|_| ())
+}
+
+/// The dispatcher's events: its schedule and 「今すぐ実行」.
+pub fn classify_dispatch(event: &ScheduledEvent) -> Result<Invocation, EventError> {
+    classify_event(event, true)
+}
+
+fn classify_event(
+    event: &ScheduledEvent,
+    accepts_run_requests: bool,
+) -> Result<Invocation, EventError> {
     let source = event.source.as_str();
     let detail_type = event.detail_type.as_str();
     match (source, detail_type) {
         (SCHEDULE_SOURCE, SCHEDULE_DETAIL_TYPE) => Ok(Invocation::AllTenants),
-        (RUN_REQUEST_SOURCE, RUN_REQUEST_DETAIL_TYPE) if job.accepts_run_requests() => {
+        (RUN_REQUEST_SOURCE, RUN_REQUEST_DETAIL_TYPE) if accepts_run_requests => {
             let request: RunRequested = serde_json::from_value(event.detail.clone())
                 .map_err(|e| EventError::BadRunRequest(e.to_string()))?;
             let tenant = request.tenant_id.trim();
@@ -131,26 +139,15 @@ impl From<&TenantRun> for TenantSummary {
 
 /// Runs what the event asks for. A tenant whose run failed is not an error of the
 /// invocation: its failure is in its report and the next run retries. Errors are
-/// what no run could start for (storage down, unknown tenant, stray event), which
+/// what no run could start for (storage down, a stray event), which
 /// Lambda then retries and finally sends to the dead-letter queue.
 pub async fn handle_scheduled(
     ctx: &Context,
     job: ScheduledJob,
     event: LambdaEvent<ScheduledEvent>,
 ) -> Result<RunSummary, lambda_runtime::Error> {
-    let invocation = classify(job, &event.payload)?;
-    let runs = match invocation {
-        Invocation::AllTenants => run_all(ctx, job.jobs()).await?,
-        Invocation::Tenant(id) => {
-            let tenant = ctx
-                .storage
-                .tenant(&id)
-                .await?
-                .ok_or_else(|| EventError::UnknownTenant(id.0.clone()))?;
-            let run_id = new_run_id(ctx);
-            vec![run_tenant(ctx, &tenant, job.jobs(), &run_id).await]
-        }
-    };
+    classify(&event.payload)?;
+    let runs = run_all(ctx, job.jobs()).await?;
     let summary = RunSummary {
         tenants: runs.iter().map(TenantSummary::from).collect(),
     };

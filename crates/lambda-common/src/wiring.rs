@@ -3,12 +3,14 @@
 //! functions whose role reaches it (the Lambda counterpart of
 //! `crates/operator/src/local.rs`).
 
+use crate::dispatch::DispatchContext;
 use crate::env::{self, Endpoints};
 use anyhow::Context as _;
 use aws_config::SdkConfig;
-use sne_aws::{AwsSettings, DynamoStore, EventBridgeTrigger, S3BlobStore, SesMailer};
+use sne_aws::{AwsSettings, DynamoStore, EventBridgeTrigger, S3BlobStore, SesMailer, SqsRunQueue};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::SystemClock;
+use sne_service::trigger::QueueTrigger;
 use sne_service::webhook::WebhookContext;
 use sne_service::{AdminContext, Context, Core, ServiceConfig, SessionSecret};
 use sne_smaregi::SmaregiClient;
@@ -41,8 +43,9 @@ pub async fn admin_context_from_env() -> anyhow::Result<AdminContext> {
     Ok(ctx)
 }
 
-/// The webhook function's context: the table and the clock, nothing else — no
-/// API client, bucket, mail or event bus is built, as its role reaches none.
+/// The webhook function's context: the table, the clock and the run queue,
+/// nothing else — no API client, bucket, mail or event bus is built, as its
+/// role reaches none.
 pub async fn webhook_context_from_env() -> anyhow::Result<WebhookContext> {
     let sdk = sne_aws::aws_sdk_config().await;
     let settings = AwsSettings::from_env()?;
@@ -50,23 +53,33 @@ pub async fn webhook_context_from_env() -> anyhow::Result<WebhookContext> {
         aws_sdk_dynamodb::Client::new(&sdk),
         settings.table_name,
     ));
+    let (queue_url, quiet) = env::run_queue()?;
+    let clock = Arc::new(SystemClock);
     Ok(WebhookContext {
         tenants: store.clone(),
         ledger: store,
-        clock: Arc::new(SystemClock),
-        runs: Arc::new(ChangesWaitForSchedule),
+        clock: clock.clone(),
+        runs: Arc::new(QueueTrigger {
+            queue: Arc::new(SqsRunQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url)),
+            clock,
+            quiet,
+        }),
     })
 }
 
-/// The webhook function's run requests until it has a run queue: a stored push
-/// waits for the uploader's schedule.
-struct ChangesWaitForSchedule;
-
-#[async_trait::async_trait]
-impl sne_ports::RunTrigger for ChangesWaitForSchedule {
-    async fn request_run(&self, _tenant: &sne_domain::TenantId) -> Result<(), String> {
-        Err("the webhook function requests no runs but for stored changes".into())
-    }
+/// The dispatcher function's context: the table (for the tenants) and the run
+/// queue, nothing else.
+pub async fn dispatch_context_from_env() -> anyhow::Result<DispatchContext> {
+    let sdk = sne_aws::aws_sdk_config().await;
+    let settings = AwsSettings::from_env()?;
+    let (queue_url, _) = env::run_queue()?;
+    Ok(DispatchContext {
+        tenants: Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            settings.table_name,
+        )),
+        queue: Arc::new(SqsRunQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url)),
+    })
 }
 
 /// The admin screen's cookie key; at least 32 bytes, since a short HMAC key would

@@ -1,7 +1,9 @@
-//! The built `bootstrap` binaries of the webhook and uploader functions, run as
-//! Lambda would run them (a runtime API, environment variables), against moto and
-//! both simulators: a Smaregi push through the webhook, then a scheduled run that
-//! uploads it to NextEngine.
+//! The built `bootstrap` binaries of the webhook, dispatcher and uploader
+//! functions, run as Lambda would run them (a runtime API, environment
+//! variables), against moto and both simulators: a Smaregi push through the
+//! webhook puts a run message on the run queue (SQS FIFO), the uploader runs it
+//! and uploads the push to NextEngine; the schedule's dispatcher puts a message
+//! per tenant on the queue, whose run checks the queue and mails the reports.
 //!
 //! The binaries are built by this test itself (`cargo build --workspace --bins
 //! --tests`, a no-op when they are fresh), so `cargo test -p sne-lambda-e2e`
@@ -52,9 +54,51 @@ fn push_event(code: &str) -> Value {
 
 fn scheduled_event() -> Value {
     serde_json::from_str(include_str!(
-        "../../lambdas/uploader/tests/data/scheduled_event.json"
+        "../../lambda-common/tests/data/scheduled_event.json"
     ))
     .unwrap()
+}
+
+/// What the run queue holds now, as the event Lambda's SQS event source would
+/// deliver (and then delete) it.
+async fn take_messages(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> (Value, Vec<Value>) {
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("receive");
+    let mut records = Vec::new();
+    let mut bodies = Vec::new();
+    for message in out.messages() {
+        let attributes: serde_json::Map<String, Value> = message
+            .attributes()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str().to_string(), Value::from(v.as_str())))
+            .collect();
+        records.push(serde_json::json!({
+            "messageId": message.message_id(),
+            "receiptHandle": message.receipt_handle(),
+            "body": message.body(),
+            "attributes": attributes,
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:ap-northeast-1:123456789012:smaregi-ne-e2e-runs.fifo",
+            "awsRegion": "ap-northeast-1",
+        }));
+        bodies.push(serde_json::from_str(message.body().unwrap_or("null")).expect("JSON body"));
+        sqs.delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(message.receipt_handle().unwrap_or_default())
+            .send()
+            .await
+            .expect("delete");
+    }
+    (serde_json::json!({ "Records": records }), bodies)
 }
 
 /// `target/<profile>/` of this test binary, where cargo puts the bins too.
@@ -141,8 +185,12 @@ fn ok(outcome: Outcome) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_through_the_webhook_bootstrap_is_uploaded_by_the_uploader_bootstrap() {
-    let bins = build_bootstraps(&["sne-lambda-webhook", "sne-lambda-uploader"]);
+async fn a_push_through_the_webhook_bootstrap_is_run_from_the_queue_by_the_uploader_bootstrap() {
+    let bins = build_bootstraps(&[
+        "sne-lambda-webhook",
+        "sne-lambda-dispatcher",
+        "sne-lambda-uploader",
+    ]);
 
     // AWS, as moto.
     let moto = MotoServer::start().await;
@@ -171,6 +219,20 @@ async fn a_push_through_the_webhook_bootstrap_is_uploaded_by_the_uploader_bootst
         .send()
         .await
         .expect("bus");
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("smaregi-ne-e2e-runs.fifo")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::ContentBasedDeduplication,
+            "false",
+        )
+        .send()
+        .await
+        .expect("run queue")
+        .queue_url
+        .expect("queue URL");
     aws_sdk_sesv2::Client::new(&sdk)
         .create_email_identity()
         .email_identity("smaregi-ne.example.com")
@@ -220,6 +282,8 @@ async fn a_push_through_the_webhook_bootstrap_is_uploaded_by_the_uploader_bootst
             "https://admin.smaregi-ne.example.com".into(),
         ),
         ("SNE_MAIL_FROM", MAIL_FROM.to_string()),
+        ("SNE_RUN_QUEUE_URL", queue_url.clone()),
+        ("SNE_RUN_QUIET_SECONDS", "5".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -263,21 +327,40 @@ async fn a_push_through_the_webhook_bootstrap_is_uploaded_by_the_uploader_bootst
     assert_eq!(accepted["statusCode"], 200, "{accepted}");
     assert_eq!(ctx.storage.pending_changes(&tenant.id).await.unwrap(), 1);
 
-    // The schedule fires the uploader.
-    let mut uploader = Function::start(bins.join("sne-lambda-uploader"), "uploader", &env).await;
-    let summary = ok(uploader.invoke(scheduled_event()).await);
+    // The stored push asked for its tenant's run: one message, in the tenant's group.
+    let (event, bodies) = take_messages(&sqs, &queue_url).await;
     assert_eq!(
-        summary["tenants"][0]["tenant_id"],
-        tenant.id.0.as_str(),
-        "{summary}"
+        bodies,
+        [serde_json::json!({ "tenant_id": tenant.id.0, "reason": "changes" })]
     );
-    assert_eq!(summary["tenants"][0]["upload"], "uploaded", "{summary}");
+    assert_eq!(
+        event["Records"][0]["attributes"]["MessageGroupId"],
+        tenant.id.0.as_str()
+    );
+    // A resend of the same push stores nothing new and asks for nothing.
+    let resent = ok(webhook.invoke(push_event(&tenant.customer_code)).await);
+    assert_eq!(resent["statusCode"], 200, "{resent}");
+    assert!(take_messages(&sqs, &queue_url).await.1.is_empty());
+
+    // The uploader runs the message: the push goes up to NextEngine, and its
+    // report waits in the outbox for the next scheduled run.
+    let mut uploader = Function::start(bins.join("sne-lambda-uploader"), "uploader", &env).await;
+    let response = ok(uploader.invoke(event).await);
+    assert_eq!(
+        response["batchItemFailures"],
+        serde_json::json!([]),
+        "{response}"
+    );
     assert_eq!(ne.uploads().len(), 1);
+    assert!(
+        moto.sent_emails().await.is_empty(),
+        "no mail per pushed file"
+    );
 
     ne.run_queues();
     assert_eq!(ne.stock(COMPANY, GOODS), Some(13));
 
-    // The CSV that was sent is kept in S3, and the run's report went out by SES.
+    // The CSV that was sent is kept in S3.
     let listed = s3
         .list_objects_v2()
         .bucket(BUCKET)
@@ -291,10 +374,32 @@ async fn a_push_through_the_webhook_bootstrap_is_uploaded_by_the_uploader_bootst
             .any(|o| o.key().is_some_and(|k| k.ends_with(".csv"))),
         "no CSV in the bucket: {listed:?}"
     );
-    let mails = moto.sent_emails().await;
-    assert!(!mails.is_empty(), "no report mail was sent");
 
-    // The next scheduled run finds the queue finished.
-    let summary = ok(uploader.invoke(scheduled_event()).await);
-    assert_eq!(summary["tenants"][0]["upload"], "nothing", "{summary}");
+    // The schedule fires the dispatcher: a message per tenant, and its retry
+    // (same firing) adds none.
+    let mut dispatcher =
+        Function::start(bins.join("sne-lambda-dispatcher"), "dispatcher", &env).await;
+    let summary = ok(dispatcher.invoke(scheduled_event()).await);
+    assert_eq!(
+        summary["enqueued"],
+        serde_json::json!([tenant.id.0]),
+        "{summary}"
+    );
+    ok(dispatcher.invoke(scheduled_event()).await);
+    let (event, bodies) = take_messages(&sqs, &queue_url).await;
+    assert_eq!(
+        bodies,
+        [serde_json::json!({ "tenant_id": tenant.id.0, "reason": "schedule" })]
+    );
+
+    // Its run checks the finished queue and mails the waiting reports by SES.
+    let response = ok(uploader.invoke(event).await);
+    assert_eq!(
+        response["batchItemFailures"],
+        serde_json::json!([]),
+        "{response}"
+    );
+    assert_eq!(ne.uploads().len(), 1, "nothing more to upload");
+    let mails = moto.sent_emails().await;
+    assert_eq!(mails.len(), 1, "the waiting reports, as one mail");
 }

@@ -21,4 +21,4 @@ pub use mail::{Attachment, Mail, Mailer};
 pub use retry::RetryPolicy;
 pub use sne_domain::TenantId;
 pub use storage::*;
-pub use trigger::RunTrigger;
+pub use trigger::{RunQueue, RunTrigger};

@@ -15,3 +15,13 @@ pub trait RunTrigger: Send + Sync {
         Ok(())
     }
 }
+
+/// The run queue of the fan-out on AWS (an SQS FIFO queue, design.md §5): one
+/// message per run of one tenant, a tenant's runs one after another.
+#[async_trait]
+pub trait RunQueue: Send + Sync {
+    /// Puts the requests on the queue. One whose dedupe id the queue saw
+    /// lately is the same run and is dropped there.
+    async fn enqueue(&self, requests: &[sne_domain::run_message::RunMessage])
+    -> Result<(), String>;
+}

@@ -1,9 +1,12 @@
-//! The local run requests: 「今すぐ実行」 and stored pushes, as messages to the
-//! process's [`crate::dispatch`].
+//! Run requests — 「今すぐ実行」 and stored pushes: locally as messages to the
+//! process's [`crate::dispatch`], on AWS as messages of the run queue.
 
 use async_trait::async_trait;
 use sne_domain::TenantId;
-use sne_ports::RunTrigger;
+use sne_domain::run_message::RunMessage;
+use sne_ports::{Clock, RunQueue, RunTrigger};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,5 +40,33 @@ impl RunTrigger for QueuedTrigger {
 
     async fn changes_stored(&self, tenant: &TenantId) -> Result<(), String> {
         self.send(RunRequest::Changes(tenant.clone()))
+    }
+}
+
+/// Run requests as messages of a [`RunQueue`]: what the webhook and the admin
+/// screen send on AWS, where the runner consumes them one tenant at a time.
+pub struct QueueTrigger {
+    pub queue: Arc<dyn RunQueue>,
+    pub clock: Arc<dyn Clock>,
+    /// The quiet window: pushes within one are one message (and one run).
+    pub quiet: Duration,
+}
+
+#[async_trait]
+impl RunTrigger for QueueTrigger {
+    async fn request_run(&self, tenant: &TenantId) -> Result<(), String> {
+        self.queue
+            .enqueue(&[RunMessage::now(tenant.clone(), self.clock.now())])
+            .await
+    }
+
+    async fn changes_stored(&self, tenant: &TenantId) -> Result<(), String> {
+        self.queue
+            .enqueue(&[RunMessage::changes(
+                tenant.clone(),
+                self.clock.now(),
+                self.quiet,
+            )])
+            .await
     }
 }

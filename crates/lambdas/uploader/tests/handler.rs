@@ -1,26 +1,43 @@
-//! Recorded EventBridge events through the scheduled handler, on embedded storage.
+//! Recorded run-queue (SQS FIFO) events through the runner's handler, on
+//! embedded storage.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Context as LambdaContext, LambdaEvent};
-use sne_lambda_common::scheduled::{RunSummary, ScheduledEvent};
-use sne_lambda_common::{ScheduledJob, handle_scheduled};
+use sne_domain::run_message::RunReason;
+use sne_lambda_common::handle_run_messages;
+use sne_lambda_common::runner::plan;
 use sne_service::Context;
+use sne_service::run::{Jobs, Mailing};
 use sne_test_support::Wiring;
 use sne_test_support::tenants::fixture_tenant;
 
-const SCHEDULED: &str = include_str!("data/scheduled_event.json");
-/// Asks for tenant `t_fixture00001`.
-const RUN_REQUESTED: &str = include_str!("data/run_requested.json");
+/// One schedule message for tenant `t_fixture00001`.
+const RECORDED: &str = include_str!("data/run_messages.json");
 
-fn event(json: &str) -> LambdaEvent<ScheduledEvent> {
-    let payload: EventBridgeEvent = serde_json::from_str(json).expect("an EventBridge event");
+/// The recorded event with these (group, body) messages in its place.
+fn event(messages: &[(&str, &str)]) -> LambdaEvent<SqsEvent> {
+    let recorded: serde_json::Value = serde_json::from_str(RECORDED).unwrap();
+    let template = recorded["Records"][0].clone();
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(n, (group, body))| {
+            let mut record = template.clone();
+            record["messageId"] = format!("m{n}").into();
+            record["body"] = (*body).into();
+            record["attributes"]["MessageGroupId"] = (*group).into();
+            record
+        })
+        .collect();
+    let payload: SqsEvent =
+        serde_json::from_value(serde_json::json!({ "Records": records })).expect("an SQS event");
     LambdaEvent {
         payload,
         context: LambdaContext::default(),
     }
 }
 
-async fn two_tenants(dir: &std::path::Path) -> Context {
+async fn tenant(dir: &std::path::Path) -> Context {
     let ctx = Wiring::new(dir).context();
     fixture_tenant(
         &ctx,
@@ -29,118 +46,60 @@ async fn two_tenants(dir: &std::path::Path) -> Context {
         "Code0One0000000000000000000000001",
     )
     .await;
-    fixture_tenant(
-        &ctx,
-        "t_fixture00002",
-        "c-two",
-        "Code0Two0000000000000000000000002",
-    )
-    .await;
     ctx
 }
 
-fn tenant_ids(summary: &RunSummary) -> Vec<&str> {
-    let mut ids: Vec<&str> = summary
-        .tenants
+fn failed(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<&str> {
+    response
+        .batch_item_failures
         .iter()
-        .map(|t| t.tenant_id.as_str())
-        .collect();
-    ids.sort();
-    ids
+        .map(|f| f.item_identifier.as_str())
+        .collect()
 }
 
 #[tokio::test]
-async fn a_scheduled_event_runs_every_tenant() {
+async fn the_recorded_message_runs_its_tenant() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = two_tenants(dir.path()).await;
-
-    let summary = handle_scheduled(&ctx, ScheduledJob::Uploader, event(SCHEDULED))
-        .await
-        .expect("run");
-
-    assert_eq!(tenant_ids(&summary), ["t_fixture00001", "t_fixture00002"]);
-    // Nothing was pushed: nothing to upload, and so no call to NextEngine.
-    assert!(summary.tenants.iter().all(|t| t.upload == "nothing"));
-}
-
-#[tokio::test]
-async fn run_requested_runs_only_the_named_tenant() {
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = two_tenants(dir.path()).await;
-
-    let summary = handle_scheduled(&ctx, ScheduledJob::Uploader, event(RUN_REQUESTED))
-        .await
-        .expect("run");
-
-    assert_eq!(tenant_ids(&summary), ["t_fixture00001"]);
-}
-
-#[tokio::test]
-async fn run_requested_for_an_unknown_tenant_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = Wiring::new(dir.path()).context();
-    fixture_tenant(
+    let ctx = tenant(dir.path()).await;
+    let payload: SqsEvent = serde_json::from_str(RECORDED).expect("the recorded event");
+    let response = handle_run_messages(
         &ctx,
-        "t_someoneelse",
-        "c-other",
-        "Code0Other00000000000000000000003",
+        LambdaEvent {
+            payload,
+            context: LambdaContext::default(),
+        },
     )
-    .await;
-
-    let err = handle_scheduled(&ctx, ScheduledJob::Uploader, event(RUN_REQUESTED))
-        .await
-        .expect_err("unknown tenant");
-
-    assert!(err.to_string().contains("t_fixture00001"), "{err}");
+    .await
+    .expect("handled");
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
 }
 
 #[tokio::test]
-async fn run_requested_without_a_tenant_is_an_error() {
+async fn a_message_whose_run_cannot_start_is_given_back_with_its_tenants_later_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = two_tenants(dir.path()).await;
-    let mut json: serde_json::Value = serde_json::from_str(RUN_REQUESTED).unwrap();
-    json["detail"] = serde_json::json!({});
-
-    let err = handle_scheduled(&ctx, ScheduledJob::Uploader, event(&json.to_string()))
-        .await
-        .expect_err("no tenant_id");
-
-    assert!(err.to_string().contains("tenant_id"), "{err}");
+    let ctx = tenant(dir.path()).await;
+    let response = handle_run_messages(
+        &ctx,
+        event(&[
+            ("t_gone", r#"{"tenant_id":"t_gone","reason":"changes"}"#),
+            (
+                "t_fixture00001",
+                r#"{"tenant_id":"t_fixture00001","reason":"changes"}"#,
+            ),
+            ("t_gone", r#"{"tenant_id":"t_gone","reason":"schedule"}"#),
+            ("t_bad", "not json"),
+        ]),
+    )
+    .await
+    .expect("the invocation itself succeeds");
+    // The unknown tenant's message and the one queued behind it in its group
+    // go back (FIFO order), the malformed one too; the known tenant ran.
+    assert_eq!(failed(&response), ["m0", "m2", "m3"]);
 }
 
-#[tokio::test]
-async fn the_queue_checker_refuses_run_requests_and_stray_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = two_tenants(dir.path()).await;
-    let mut stray: serde_json::Value = serde_json::from_str(SCHEDULED).unwrap();
-    stray["source"] = "aws.s3".into();
-    stray["detail-type"] = "Object Created".into();
-
-    for json in [RUN_REQUESTED.to_string(), stray.to_string()] {
-        let err = handle_scheduled(&ctx, ScheduledJob::QueueChecker, event(&json))
-            .await
-            .expect_err("not the queue checker's event");
-        assert!(err.to_string().contains("unexpected event"), "{err}");
-    }
-    let summary = handle_scheduled(&ctx, ScheduledJob::QueueChecker, event(SCHEDULED))
-        .await
-        .expect("scheduled check");
-    assert_eq!(summary.tenants.len(), 2);
-}
-
-#[tokio::test]
-async fn the_order_importer_runs_only_tenants_with_the_import_on() {
-    let dir = tempfile::tempdir().unwrap();
-    // Fixture tenants start with the order import off.
-    let ctx = two_tenants(dir.path()).await;
-
-    let summary = handle_scheduled(&ctx, ScheduledJob::OrderImporter, event(SCHEDULED))
-        .await
-        .expect("scheduled import");
-    assert!(summary.tenants.is_empty(), "{summary:?}");
-
-    let err = handle_scheduled(&ctx, ScheduledJob::OrderImporter, event(RUN_REQUESTED))
-        .await
-        .expect_err("run requests go to the uploader");
-    assert!(err.to_string().contains("unexpected event"), "{err}");
+#[test]
+fn pushes_upload_and_leave_their_mail_to_the_schedule_which_runs_the_stock_path() {
+    assert_eq!(plan(RunReason::Changes), (Jobs::Upload, Mailing::Defer));
+    assert_eq!(plan(RunReason::Schedule), (Jobs::Stock, Mailing::Send));
+    assert_eq!(plan(RunReason::Now), (Jobs::Stock, Mailing::Send));
 }

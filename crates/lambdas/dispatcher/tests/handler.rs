@@ -1,0 +1,142 @@
+//! Recorded EventBridge events through the dispatcher's handler: tenants on
+//! embedded storage, the run queue recorded in memory.
+
+use async_trait::async_trait;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Context as LambdaContext, LambdaEvent};
+use sne_domain::run_message::{RunMessage, RunReason};
+use sne_lambda_common::scheduled::ScheduledEvent;
+use sne_lambda_common::{DispatchContext, handle_dispatch};
+use sne_ports::RunQueue;
+use sne_test_support::Wiring;
+use sne_test_support::tenants::fixture_tenant;
+use std::sync::{Arc, Mutex};
+
+const SCHEDULED: &str = include_str!("../../../lambda-common/tests/data/scheduled_event.json");
+/// Asks for tenant `t_fixture00001`.
+const RUN_REQUESTED: &str = include_str!("../../../lambda-common/tests/data/run_requested.json");
+
+fn event(json: &str) -> LambdaEvent<ScheduledEvent> {
+    let payload: EventBridgeEvent = serde_json::from_str(json).expect("an EventBridge event");
+    LambdaEvent {
+        payload,
+        context: LambdaContext::default(),
+    }
+}
+
+#[derive(Default)]
+struct Recorded {
+    sent: Mutex<Vec<RunMessage>>,
+    refuse: bool,
+}
+
+#[async_trait]
+impl RunQueue for Recorded {
+    async fn enqueue(&self, requests: &[RunMessage]) -> Result<(), String> {
+        if self.refuse {
+            return Err("AccessDenied".into());
+        }
+        self.sent.lock().unwrap().extend(requests.iter().cloned());
+        Ok(())
+    }
+}
+
+async fn two_tenants(dir: &std::path::Path, queue: Arc<Recorded>) -> DispatchContext {
+    let ctx = Wiring::new(dir).context();
+    for (id, contract, code) in [
+        (
+            "t_fixture00001",
+            "c-one",
+            "Code0One0000000000000000000000001",
+        ),
+        (
+            "t_fixture00002",
+            "c-two",
+            "Code0Two0000000000000000000000002",
+        ),
+    ] {
+        fixture_tenant(&ctx, id, contract, code).await;
+    }
+    DispatchContext {
+        tenants: ctx.storage.clone(),
+        queue,
+    }
+}
+
+#[tokio::test]
+async fn a_schedule_firing_is_one_message_per_tenant_and_its_retry_the_same_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(Recorded::default());
+    let ctx = two_tenants(dir.path(), queue.clone()).await;
+
+    let summary = handle_dispatch(&ctx, event(SCHEDULED))
+        .await
+        .expect("dispatched");
+    let mut enqueued = summary.enqueued.clone();
+    enqueued.sort();
+    assert_eq!(enqueued, ["t_fixture00001", "t_fixture00002"]);
+    handle_dispatch(&ctx, event(SCHEDULED))
+        .await
+        .expect("retried");
+
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 4);
+    assert!(sent.iter().all(|m| m.reason == RunReason::Schedule));
+    let (first, retry) = sent.split_at(2);
+    assert_eq!(
+        first, retry,
+        "a retry asks for the same runs, which SQS drops"
+    );
+}
+
+#[tokio::test]
+async fn run_requested_is_one_message_for_the_named_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(Recorded::default());
+    let ctx = two_tenants(dir.path(), queue.clone()).await;
+
+    let summary = handle_dispatch(&ctx, event(RUN_REQUESTED))
+        .await
+        .expect("dispatched");
+    assert_eq!(summary.enqueued, ["t_fixture00001"]);
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].reason, RunReason::Now);
+}
+
+#[tokio::test]
+async fn unknown_tenants_missing_ids_stray_events_and_a_refusing_queue_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(Recorded::default());
+    let ctx = two_tenants(dir.path(), queue.clone()).await;
+    let mut unknown: serde_json::Value = serde_json::from_str(RUN_REQUESTED).unwrap();
+    unknown["detail"]["tenant_id"] = "t_nobody".into();
+    let mut no_id: serde_json::Value = serde_json::from_str(RUN_REQUESTED).unwrap();
+    no_id["detail"] = serde_json::json!({});
+    let mut stray: serde_json::Value = serde_json::from_str(SCHEDULED).unwrap();
+    stray["source"] = "aws.s3".into();
+    stray["detail-type"] = "Object Created".into();
+    for (json, says) in [
+        (unknown, "t_nobody"),
+        (no_id, "tenant_id"),
+        (stray, "unexpected event"),
+    ] {
+        let err = handle_dispatch(&ctx, event(&json.to_string()))
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    assert!(queue.sent.lock().unwrap().is_empty(), "nothing was sent");
+
+    let refusing = DispatchContext {
+        queue: Arc::new(Recorded {
+            refuse: true,
+            ..Recorded::default()
+        }),
+        ..ctx
+    };
+    let err = handle_dispatch(&refusing, event(SCHEDULED))
+        .await
+        .expect_err("the queue refused");
+    assert!(err.to_string().contains("AccessDenied"), "{err}");
+}
