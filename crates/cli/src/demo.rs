@@ -69,6 +69,12 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         smaregi_api_url: smaregi.access_url(),
         public_url: service_url.clone(),
         mail_from: "smaregi-ne@demo.example".into(),
+        api_calls_per_second_per_tenant: sne_ports::RateLimits::DEFAULT
+            .per_tenant
+            .map_or(0, |n| n.get()),
+        api_calls_per_second: sne_ports::RateLimits::DEFAULT
+            .per_process
+            .map_or(0, |n| n.get()),
     };
     let local = wiring::local_context(data_dir, &endpoints)?;
     let customer_code = seed(&local.admin, &ne, &smaregi, &service_url).await?;

@@ -58,6 +58,10 @@ pub struct Endpoints {
     /// Base URL browsers reach the admin screen at, without a trailing `/`.
     pub public_url: String,
     pub mail_from: String,
+    /// `SNE_API_CALLS_PER_SECOND_PER_TENANT` / `SNE_API_CALLS_PER_SECOND`: per
+    /// function instance, so the stack's global rate is the process rate times
+    /// the runner's maximum concurrency.
+    pub rate: sne_ports::RateLimits,
 }
 
 impl Endpoints {
@@ -88,6 +92,7 @@ impl Endpoints {
             smaregi_api_url: or(SMAREGI_API_URL, sne_smaregi::DEFAULT_API_URL),
             public_url: or(PUBLIC_URL, "").trim_end_matches('/').to_string(),
             mail_from,
+            rate: sne_ports::ApiRateLimit::limits_from(&lookup).map_err(anyhow::Error::msg)?,
         })
     }
 }

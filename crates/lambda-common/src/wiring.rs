@@ -121,13 +121,14 @@ pub fn core_with(
         aws_sdk_dynamodb::Client::new(sdk),
         settings.table_name.clone(),
     ));
-    let ne_config = NeClientConfig::for_service(
+    let mut ne_config = NeClientConfig::for_service(
         endpoints.nextengine_client_id.clone(),
         client_secret,
         &endpoints.public_url,
         &endpoints.nextengine_api_url,
         &endpoints.nextengine_signin_url,
     );
+    ne_config.rate = endpoints.rate;
     Core {
         storage: store.clone(),
         blobs: Arc::new(S3BlobStore::new(
@@ -136,7 +137,10 @@ pub fn core_with(
         )),
         clock: Arc::new(SystemClock),
         nextengine: Arc::new(NeClient::new(ne_config, store)),
-        smaregi: Arc::new(SmaregiClient::with_defaults(&endpoints.smaregi_api_url)),
+        smaregi: Arc::new(
+            SmaregiClient::with_defaults(&endpoints.smaregi_api_url)
+                .with_rate_limits(endpoints.rate),
+        ),
         config: ServiceConfig {
             mail_from: endpoints.mail_from.clone(),
             public_url: endpoints.public_url.clone(),

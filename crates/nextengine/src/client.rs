@@ -14,6 +14,7 @@ use sne_ports::nextengine::{
     NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, QueueStatus,
     StockIoEntry,
 };
+use sne_ports::rate::{ApiRateLimit, RateLimits};
 use tracing::{debug, error, info, warn};
 
 use sne_ports::RetryPolicy;
@@ -82,6 +83,8 @@ pub struct NeClientConfig {
     /// Only worth it where the caller can wait up to NE's hour; the request
     /// timeout must then be raised accordingly.
     pub wait_on_overload_for_reads: bool,
+    /// How fast calls may go, per tenant and for the process.
+    pub rate: RateLimits,
 }
 
 impl NeClientConfig {
@@ -99,6 +102,7 @@ impl NeClientConfig {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(120),
             wait_on_overload_for_reads: false,
+            rate: RateLimits::UNLIMITED,
         }
     }
 
@@ -115,6 +119,7 @@ impl NeClientConfig {
         NeClientConfig {
             api_base_url: api_base_url.to_string(),
             sign_in_base_url: sign_in_base_url.to_string(),
+            rate: RateLimits::DEFAULT,
             ..NeClientConfig::new(
                 client_id,
                 client_secret,
@@ -149,6 +154,7 @@ pub struct NeClient {
     /// One call in flight per tenant: a second concurrent call would send the
     /// pair the first one is about to rotate and get `002002`.
     tenant_locks: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    rate: ApiRateLimit,
 }
 
 impl fmt::Debug for NeClient {
@@ -189,6 +195,7 @@ impl NeClient {
             .build()
             .expect("the HTTP client builds with the bundled TLS roots");
         NeClient {
+            rate: ApiRateLimit::new(config.rate),
             config,
             http,
             tokens,
@@ -282,6 +289,7 @@ impl NeClient {
                     form.push(("wait_flag", b"1"));
                 }
                 form.extend(params.iter().map(|(k, v)| (*k, v.as_ref())));
+                self.rate.until_ready(tenant.as_str()).await;
                 self.send(path, &form).await
             };
             let m = match outcome {

@@ -922,3 +922,23 @@ async fn stock_io_history_gives_each_change_with_its_stock_before_and_after() {
         .unwrap();
     assert!(later.is_empty(), "{later:?} of queue {que_id}");
 }
+
+#[tokio::test]
+async fn a_tenants_calls_keep_to_the_configured_rate() {
+    let (sim, store, _) = setup().await;
+    let mut limited = config(&sim);
+    limited.rate = sne_ports::RateLimits::new(10, 0);
+    let client = NeClient::new(limited, store);
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        probe(&client).await.unwrap();
+    }
+    let calls = calls_to(&sim, GOODS_SEARCH).len();
+    // Ten a second with a burst of one: n calls take at least n − 1 tenths.
+    let least = Duration::from_millis(100 * (calls as u64 - 1)) - Duration::from_millis(10);
+    assert!(
+        started.elapsed() >= least,
+        "{calls} calls in {:?}",
+        started.elapsed()
+    );
+}

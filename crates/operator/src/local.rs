@@ -52,6 +52,31 @@ pub struct Endpoints {
         default_value = "smaregi-ne@localhost"
     )]
     pub mail_from: String,
+    /// Most calls a second to either API for one tenant (0: unbounded).
+    #[arg(
+        long,
+        global = true,
+        env = "SNE_API_CALLS_PER_SECOND_PER_TENANT",
+        default_value_t = 5
+    )]
+    pub api_calls_per_second_per_tenant: u32,
+    /// Most calls a second to either API for the whole process (0: unbounded).
+    #[arg(
+        long,
+        global = true,
+        env = "SNE_API_CALLS_PER_SECOND",
+        default_value_t = 20
+    )]
+    pub api_calls_per_second: u32,
+}
+
+impl Endpoints {
+    pub fn rate_limits(&self) -> sne_ports::RateLimits {
+        sne_ports::RateLimits::new(
+            self.api_calls_per_second_per_tenant,
+            self.api_calls_per_second,
+        )
+    }
 }
 
 /// The local context and the receiving end of its 「今すぐ実行」 requests.
@@ -70,19 +95,23 @@ pub fn local_context(data_dir: &Path, endpoints: &Endpoints) -> anyhow::Result<L
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?,
     );
     let public_url = endpoints.public_url.trim_end_matches('/').to_string();
-    let ne_config = NeClientConfig::for_service(
+    let mut ne_config = NeClientConfig::for_service(
         endpoints.nextengine_client_id.clone(),
         endpoints.nextengine_client_secret.clone(),
         &public_url,
         &endpoints.nextengine_api_url,
         &endpoints.nextengine_signin_url,
     );
+    ne_config.rate = endpoints.rate_limits();
     let core = Core {
         storage: store.clone(),
         blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"))),
         clock: Arc::new(SystemClock),
         nextengine: Arc::new(NeClient::new(ne_config, store)),
-        smaregi: Arc::new(SmaregiClient::with_defaults(&endpoints.smaregi_api_url)),
+        smaregi: Arc::new(
+            SmaregiClient::with_defaults(&endpoints.smaregi_api_url)
+                .with_rate_limits(endpoints.rate_limits()),
+        ),
         config: ServiceConfig {
             mail_from: endpoints.mail_from.clone(),
             public_url,

@@ -12,6 +12,7 @@ use sne_domain::{ChangeKind, ChangeRow, ProductId, ProductPair, StockDivision, S
 use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
 use tracing::{debug, info, warn};
 
+use sne_ports::rate::{ApiRateLimit, RateLimits};
 use sne_ports::{Clock, RetryPolicy, SystemClock};
 
 pub const DEFAULT_API_URL: &str = "https://webapi.smaregi.jp/access/";
@@ -69,6 +70,8 @@ pub struct SmaregiClient {
     /// whose clock is not the machine's (tests, the fault simulation) asks
     /// Smaregi about its own now.
     clock: Arc<dyn Clock>,
+    /// Smaregi counts calls per app and contract a second.
+    rate: Arc<ApiRateLimit>,
 }
 
 impl fmt::Debug for SmaregiClient {
@@ -95,6 +98,7 @@ impl SmaregiClient {
     /// request (a history page of 1,000 rows is the slowest call).
     pub fn with_defaults(api_url: &str) -> Self {
         SmaregiClient::new(api_url, RetryPolicy::default(), Duration::from_secs(60))
+            .with_rate_limits(RateLimits::DEFAULT)
     }
 
     pub fn new(api_url: impl Into<String>, retry: RetryPolicy, timeout: Duration) -> Self {
@@ -117,7 +121,13 @@ impl SmaregiClient {
             page_size: DEFAULT_PAGE_SIZE,
             history_lookback: DEFAULT_HISTORY_LOOKBACK_WINDOWS,
             clock: Arc::new(SystemClock),
+            rate: Arc::new(ApiRateLimit::new(RateLimits::UNLIMITED)),
         }
+    }
+
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate = Arc::new(ApiRateLimit::new(limits));
+        self
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -238,6 +248,7 @@ impl SmaregiClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.rate.until_ready(&creds.contract_id).await;
             match self.attempt(&headers, proc_name, &params).await {
                 Ok(v) => {
                     debug!(proc_name, contract = %creds.contract_id, attempt, "Smaregi call succeeded");

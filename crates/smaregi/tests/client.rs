@@ -656,3 +656,24 @@ async fn product_codes(client: &SmaregiClient, ids: &[String]) -> Vec<(String, S
         .map(|pair| (pair.product_id.into(), pair.goods_code.into()))
         .collect()
 }
+
+#[tokio::test]
+async fn a_contracts_calls_keep_to_the_configured_rate() {
+    let (sim, _) = setup().await;
+    sim.adjust(CONTRACT, "1", "8000003", 1).await.unwrap();
+    let client = SmaregiClient::new(sim.access_url(), retry(), Duration::from_secs(5))
+        .with_rate_limits(sne_ports::RateLimits::new(10, 0));
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        assert_eq!(
+            client.latest_stock_history_id(&creds()).await.unwrap(),
+            Some(1)
+        );
+    }
+    // At least a call each, ten a second with a burst of one.
+    assert!(
+        started.elapsed() >= Duration::from_millis(290),
+        "{:?}",
+        started.elapsed()
+    );
+}

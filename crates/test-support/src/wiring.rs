@@ -34,6 +34,9 @@ pub struct Wiring {
     /// `public_url` is overwritten with the field above.
     pub config: ServiceConfig,
     pub ne_attempts: u32,
+    /// How fast both API clients may call; unbounded by default, as tests make
+    /// many calls in a row and the limiter has tests of its own.
+    pub rate: sne_ports::RateLimits,
 }
 
 impl Wiring {
@@ -46,6 +49,7 @@ impl Wiring {
             clock: Arc::new(SystemClock),
             config: ServiceConfig::default(),
             ne_attempts: 3,
+            rate: sne_ports::RateLimits::UNLIMITED,
         }
     }
 
@@ -94,6 +98,7 @@ impl Wiring {
             max_delay: Duration::from_millis(50),
         };
         ne_config.request_timeout = Duration::from_secs(10);
+        ne_config.rate = self.rate;
         let smaregi = SmaregiClient::new(
             self.smaregi_url.clone(),
             sne_smaregi::RetryPolicy {
@@ -103,7 +108,8 @@ impl Wiring {
             },
             Duration::from_secs(10),
         )
-        .with_clock(self.clock.clone());
+        .with_clock(self.clock.clone())
+        .with_rate_limits(self.rate);
         let core = Core {
             storage: store.clone(),
             blobs: Arc::new(FsBlobStore::new(self.data_dir.join("blobs"))),
