@@ -9,7 +9,7 @@ use sne_e2e::soak::exec::run_scenario;
 use sne_e2e::soak::ports::{Faults, Gate, Timeline};
 use sne_e2e::soak::scenario::{Change, Event, RunSpec, Scenario, Setup};
 use sne_e2e::soak::{Mix, Violation};
-use sne_service::run::Jobs;
+use sne_service::run::{Jobs, Mailing};
 use sne_simulators::smaregi::{PairsAs, PushShape};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -166,6 +166,16 @@ fn run(jobs: Jobs) -> Event {
     Event::Run(RunSpec {
         jobs,
         faults: Default::default(),
+        mailing: Mailing::Send,
+    })
+}
+
+/// What a stored push asks for: the upload, its mail left to the next run.
+fn push_run() -> Event {
+    Event::Run(RunSpec {
+        jobs: Jobs::Upload,
+        faults: Default::default(),
+        mailing: Mailing::Defer,
     })
 }
 
@@ -201,6 +211,36 @@ async fn a_calm_scenario_end_to_end_has_no_violation_and_a_tampered_one_has() {
     };
     let found = run_scenario(&scenario, &mix, Some(&break_stock)).await;
     assert_eq!(classes(&found), ["stock"], "{found:?}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn runs_for_pushes_between_scheduled_runs_keep_every_invariant() {
+    let sale = |product| {
+        Event::Change(Change::Sale {
+            store: 0,
+            product,
+            qty: 1,
+        })
+    };
+    let scenario = Scenario {
+        seed: 0,
+        run_index: 0,
+        setup: quiet_setup(),
+        events: vec![
+            sale(0),
+            push_run(),
+            sale(1),
+            push_run(),
+            Event::RunQueues,
+            sale(2),
+            push_run(),
+            run(Jobs::All),
+            Event::RunQueues,
+            run(Jobs::All),
+        ],
+    };
+    let found = run_scenario(&scenario, &Mix::default(), None).await;
+    assert!(found.is_empty(), "{found:?}");
 }
 
 #[tokio::test(flavor = "current_thread")]

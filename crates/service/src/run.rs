@@ -231,11 +231,20 @@ impl Jobs {
 /// Runs the jobs for every tenant they concern, one after another; one tenant's
 /// failure never stops the others.
 pub async fn run_all(ctx: &Context, jobs: Jobs) -> anyhow::Result<Vec<TenantRun>> {
+    run_all_with(ctx, jobs, Mailing::Send).await
+}
+
+/// [`run_all`], with the reports mailed or left for the next sending run.
+pub async fn run_all_with(
+    ctx: &Context,
+    jobs: Jobs,
+    mailing: Mailing,
+) -> anyhow::Result<Vec<TenantRun>> {
     let run_id = new_run_id(ctx);
     let tenants = ctx.storage.list_tenants().await?;
     let mut runs = Vec::with_capacity(tenants.len());
     for tenant in tenants.into_iter().filter(|t| jobs.concern(t)) {
-        runs.push(run_tenant(ctx, &tenant, jobs, &run_id).await);
+        runs.push(run_tenant_with(ctx, &tenant, jobs, &run_id, mailing).await);
     }
     Ok(runs)
 }

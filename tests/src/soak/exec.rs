@@ -12,7 +12,7 @@ use sne_domain::upload_csv::render_upload_csv;
 use sne_service::Context;
 use sne_service::held::{HeldDecision, resolve_held};
 use sne_service::orders::{OrderImportForm, configure_order_import};
-use sne_service::run::{Jobs, run_all};
+use sne_service::run::{Jobs, run_all, run_all_with};
 use sne_simulators::nextengine::{Fault, FaultKind, SeedOrder, SeedOrderRow};
 use sne_simulators::smaregi::PushShape;
 use std::collections::{BTreeMap, HashSet};
@@ -272,7 +272,7 @@ impl World {
         tokio::select! {
             biased;
             _ = gate.crashed() => {}
-            _ = run_all(&ctx, spec.jobs) => {}
+            _ = run_all_with(&ctx, spec.jobs, spec.mailing) => {}
         }
     }
 
@@ -391,7 +391,7 @@ impl World {
                     tokio::select! {
                         biased;
                         _ = gate.crashed() => {}
-                        _ = run_all(&ctx, spec.jobs) => {}
+                        _ = run_all_with(&ctx, spec.jobs, spec.mailing) => {}
                     }
                 };
                 let during = async {

@@ -5,7 +5,7 @@ use super::ports::Faults;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sne_domain::tenant::StockMaster;
-use sne_service::run::Jobs;
+use sne_service::run::{Jobs, Mailing};
 use sne_simulators::nextengine::FaultKind;
 use sne_simulators::smaregi::{PairsAs, PushShape};
 use std::fmt;
@@ -83,6 +83,9 @@ pub enum Change {
 pub struct RunSpec {
     pub jobs: Jobs,
     pub faults: Faults,
+    /// `Defer`: the run of a stored push (event-driven), whose report waits
+    /// for the next sending run.
+    pub mailing: Mailing,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +134,9 @@ impl fmt::Display for Event {
         fn spec(s: &RunSpec) -> String {
             let f = &s.faults;
             let mut out = format!("{:?}", s.jobs);
+            if s.mailing == Mailing::Defer {
+                out.push_str(" for a push (mail deferred)");
+            }
             if let Some(k) = f.crash_at {
                 out.push_str(&format!(
                     " crash@{k}{}",
@@ -260,7 +266,34 @@ fn run_spec(rng: &mut StdRng, mix: &Mix, setup: &Setup, pause: bool) -> RunSpec 
     if pause {
         faults.pause_at = Some(rng.random_range(0..30));
     }
-    RunSpec { jobs, faults }
+    RunSpec {
+        jobs,
+        faults,
+        mailing: Mailing::Send,
+    }
+}
+
+/// Half the upload-only runs become what a stored push asks for (issue 13):
+/// the upload, its report left in the outbox for the next sending run. Drawn
+/// from a stream of its own, so the events (and every shrunk case pinned in
+/// the tests) stay what the main stream made them.
+fn some_runs_for_pushes(events: &mut [Event], seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5055_5348_5255_4e53);
+    let mut mark = |spec: &mut RunSpec| {
+        if spec.jobs == Jobs::Upload && rng.random_bool(0.5) {
+            spec.mailing = Mailing::Defer;
+        }
+    };
+    for event in events {
+        match event {
+            Event::Run(spec) | Event::ChangeDuringRun(spec, _) => mark(spec),
+            Event::TwoRuns(a, b) => {
+                mark(a);
+                mark(b);
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Scenario {
@@ -339,6 +372,7 @@ impl Scenario {
             };
             events.push(event);
         }
+        some_runs_for_pushes(&mut events, super::run_seed(seed, run_index));
         Scenario {
             seed,
             run_index,
