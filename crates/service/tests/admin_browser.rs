@@ -412,6 +412,9 @@ async fn an_operator_uses_the_admin_screen_in_chromium() {
     // The dashboard, as the operator sees it, on a desktop and on a phone.
     browser.goto(&format!("{}/", env.url)).await;
     browser.wait_for_text("最近の実行結果").await;
+    // The file that went up above: its lag from the oldest change to the upload.
+    let lag = browser.text("#upload-lag").await;
+    assert!(lag.contains("秒") && lag.ends_with("の送信)"), "{lag}");
     let target = target_dir();
     std::fs::create_dir_all(&target).unwrap();
     browser

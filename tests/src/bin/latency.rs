@@ -132,7 +132,7 @@ fn print(label: &str, figures: &Figures) {
         sorted[i].as_secs_f64()
     };
     println!(
-        "{label}: p50 {:.1} s, p95 {:.1} s, p99 {:.1} s, max {:.1} s; {} files for {} pushes{}",
+        "{label}: p50 {:.2} s, p95 {:.2} s, p99 {:.2} s, max {:.2} s; {} files for {} pushes{}",
         at(0.50),
         at(0.95),
         at(0.99),
@@ -173,9 +173,11 @@ async fn measure(args: &Args, debounce: Option<DebouncePolicy>) -> anyhow::Resul
     let smaregi = SmaregiSim::start(SmaregiConfig::default(), local()).await?;
     let dir = tempfile::tempdir()?;
     let mut server = Server::bind().await;
-    let wiring = Wiring::new(dir.path())
+    let mut wiring = Wiring::new(dir.path())
         .simulators(&ne, &smaregi)
         .public_url(&server.url);
+    // As `serve` runs by default: 5 calls a second a tenant, 20 for the process.
+    wiring.rate = sne_ports::RateLimits::DEFAULT;
     let Contexts {
         jobs,
         admin,

@@ -196,6 +196,8 @@ pub struct Gate {
     fired: AtomicBool,
     /// A mail went out and is not marked sent yet.
     mail_window: AtomicBool,
+    /// Its reports are being marked sent (a digest has several).
+    marking: AtomicBool,
     /// The crash point fell into a mail window: crash at the first call after it.
     deferred: AtomicBool,
     crashed: Notify,
@@ -237,6 +239,7 @@ impl Gate {
             ne_calls: AtomicUsize::new(0),
             fired: AtomicBool::new(false),
             mail_window: AtomicBool::new(false),
+            marking: AtomicBool::new(false),
             deferred: AtomicBool::new(false),
             crashed: Notify::new(),
             paused: Notify::new(),
@@ -305,6 +308,11 @@ impl Gate {
                 self.timeline.spend(secs).await;
             }
         }
+        // A mail of several waiting reports (a digest) is marked sent report by
+        // report: its window ends with the last mark, at the next other call.
+        if port != Port::MailMark && self.marking.swap(false, Ordering::SeqCst) {
+            self.mail_window.store(false, Ordering::SeqCst);
+        }
         let window = self.mail_window.load(Ordering::SeqCst);
         let mut crash = self.faults.crash_at == Some(n);
         if !self.faults.mail_crash_after_effect {
@@ -330,7 +338,7 @@ impl Gate {
         let out = call.await;
         match port {
             Port::Mail => self.mail_window.store(true, Ordering::SeqCst),
-            Port::MailMark => self.mail_window.store(false, Ordering::SeqCst),
+            Port::MailMark => self.marking.store(true, Ordering::SeqCst),
             _ => {}
         }
         let timed_out = slow && bounded;
