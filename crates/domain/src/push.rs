@@ -58,6 +58,23 @@ pub struct ParsedPush {
     pub fingerprint: String,
 }
 
+impl ParsedPush {
+    /// The push's rows as ledger changes, each under its dedupe key, stamped
+    /// with the moment the push was received.
+    pub fn changes(&self, received_at: chrono::DateTime<chrono::Utc>) -> Vec<crate::StockChange> {
+        crate::change::dedupe_keys(&self.rows, &self.fingerprint)
+            .into_iter()
+            .zip(&self.rows)
+            .map(|(dedupe_key, row)| crate::StockChange {
+                dedupe_key,
+                source: crate::change::ChangeSource::Push,
+                row: row.clone(),
+                received_at,
+            })
+            .collect()
+    }
+}
+
 /// Parses a push. `params` is the raw form field.
 pub fn parse_stock_send(proc_name: &str, params: &str) -> Result<ParsedPush, PushError> {
     if proc_name.trim() != "stock_send" {

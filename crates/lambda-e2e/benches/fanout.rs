@@ -18,9 +18,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Context as LambdaContext, LambdaEvent};
 use sne_aws::testing::MotoServer;
 use sne_aws::{AwsSettings, DynamoStore, SqsRunQueue};
-use sne_domain::StockChange;
 use sne_domain::TenantId;
-use sne_domain::change::{ChangeSource, dedupe_keys};
 use sne_domain::push::parse_stock_send;
 use sne_domain::tenant::Tenant;
 use sne_lambda_common::{DispatchContext, Endpoints, handle_dispatch, handle_run_messages};
@@ -151,17 +149,9 @@ async fn shops(core: &Core, ne: &NeSim, tenants: usize) -> anyhow::Result<Vec<Te
     let push = parse_stock_send("stock_send", &params).map_err(|e| anyhow::anyhow!("{e}"))?;
     for (n, tenant) in all.iter().enumerate() {
         connect_to_nextengine(core, &tenant.id, ne, &company(n)).await;
-        let changes: Vec<StockChange> = dedupe_keys(&push.rows, &push.fingerprint)
-            .into_iter()
-            .zip(&push.rows)
-            .map(|(dedupe_key, row)| StockChange {
-                dedupe_key,
-                source: ChangeSource::Push,
-                row: row.clone(),
-                received_at: core.clock.now(),
-            })
-            .collect();
-        core.storage.append_changes(&tenant.id, &changes).await?;
+        core.storage
+            .append_changes(&tenant.id, &push.changes(core.clock.now()))
+            .await?;
     }
     Ok(all)
 }
@@ -297,20 +287,10 @@ async fn runner(ctx: &sne_service::Context, sqs: &aws_sdk_sqs::Client, queue_url
             continue;
         };
         for message in out.messages() {
-            let attributes: serde_json::Map<String, serde_json::Value> = message
-                .attributes()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.as_str().to_string(), v.as_str().into()))
-                .collect();
-            let record = serde_json::json!({
-                "messageId": message.message_id(),
-                "receiptHandle": message.receipt_handle(),
-                "body": message.body(),
-                "attributes": attributes,
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-            });
+            let record = sne_lambda_e2e::sqs_record(
+                message,
+                "arn:aws:sqs:ap-northeast-1:123456789012:smaregi-ne-fanout-runs.fifo",
+            );
             let Ok(payload) =
                 serde_json::from_value::<SqsEvent>(serde_json::json!({ "Records": [record] }))
             else {

@@ -151,3 +151,24 @@ async fn init_error(State(rt): State<FakeRuntime>, body: Bytes) -> StatusCode {
     rt.answered.notify_waiters();
     StatusCode::ACCEPTED
 }
+
+/// An SQS message as Lambda's SQS event source puts it in an event's
+/// `Records` (the system attributes, `MessageGroupId` among them, by name).
+pub fn sqs_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
+    let attributes: serde_json::Map<String, Value> = message
+        .attributes()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str().to_string(), Value::from(v.as_str())))
+        .collect();
+    serde_json::json!({
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body(),
+        "attributes": attributes,
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "ap-northeast-1",
+    })
+}

@@ -74,22 +74,10 @@ async fn take_messages(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> (Value, Ve
     let mut records = Vec::new();
     let mut bodies = Vec::new();
     for message in out.messages() {
-        let attributes: serde_json::Map<String, Value> = message
-            .attributes()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str().to_string(), Value::from(v.as_str())))
-            .collect();
-        records.push(serde_json::json!({
-            "messageId": message.message_id(),
-            "receiptHandle": message.receipt_handle(),
-            "body": message.body(),
-            "attributes": attributes,
-            "messageAttributes": {},
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:ap-northeast-1:123456789012:smaregi-ne-e2e-runs.fifo",
-            "awsRegion": "ap-northeast-1",
-        }));
+        records.push(sne_lambda_e2e::sqs_record(
+            message,
+            "arn:aws:sqs:ap-northeast-1:123456789012:smaregi-ne-e2e-runs.fifo",
+        ));
         bodies.push(serde_json::from_str(message.body().unwrap_or("null")).expect("JSON body"));
         sqs.delete_message()
             .queue_url(queue_url)

@@ -9,9 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sne_domain::StockChange;
 use sne_domain::TenantId;
-use sne_domain::change::{ChangeSource, dedupe_keys};
 use sne_domain::push::{MAX_PARAMS_BYTES, parse_stock_send};
 use sne_ports::{Clock, RunTrigger, StockLedger, TenantStore};
 use std::collections::HashMap;
@@ -148,17 +146,7 @@ pub async fn receive(
             return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
         }
     };
-    let received_at = ctx.clock.now();
-    let changes: Vec<StockChange> = dedupe_keys(&push.rows, &push.fingerprint)
-        .into_iter()
-        .zip(&push.rows)
-        .map(|(dedupe_key, row)| StockChange {
-            dedupe_key,
-            source: ChangeSource::Push,
-            row: row.clone(),
-            received_at,
-        })
-        .collect();
+    let changes = push.changes(ctx.clock.now());
     match ctx.ledger.append_changes(&tenant.id, &changes).await {
         Ok(outcome) => {
             tracing::info!(

@@ -18,20 +18,7 @@ async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     // The webhook never calls out: the clients point nowhere.
     let ctx = Wiring::new(dir.path()).contexts().admin;
-    let tenant = create_tenant(
-        &ctx,
-        NewTenant {
-            name: "店".into(),
-            contract_id: "c1".into(),
-            admin_email: "a@shop.example".into(),
-            admin_password: "password1".into(),
-            notify_emails: vec!["n@shop.example".into()],
-            counted_stores: None,
-        },
-    )
-    .await
-    .unwrap();
-    let code = tenant.customer_code.clone();
+    let code = fixture_tenant_code(&ctx).await;
     Fixture { dir, ctx, code }
 }
 
