@@ -7,7 +7,11 @@
 //! - `moto`: the AWS shape — the dispatcher's handler puts a message per tenant
 //!   on an SQS FIFO queue, and `--concurrency` runner workers take a message
 //!   each (as Lambda's event source does, at most that many at once) and run
-//!   the runner's handler on DynamoDB; all of it on moto.
+//!   the runner's handler on DynamoDB; all of it on moto. moto serves one
+//!   request at a time and copies every table for each transaction, so its
+//!   time grows with the square of the tenants: use it up to ~100.
+//! - `moto-sqs`: the same dispatcher, queue and runner with the queue on moto
+//!   and the tables on the embedded store, for 1,000 tenants and more.
 //!
 //! `cargo bench -p sne-lambda-e2e --bench fanout --profile dev -- --mode local`
 //! (`--mode moto` needs `bash scripts/test-env.sh` once.)
@@ -74,8 +78,9 @@ fn main() -> anyhow::Result<()> {
         for &concurrency in &args.concurrency {
             let (setup, round) = match args.mode.as_str() {
                 "local" => local(args.tenants, concurrency).await?,
-                "moto" => moto(args.tenants, concurrency).await?,
-                other => anyhow::bail!("--mode is local or moto, not {other}"),
+                "moto" => moto(args.tenants, concurrency, Tables::Dynamo).await?,
+                "moto-sqs" => moto(args.tenants, concurrency, Tables::Embedded).await?,
+                other => anyhow::bail!("--mode is local, moto or moto-sqs, not {other}"),
             };
             println!(
                 "{}: {} tenants, at most {concurrency} at once: one round {:.1} s ({:.1} ms a tenant; set-up {:.0} s)",
@@ -196,7 +201,17 @@ async fn local(tenants: usize, concurrency: usize) -> anyhow::Result<(Duration, 
     Ok((setup, elapsed))
 }
 
-async fn moto(tenants: usize, concurrency: usize) -> anyhow::Result<(Duration, Duration)> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tables {
+    Dynamo,
+    Embedded,
+}
+
+async fn moto(
+    tenants: usize,
+    concurrency: usize,
+    tables: Tables,
+) -> anyhow::Result<(Duration, Duration)> {
     let started = Instant::now();
     let moto = MotoServer::start().await;
     let sdk = moto.sdk_config().await;
@@ -239,7 +254,19 @@ async fn moto(tenants: usize, concurrency: usize) -> anyhow::Result<(Duration, D
         "SNE_MAIL_FROM" => Some("noreply@smaregi-ne.example.com".into()),
         _ => None,
     })?;
-    let ctx = sne_lambda_common::job_context_with(&sdk, &settings, &endpoints);
+    let dir = tempfile::tempdir()?;
+    // One context per runner, as every Lambda instance has its own clients
+    // (and so its own rate limiter).
+    let make_ctx = || match tables {
+        Tables::Dynamo => sne_lambda_common::job_context_with(&sdk, &settings, &endpoints),
+        Tables::Embedded => {
+            let mut wiring = Wiring::new(dir.path()).ne_attempts(1);
+            wiring.ne_url = ne.base_url();
+            wiring.rate = endpoints.rate;
+            wiring.context()
+        }
+    };
+    let ctx = make_ctx();
     shops(&ctx, &ne, tenants).await?;
     let dispatch = DispatchContext {
         tenants: ctx.storage.clone(),
@@ -262,7 +289,7 @@ async fn moto(tenants: usize, concurrency: usize) -> anyhow::Result<(Duration, D
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (ctx, sqs, queue_url) = (ctx.clone(), sqs.clone(), queue_url.clone());
+        let (ctx, sqs, queue_url) = (make_ctx(), sqs.clone(), queue_url.clone());
         workers.spawn(async move { runner(&ctx, &sqs, &queue_url).await });
     }
     all_uploaded(&ne, tenants).await;
