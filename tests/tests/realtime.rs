@@ -45,7 +45,8 @@ fn lines_of(upload: &ReceivedUpload) -> Vec<String> {
 #[tokio::test]
 async fn a_burst_of_pushes_goes_up_as_one_file_without_any_schedule() {
     let mut h = Harness::start(Options::default()).await;
-    let _dispatcher = h.dispatch(debounced(1_500));
+    // Wide enough for three pushes on a loaded machine.
+    let _dispatcher = h.dispatch(debounced(3_000));
     for product in ["8000001", "8000002", "8000003"] {
         h.smaregi.sale(CONTRACT, "1", product, 1).await.unwrap();
     }
@@ -58,7 +59,7 @@ async fn a_burst_of_pushes_goes_up_as_one_file_without_any_schedule() {
         "every push of the burst in one file: {lines:?}"
     );
     // Longer than the quiet window: no second file for the same changes.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(h.ne.uploads().len(), 1);
     assert_eq!(
         h.ctx.storage.pending_changes(&h.tenant.id).await.unwrap(),
