@@ -86,10 +86,6 @@ where
         }
     }
 
-    pub fn policy(&self) -> DebouncePolicy {
-        self.policy
-    }
-
     /// New changes are stored: a run within the quiet window, unless more come.
     pub fn request(&mut self, key: &K, now: T) {
         self.join(key, now, false);
@@ -184,15 +180,7 @@ where
             .min()
     }
 
-    pub fn is_running(&self, key: &K) -> bool {
-        matches!(self.slots.get(key), Some(Slot::Running { .. }))
-    }
-
-    /// Tenants waiting for a run or running one.
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
+    /// No tenant is waiting for a run or running one.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
