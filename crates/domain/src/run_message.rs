@@ -17,6 +17,10 @@ pub enum RunReason {
     Schedule,
     /// 「今すぐ実行」.
     Now,
+    /// The order importer's schedule: NextEngine orders → Smaregi 出荷.
+    Orders,
+    /// The queue checker's schedule: the queue check and its report.
+    Check,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +53,24 @@ impl RunMessage {
             dedupe_id: format!("s-{tenant_id}-{}", fired_at.timestamp()),
             tenant_id,
             reason: RunReason::Schedule,
+        }
+    }
+
+    /// One order import per tenant and firing of the order importer's schedule.
+    pub fn orders(tenant_id: TenantId, fired_at: DateTime<Utc>) -> Self {
+        RunMessage {
+            dedupe_id: format!("o-{tenant_id}-{}", fired_at.timestamp()),
+            tenant_id,
+            reason: RunReason::Orders,
+        }
+    }
+
+    /// One queue check per tenant and firing of the queue checker's schedule.
+    pub fn check(tenant_id: TenantId, fired_at: DateTime<Utc>) -> Self {
+        RunMessage {
+            dedupe_id: format!("k-{tenant_id}-{}", fired_at.timestamp()),
+            tenant_id,
+            reason: RunReason::Check,
         }
     }
 
@@ -114,7 +136,16 @@ mod tests {
             RunMessage::now(t("a"), at(100)),
             RunMessage::now(t("a"), at(900))
         );
-        assert_ne!(s.dedupe_id, RunMessage::now(t("a"), at(0)).dedupe_id);
+        let same_firing = [
+            RunMessage::now(t("a"), at(0)).dedupe_id,
+            RunMessage::orders(t("a"), at(0)).dedupe_id,
+            RunMessage::check(t("a"), at(0)).dedupe_id,
+        ];
+        assert!(
+            same_firing.iter().all(|id| *id != s.dedupe_id),
+            "each kind of run is its own"
+        );
+        assert_ne!(same_firing[1], same_firing[2]);
     }
 
     #[test]

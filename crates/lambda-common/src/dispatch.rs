@@ -1,8 +1,11 @@
-//! The dispatcher function: the uploader's schedule and 「今すぐ実行」 in, one
-//! run message per tenant out (design.md §5). It only enqueues, so it finishes
-//! in seconds for any number of shops; the uploader runs each message.
+//! The dispatchers: a schedule (or 「今すぐ実行」) in, one run message per
+//! tenant out (design.md §5). They only enqueue, so they finish in seconds for
+//! any number of shops; the uploader (the runner) runs each message, in the
+//! tenant's group, so one tenant's slow run delays no other.
 
-use crate::scheduled::{EventError, Invocation, ScheduledEvent, classify_dispatch};
+use crate::scheduled::{
+    EventError, Invocation, ScheduledEvent, classify_dispatch, classify_schedule,
+};
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use sne_domain::run_message::RunMessage;
@@ -22,23 +25,47 @@ pub struct DispatchSummary {
     pub enqueued: Vec<String>,
 }
 
+/// Which schedule a dispatcher serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchKind {
+    /// The uploader's schedule (queue check, upload, report) and 「今すぐ実行」.
+    Stock,
+    /// The order importer's schedule, for the tenants with the import on.
+    Orders,
+    /// The queue checker's schedule.
+    Check,
+}
+
 /// A schedule firing becomes a message per tenant, deduplicated by the firing's
 /// time, so Lambda's retry of this invocation enqueues nothing twice; a
-/// RunRequested becomes one message. Errors (storage, queue, a stray event)
-/// fail the invocation, which Lambda retries and finally dead-letters.
+/// RunRequested (to the stock dispatcher only) becomes one message. Errors
+/// (storage, queue, a stray event) fail the invocation, which Lambda retries
+/// and finally dead-letters.
 pub async fn handle_dispatch(
     ctx: &DispatchContext,
+    kind: DispatchKind,
     event: LambdaEvent<ScheduledEvent>,
 ) -> Result<DispatchSummary, lambda_runtime::Error> {
     // EventBridge stamps every event; the stamp keeps a retry's messages the same.
     let fired_at = event.payload.time.unwrap_or_else(chrono::Utc::now);
-    let messages = match classify_dispatch(&event.payload)? {
+    let invocation = match kind {
+        DispatchKind::Stock => classify_dispatch(&event.payload)?,
+        DispatchKind::Orders | DispatchKind::Check => classify_schedule(&event.payload)?,
+    };
+    let messages = match invocation {
         Invocation::AllTenants => ctx
             .tenants
             .list_tenants()
             .await?
             .into_iter()
-            .map(|t| RunMessage::schedule(t.id, fired_at))
+            .filter_map(|t| match kind {
+                DispatchKind::Stock => Some(RunMessage::schedule(t.id, fired_at)),
+                DispatchKind::Orders => t
+                    .order_import
+                    .enabled
+                    .then(|| RunMessage::orders(t.id, fired_at)),
+                DispatchKind::Check => Some(RunMessage::check(t.id, fired_at)),
+            })
             .collect::<Vec<_>>(),
         Invocation::Tenant(id) => {
             if ctx.tenants.tenant(&id).await?.is_none() {
@@ -53,6 +80,7 @@ pub async fn handle_dispatch(
         .map_err(|e| format!("run messages not sent: {e}"))?;
     tracing::info!(
         request_id = %event.context.request_id,
+        ?kind,
         messages = messages.len(),
         "runs dispatched"
     );

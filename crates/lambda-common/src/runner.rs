@@ -19,6 +19,10 @@ pub fn plan(reason: RunReason) -> (Jobs, Mailing) {
         // The stock path: queue check, upload, report (the order importer
         // has its own schedule, so two imports never race).
         RunReason::Schedule | RunReason::Now => (Jobs::Stock, Mailing::Send),
+        // The order import's own schedule, in the tenant's group like its
+        // uploads, so no two imports of a tenant ever overlap.
+        RunReason::Orders => (Jobs::ImportOrders, Mailing::Send),
+        RunReason::Check => (Jobs::CheckQueue, Mailing::Send),
     }
 }
 

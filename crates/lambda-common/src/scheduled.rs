@@ -1,15 +1,12 @@
-//! The scheduled functions' handler (queue checker, order importer): an
-//! EventBridge event in, the jobs of one run out. Written against a
-//! [`Context`] so tests drive it with embedded storage.
+//! The EventBridge events the dispatchers take (a schedule firing, a
+//! 「今すぐ実行」 request), and the summary of one tenant's run the runner logs.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sne_domain::TenantId;
 use sne_domain::report::UploadSection;
-use sne_service::Context;
-use sne_service::run::{Jobs, TenantRun, run_all};
+use sne_service::run::TenantRun;
 
 pub type ScheduledEvent = EventBridgeEvent<Value>;
 
@@ -18,26 +15,6 @@ pub type ScheduledEvent = EventBridgeEvent<Value>;
 pub use sne_aws::{EVENT_SOURCE as RUN_REQUEST_SOURCE, RUN_REQUESTED as RUN_REQUEST_DETAIL_TYPE};
 const SCHEDULE_SOURCE: &str = "aws.events";
 const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
-
-/// Which scheduled function is handling the event. The uploader is no longer
-/// one: the dispatcher turns its schedule into one run message per tenant
-/// (`crate::dispatch`), which the uploader runs (`crate::runner`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScheduledJob {
-    /// Only the queue check (and the report it produces).
-    QueueChecker,
-    /// NextEngine orders → Smaregi 出荷, for the tenants with the import on.
-    OrderImporter,
-}
-
-impl ScheduledJob {
-    fn jobs(self) -> Jobs {
-        match self {
-            ScheduledJob::QueueChecker => Jobs::CheckQueue,
-            ScheduledJob::OrderImporter => Jobs::ImportOrders,
-        }
-    }
-}
 
 /// What an event asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,14 +41,15 @@ pub enum EventError {
     UnknownTenant(String),
 }
 
-/// Rejects what a scheduled function was not subscribed to, so that a
-/// mis-routed rule shows up as an error (and in the alarm) instead of as an
-/// unexpected run. Run requests go to the dispatcher only.
-pub fn classify(event: &ScheduledEvent) -> Result<(), EventError> {
-    classify_event(event, false).map(|_| ())
+/// Rejects what a dispatcher was not subscribed to, so that a mis-routed rule
+/// shows up as an error (and in the alarm) instead of as an unexpected run:
+/// the order importer's and the queue checker's dispatchers take their
+/// schedule only.
+pub fn classify_schedule(event: &ScheduledEvent) -> Result<Invocation, EventError> {
+    classify_event(event, false)
 }
 
-/// The dispatcher's events: its schedule and 「今すぐ実行」.
+/// The stock dispatcher's events: its schedule and 「今すぐ実行」.
 pub fn classify_dispatch(event: &ScheduledEvent) -> Result<Invocation, EventError> {
     classify_event(event, true)
 }
@@ -100,13 +78,7 @@ fn classify_event(
     }
 }
 
-/// The function's answer: visible in test invocations and OnFailure records, and
-/// free of secrets and presigned links.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RunSummary {
-    pub tenants: Vec<TenantSummary>,
-}
-
+/// One tenant's run as the runner logs it: free of secrets and presigned links.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TenantSummary {
     pub tenant_id: String,
@@ -135,33 +107,4 @@ impl From<&TenantRun> for TenantSummary {
             mails_failed: run.mail.failed,
         }
     }
-}
-
-/// Runs what the event asks for. A tenant whose run failed is not an error of the
-/// invocation: its failure is in its report and the next run retries. Errors are
-/// what no run could start for (storage down, a stray event), which
-/// Lambda then retries and finally sends to the dead-letter queue.
-pub async fn handle_scheduled(
-    ctx: &Context,
-    job: ScheduledJob,
-    event: LambdaEvent<ScheduledEvent>,
-) -> Result<RunSummary, lambda_runtime::Error> {
-    classify(&event.payload)?;
-    let runs = run_all(ctx, job.jobs()).await?;
-    let summary = RunSummary {
-        tenants: runs.iter().map(TenantSummary::from).collect(),
-    };
-    for tenant in &summary.tenants {
-        if tenant.mails_failed > 0 {
-            // Kept in the outbox and retried next run; logged so the alarm on
-            // log errors (if any) and the operator see a mail outage early.
-            tracing::error!(tenant = %tenant.tenant_id, failed = tenant.mails_failed, "report mail not sent");
-        }
-    }
-    tracing::info!(
-        request_id = %event.context.request_id,
-        tenants = summary.tenants.len(),
-        "run finished"
-    );
-    Ok(summary)
 }

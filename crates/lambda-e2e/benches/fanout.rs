@@ -280,6 +280,7 @@ async fn moto(
     ))?;
     handle_dispatch(
         &dispatch,
+        sne_lambda_common::DispatchKind::Stock,
         LambdaEvent {
             payload: scheduled,
             context: LambdaContext::default(),

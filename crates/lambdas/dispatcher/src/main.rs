@@ -1,11 +1,14 @@
 //! The uploader's schedule and 「今すぐ実行」 → one run message per tenant.
 
 use lambda_runtime::service_fn;
-use sne_lambda_common::{dispatch_context_from_env, handle_dispatch, init_tracing};
+use sne_lambda_common::{DispatchKind, dispatch_context_from_env, handle_dispatch, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let ctx = dispatch_context_from_env().await?;
-    lambda_runtime::run(service_fn(|event| handle_dispatch(&ctx, event))).await
+    lambda_runtime::run(service_fn(|event| {
+        handle_dispatch(&ctx, DispatchKind::Stock, event)
+    }))
+    .await
 }

@@ -6,7 +6,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Context as LambdaContext, LambdaEvent};
 use sne_domain::run_message::{RunMessage, RunReason};
 use sne_lambda_common::scheduled::ScheduledEvent;
-use sne_lambda_common::{DispatchContext, handle_dispatch};
+use sne_lambda_common::{DispatchContext, DispatchKind, handle_dispatch};
 use sne_ports::RunQueue;
 use sne_test_support::Wiring;
 use sne_test_support::tenants::fixture_tenant;
@@ -69,13 +69,13 @@ async fn a_schedule_firing_is_one_message_per_tenant_and_its_retry_the_same_mess
     let queue = Arc::new(Recorded::default());
     let ctx = two_tenants(dir.path(), queue.clone()).await;
 
-    let summary = handle_dispatch(&ctx, event(SCHEDULED))
+    let summary = handle_dispatch(&ctx, DispatchKind::Stock, event(SCHEDULED))
         .await
         .expect("dispatched");
     let mut enqueued = summary.enqueued.clone();
     enqueued.sort();
     assert_eq!(enqueued, ["t_fixture00001", "t_fixture00002"]);
-    handle_dispatch(&ctx, event(SCHEDULED))
+    handle_dispatch(&ctx, DispatchKind::Stock, event(SCHEDULED))
         .await
         .expect("retried");
 
@@ -95,7 +95,7 @@ async fn run_requested_is_one_message_for_the_named_tenant() {
     let queue = Arc::new(Recorded::default());
     let ctx = two_tenants(dir.path(), queue.clone()).await;
 
-    let summary = handle_dispatch(&ctx, event(RUN_REQUESTED))
+    let summary = handle_dispatch(&ctx, DispatchKind::Stock, event(RUN_REQUESTED))
         .await
         .expect("dispatched");
     assert_eq!(summary.enqueued, ["t_fixture00001"]);
@@ -121,7 +121,7 @@ async fn unknown_tenants_missing_ids_stray_events_and_a_refusing_queue_are_error
         (no_id, "tenant_id"),
         (stray, "unexpected event"),
     ] {
-        let err = handle_dispatch(&ctx, event(&json.to_string()))
+        let err = handle_dispatch(&ctx, DispatchKind::Stock, event(&json.to_string()))
             .await
             .expect_err("refused");
         assert!(err.to_string().contains(says), "{err}");
@@ -135,8 +135,61 @@ async fn unknown_tenants_missing_ids_stray_events_and_a_refusing_queue_are_error
         }),
         ..ctx
     };
-    let err = handle_dispatch(&refusing, event(SCHEDULED))
+    let err = handle_dispatch(&refusing, DispatchKind::Stock, event(SCHEDULED))
         .await
         .expect_err("the queue refused");
     assert!(err.to_string().contains("AccessDenied"), "{err}");
+}
+
+#[tokio::test]
+async fn the_order_importers_schedule_is_a_message_per_tenant_with_the_import_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(Recorded::default());
+    let ctx = two_tenants(dir.path(), queue.clone()).await;
+    // Fixture tenants start with the import off; turn it on for one.
+    let mut one = ctx
+        .tenants
+        .tenant(&sne_domain::TenantId("t_fixture00002".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    one.order_import.enabled = true;
+    ctx.tenants.update_tenant(&one).await.unwrap();
+
+    let summary = handle_dispatch(&ctx, DispatchKind::Orders, event(SCHEDULED))
+        .await
+        .expect("dispatched");
+    assert_eq!(summary.enqueued, ["t_fixture00002"]);
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(sent[0].reason, RunReason::Orders);
+
+    let err = handle_dispatch(&ctx, DispatchKind::Orders, event(RUN_REQUESTED))
+        .await
+        .expect_err("run requests go to the stock dispatcher");
+    assert!(err.to_string().contains("unexpected event"), "{err}");
+}
+
+#[tokio::test]
+async fn the_queue_checkers_schedule_is_a_message_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(Recorded::default());
+    let ctx = two_tenants(dir.path(), queue.clone()).await;
+    let summary = handle_dispatch(&ctx, DispatchKind::Check, event(SCHEDULED))
+        .await
+        .expect("dispatched");
+    assert_eq!(summary.enqueued.len(), 2);
+    let sent = queue.sent.lock().unwrap().clone();
+    assert!(sent.iter().all(|m| m.reason == RunReason::Check));
+    // Its firing is its own run, beside the uploader's of the same minute.
+    let stock = RunMessage::schedule(sent[0].tenant_id.clone(), chrono_time(SCHEDULED));
+    assert_ne!(stock.dedupe_id, sent[0].dedupe_id);
+    let err = handle_dispatch(&ctx, DispatchKind::Check, event(RUN_REQUESTED))
+        .await
+        .expect_err("run requests go to the stock dispatcher");
+    assert!(err.to_string().contains("unexpected event"), "{err}");
+}
+
+fn chrono_time(json: &str) -> chrono::DateTime<chrono::Utc> {
+    let event: EventBridgeEvent = serde_json::from_str(json).unwrap();
+    event.time.unwrap()
 }

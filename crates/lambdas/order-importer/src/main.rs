@@ -1,14 +1,15 @@
-//! Scheduled events → the order import of every tenant with the import on.
+//! The order importer's schedule → one run message per tenant with the import on;
+//! the runner imports.
 
 use lambda_runtime::service_fn;
-use sne_lambda_common::{ScheduledJob, handle_scheduled, init_tracing, job_context_from_env};
+use sne_lambda_common::{DispatchKind, dispatch_context_from_env, handle_dispatch, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let ctx = job_context_from_env().await?;
+    let ctx = dispatch_context_from_env().await?;
     lambda_runtime::run(service_fn(|event| {
-        handle_scheduled(&ctx, ScheduledJob::OrderImporter, event)
+        handle_dispatch(&ctx, DispatchKind::Orders, event)
     }))
     .await
 }

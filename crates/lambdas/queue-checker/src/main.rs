@@ -1,14 +1,14 @@
-//! Scheduled events → the queue check of every tenant.
+//! The queue checker's schedule → one run message per tenant; the runner checks.
 
 use lambda_runtime::service_fn;
-use sne_lambda_common::{ScheduledJob, handle_scheduled, init_tracing, job_context_from_env};
+use sne_lambda_common::{DispatchKind, dispatch_context_from_env, handle_dispatch, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let ctx = job_context_from_env().await?;
+    let ctx = dispatch_context_from_env().await?;
     lambda_runtime::run(service_fn(|event| {
-        handle_scheduled(&ctx, ScheduledJob::QueueChecker, event)
+        handle_dispatch(&ctx, DispatchKind::Check, event)
     }))
     .await
 }

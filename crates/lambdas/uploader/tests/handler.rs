@@ -102,4 +102,6 @@ fn pushes_upload_and_leave_their_mail_to_the_schedule_which_runs_the_stock_path(
     assert_eq!(plan(RunReason::Changes), (Jobs::Upload, Mailing::Defer));
     assert_eq!(plan(RunReason::Schedule), (Jobs::Stock, Mailing::Send));
     assert_eq!(plan(RunReason::Now), (Jobs::Stock, Mailing::Send));
+    assert_eq!(plan(RunReason::Orders), (Jobs::ImportOrders, Mailing::Send));
+    assert_eq!(plan(RunReason::Check), (Jobs::CheckQueue, Mailing::Send));
 }
