@@ -49,37 +49,38 @@ impl RunMessage {
     /// One message per tenant and schedule firing, so a retried dispatch of the
     /// same firing adds nothing.
     pub fn schedule(tenant_id: TenantId, fired_at: DateTime<Utc>) -> Self {
-        RunMessage {
-            dedupe_id: format!("s-{tenant_id}-{}", fired_at.timestamp()),
-            tenant_id,
-            reason: RunReason::Schedule,
-        }
+        Self::once_a_second(tenant_id, RunReason::Schedule, fired_at)
     }
 
     /// One order import per tenant and firing of the order importer's schedule.
     pub fn orders(tenant_id: TenantId, fired_at: DateTime<Utc>) -> Self {
-        RunMessage {
-            dedupe_id: format!("o-{tenant_id}-{}", fired_at.timestamp()),
-            tenant_id,
-            reason: RunReason::Orders,
-        }
+        Self::once_a_second(tenant_id, RunReason::Orders, fired_at)
     }
 
     /// One queue check per tenant and firing of the queue checker's schedule.
     pub fn check(tenant_id: TenantId, fired_at: DateTime<Utc>) -> Self {
-        RunMessage {
-            dedupe_id: format!("k-{tenant_id}-{}", fired_at.timestamp()),
-            tenant_id,
-            reason: RunReason::Check,
-        }
+        Self::once_a_second(tenant_id, RunReason::Check, fired_at)
     }
 
     /// 「今すぐ実行」 pressed twice within a second is one run.
     pub fn now(tenant_id: TenantId, at: DateTime<Utc>) -> Self {
+        Self::once_a_second(tenant_id, RunReason::Now, at)
+    }
+
+    /// A run of `reason` for the tenant, one per second of `at`; each reason
+    /// has its own prefix, so runs of different kinds never drop each other.
+    fn once_a_second(tenant_id: TenantId, reason: RunReason, at: DateTime<Utc>) -> Self {
+        let kind = match reason {
+            RunReason::Changes => "c",
+            RunReason::Schedule => "s",
+            RunReason::Now => "n",
+            RunReason::Orders => "o",
+            RunReason::Check => "k",
+        };
         RunMessage {
-            dedupe_id: format!("n-{tenant_id}-{}", at.timestamp()),
+            dedupe_id: format!("{kind}-{tenant_id}-{}", at.timestamp()),
             tenant_id,
-            reason: RunReason::Now,
+            reason,
         }
     }
 

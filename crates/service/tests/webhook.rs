@@ -43,14 +43,12 @@ async fn post(ctx: &AdminContext, body: String, headers: &[(&str, &str)]) -> (St
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
+async fn tenant_c1(ctx: &AdminContext) -> sne_domain::tenant::Tenant {
+    ctx.storage.tenant_by_contract("c1").await.unwrap().unwrap()
+}
+
 async fn pending(f: &Fixture) -> usize {
-    let tenant = f
-        .ctx
-        .storage
-        .tenant_by_contract("c1")
-        .await
-        .unwrap()
-        .unwrap();
+    let tenant = tenant_c1(&f.ctx).await;
     f.ctx.storage.pending_changes(&tenant.id).await.unwrap()
 }
 
@@ -486,13 +484,7 @@ async fn a_stored_push_asks_for_its_tenants_run_and_a_resend_or_refusal_does_not
         dir,
         ctx: admin,
     };
-    let tenant = f
-        .ctx
-        .storage
-        .tenant_by_contract("c1")
-        .await
-        .unwrap()
-        .unwrap();
+    let tenant = tenant_c1(&f.ctx).await;
     assert_eq!(
         post(&f.ctx, push_of(&f, PARAMS), &[]).await.0,
         StatusCode::OK
