@@ -16,7 +16,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 max_allowed="2.34"
-packages=(sne-lambda-webhook sne-lambda-admin sne-lambda-dispatcher sne-lambda-uploader sne-lambda-queue-checker sne-lambda-order-importer)
+packages=(sne-lambda-webhook sne-lambda-admin sne-lambda-dispatcher sne-lambda-uploader sne-lambda-queue-checker sne-lambda-order-importer sne-lambda-drift-checker)
 
 command -v objdump >/dev/null || { echo "check-glibc: objdump missing (apt-get install binutils)" >&2; exit 1; }
 

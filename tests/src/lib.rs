@@ -246,8 +246,9 @@ impl Harness {
         runs.remove(0)
     }
 
-    /// Gives this tenant read access to Smaregi's stock history.
-    pub async fn enable_history_access(&mut self) {
+    /// Gives this tenant the old API's credentials (在庫情報参照 and the rest),
+    /// without switching history reading on.
+    pub async fn give_smaregi_api(&mut self) {
         let mut tenant = self.tenant.clone();
         tenant.smaregi_api = Some(SmaregiCredentials {
             contract_id: CONTRACT.into(),
@@ -259,6 +260,11 @@ impl Harness {
             .update_tenant(&tenant)
             .await
             .expect("update");
+    }
+
+    /// Gives this tenant read access to Smaregi's stock history.
+    pub async fn enable_history_access(&mut self) {
+        self.give_smaregi_api().await;
         let message = sne_service::stock_history::set_history_mode(&self.ctx, &self.tenant, true)
             .await
             .expect("history mode");

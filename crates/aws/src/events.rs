@@ -9,6 +9,8 @@ use sne_ports::RunTrigger;
 
 pub const EVENT_SOURCE: &str = "smaregi-ne.admin";
 pub const RUN_REQUESTED: &str = "RunRequested";
+/// 「差異を確認」: the drift checker's own request.
+pub const DRIFT_CHECK_REQUESTED: &str = "DriftCheckRequested";
 
 #[derive(Clone, Debug)]
 pub struct EventBridgeTrigger {
@@ -28,6 +30,16 @@ impl EventBridgeTrigger {
 #[async_trait]
 impl RunTrigger for EventBridgeTrigger {
     async fn request_run(&self, tenant: &TenantId) -> Result<(), String> {
+        self.put(RUN_REQUESTED, tenant).await
+    }
+
+    async fn request_drift_check(&self, tenant: &TenantId) -> Result<(), String> {
+        self.put(DRIFT_CHECK_REQUESTED, tenant).await
+    }
+}
+
+impl EventBridgeTrigger {
+    async fn put(&self, detail_type: &str, tenant: &TenantId) -> Result<(), String> {
         let detail = serde_json::json!({ "tenant_id": tenant.as_str() }).to_string();
         let out = self
             .client
@@ -36,7 +48,7 @@ impl RunTrigger for EventBridgeTrigger {
                 PutEventsRequestEntry::builder()
                     .event_bus_name(&self.bus)
                     .source(EVENT_SOURCE)
-                    .detail_type(RUN_REQUESTED)
+                    .detail_type(detail_type)
                     .detail(detail)
                     .build(),
             )

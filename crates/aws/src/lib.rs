@@ -14,7 +14,7 @@ pub mod testing;
 
 pub use config::{AwsSettings, DEFAULT_REGION, SettingsError, aws_sdk_config, s3_client};
 pub use dynamo::{DynamoStore, MAX_TRANSACTION_ITEMS};
-pub use events::{EVENT_SOURCE, EventBridgeTrigger, RUN_REQUESTED};
+pub use events::{DRIFT_CHECK_REQUESTED, EVENT_SOURCE, EventBridgeTrigger, RUN_REQUESTED};
 pub use s3::{MAX_URL_EXPIRY, S3BlobStore};
 pub use ses::SesMailer;
 pub use sqs::{SQS_BATCH_LIMIT, SqsRunQueue};

@@ -39,7 +39,7 @@ impl RunQueue for SqsRunQueue {
                     SendMessageBatchRequestEntry::builder()
                         .id(n.to_string())
                         .message_body(request.body())
-                        .message_group_id(request.tenant_id.as_str())
+                        .message_group_id(request.group_id())
                         .message_deduplication_id(&request.dedupe_id)
                         .build()
                         .map_err(|e| e.to_string())

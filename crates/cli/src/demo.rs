@@ -98,9 +98,16 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     let dispatch = args
         .realtime
         .dispatch(Duration::from_secs(args.every_seconds.max(1)))?;
+    let drift = args
+        .realtime
+        .drift_hour()
+        .map(|hour| sne_service::drift::spawn_daily_drift(ctx.clone(), hour));
     let scheduler = sne_service::dispatch::spawn_dispatcher(ctx, local.requests, dispatch);
     let _ = tokio::signal::ctrl_c().await;
     scheduler.abort();
+    if let Some(drift) = drift {
+        drift.abort();
+    }
     server.abort();
     Ok(())
 }

@@ -60,6 +60,26 @@ enum RunJobs {
     /// NextEngine orders → Smaregi 出荷 (tenants with the import on).
     ImportOrders,
     All,
+    /// 在庫差異: every tenant's drift check, with its report mail.
+    Drift,
+}
+
+fn print_runs(runs: &[sne_service::run::TenantRun]) -> anyhow::Result<()> {
+    let summary: Vec<_> = runs
+        .iter()
+        .map(|r| {
+            let rendered = r.report.render();
+            serde_json::json!({
+                "tenant_id": r.tenant.id.as_str(),
+                "subject": rendered.subject,
+                "report_id": r.report_id,
+                "mails_sent": r.mail.sent,
+                "mails_failed": r.mail.failed,
+            })
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,7 +104,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .realtime
                 .dispatch(Duration::from_secs(args.every_minutes.max(1) * 60))?;
             let local = wiring::local_context(&cli.data_dir, &cli.endpoints)?;
-            wiring::serve(local, args.listen, dispatch).await
+            wiring::serve(local, args.listen, dispatch, args.realtime.drift_hour()).await
         }
         Command::Run { jobs } => {
             let ctx = wiring::local_context(&cli.data_dir, &cli.endpoints)?.jobs;
@@ -93,23 +113,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 RunJobs::CheckQueue => Jobs::CheckQueue,
                 RunJobs::ImportOrders => Jobs::ImportOrders,
                 RunJobs::All => Jobs::All,
+                RunJobs::Drift => {
+                    let runs = sne_service::drift::run_drift_all(&ctx).await?;
+                    return print_runs(&runs);
+                }
             };
             let runs = run_all(&ctx, jobs).await?;
-            let summary: Vec<_> = runs
-                .iter()
-                .map(|r| {
-                    let rendered = r.report.render();
-                    serde_json::json!({
-                        "tenant_id": r.tenant.id.as_str(),
-                        "subject": rendered.subject,
-                        "report_id": r.report_id,
-                        "mails_sent": r.mail.sent,
-                        "mails_failed": r.mail.failed,
-                    })
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&summary)?);
-            Ok(())
+            print_runs(&runs)
         }
         Command::Operator(command) => {
             let ctx = wiring::local_context(&cli.data_dir, &cli.endpoints)?.admin;

@@ -28,6 +28,12 @@ pub struct RealtimeArgs {
     /// Pushes wait for the schedule, as before event-driven runs.
     #[arg(long)]
     pub schedule_only: bool,
+    /// The daily 在庫差異 check runs at this hour, Japan time (0–23).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..24))]
+    pub drift_hour: u32,
+    /// No daily 在庫差異 check (it still runs from the admin screen and `drift`).
+    #[arg(long)]
+    pub no_drift_check: bool,
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -40,6 +46,11 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 }
 
 impl RealtimeArgs {
+    /// The hour of the daily drift check, if it runs.
+    pub fn drift_hour(&self) -> Option<u32> {
+        (!self.no_drift_check).then_some(self.drift_hour)
+    }
+
     pub fn dispatch(&self, every: Duration) -> anyhow::Result<DispatchConfig> {
         if self.max_wait_seconds < self.quiet_seconds {
             anyhow::bail!(
@@ -65,11 +76,14 @@ pub async fn serve(
     local: Local,
     listen: SocketAddr,
     dispatch: DispatchConfig,
+    drift_hour: Option<u32>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
+    let drift =
+        drift_hour.map(|hour| sne_service::drift::spawn_daily_drift(local.jobs.clone(), hour));
     let dispatcher = spawn_dispatcher(local.jobs, local.requests, dispatch);
     let app = sne_service::http::router(local.admin);
     let served = axum::serve(listener, app)
@@ -78,5 +92,8 @@ pub async fn serve(
         })
         .await;
     dispatcher.abort();
+    if let Some(drift) = drift {
+        drift.abort();
+    }
     served.context("server failed")
 }

@@ -8,6 +8,7 @@ pub mod change;
 pub mod complete;
 pub mod debounce;
 pub mod division;
+pub mod drift;
 pub mod goods_code;
 pub mod history_mode;
 pub mod ids;

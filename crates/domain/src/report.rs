@@ -22,6 +22,160 @@ pub struct RunReport {
     pub orders: Option<OrderSection>,
     /// Fallbacks and warnings the operator should know about (design.md §3: never guess silently).
     pub notices: Vec<String>,
+    /// 「在庫差異」: only in a drift check's run.
+    #[serde(default)]
+    pub drift: Option<DriftSection>,
+}
+
+/// The drift check's part of its run's mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DriftSection {
+    Checked {
+        check_id: String,
+        goods_compared: usize,
+        lines: usize,
+        corrections: usize,
+        /// The largest differences, at most [`crate::drift::LINES_IN_MAIL`].
+        largest: Vec<crate::drift::DriftLine>,
+        /// The attached CSV of every line, when there are lines.
+        csv_file_name: Option<String>,
+        report_only: bool,
+        unsettled: usize,
+        unmapped_products: usize,
+        set_goods_skipped: usize,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+impl DriftSection {
+    pub fn of(check: &crate::drift::DriftCheck, csv_file_name: Option<String>) -> Self {
+        DriftSection::Checked {
+            check_id: check.id.clone(),
+            goods_compared: check.goods_compared,
+            lines: check.lines.len(),
+            corrections: check.corrections().len(),
+            largest: check
+                .lines
+                .iter()
+                .take(crate::drift::LINES_IN_MAIL)
+                .cloned()
+                .collect(),
+            csv_file_name,
+            report_only: check.master == crate::tenant::StockMaster::NextEngine,
+            unsettled: check.unsettled.len(),
+            unmapped_products: check.unmapped_products,
+            set_goods_skipped: check.set_goods_skipped,
+        }
+    }
+
+    fn status(&self) -> String {
+        match self {
+            DriftSection::Checked { lines: 0, .. } => "なし".into(),
+            DriftSection::Checked { lines, .. } => format!("{lines}件"),
+            DriftSection::Failed { .. } => "失敗".into(),
+        }
+    }
+
+    fn render_into(&self, body: &mut String) {
+        match self {
+            DriftSection::Failed { reason } => {
+                push_line(
+                    body,
+                    "スマレジとネクストエンジンの在庫を比較できませんでした。",
+                );
+                push_line(body, format!("原因: {reason}"));
+                push_line(body, "次回の確認で再度比較します。");
+            }
+            DriftSection::Checked {
+                check_id,
+                goods_compared,
+                lines,
+                corrections,
+                largest,
+                csv_file_name,
+                report_only,
+                unsettled,
+                unmapped_products,
+                set_goods_skipped,
+            } => {
+                push_line(
+                    body,
+                    format!("比較した商品: {goods_compared}件 / 差異のある商品: {lines}件"),
+                );
+                if *lines == 0 {
+                    push_line(body, "スマレジとネクストエンジンの在庫は一致しています。");
+                } else {
+                    push_line(
+                        body,
+                        "差異の大きい商品 (差異 = 反映後のフリー在庫 − 期待されるフリー在庫):",
+                    );
+                    for l in largest {
+                        let ne = l
+                            .nextengine
+                            .map(|n| {
+                                format!("在庫数{} 引当数{} フリー{}", n.stock, n.allocated, n.free)
+                            })
+                            .unwrap_or_else(|| "未登録".into());
+                        push_line(
+                            body,
+                            format!(
+                                "・{} スマレジ{} / ネクストエンジン {} / 差異{:+} / 原因: {}",
+                                l.goods_code,
+                                l.smaregi,
+                                ne,
+                                l.difference,
+                                l.cause_text()
+                            ),
+                        );
+                    }
+                    if let Some(name) = csv_file_name {
+                        push_line(body, format!("全件: {name} (このメールに添付しています)"));
+                    }
+                    if *report_only {
+                        push_line(
+                            body,
+                            "在庫マスタがネクストエンジンのため、差異はお知らせのみです (補正は行いません)。",
+                        );
+                    } else if *corrections > 0 {
+                        push_line(
+                            body,
+                            format!(
+                                "管理画面の「在庫差異」で補正内容を確認し、「揃える」で{corrections}件の商品を補正できます。"
+                            ),
+                        );
+                    }
+                }
+                if *unsettled > 0 {
+                    push_line(
+                        body,
+                        format!(
+                            "確認中に在庫が動いた商品 {unsettled}件は、次回の確認で比較します。"
+                        ),
+                    );
+                }
+                if *unmapped_products > 0 {
+                    push_line(
+                        body,
+                        format!(
+                            "商品コードに対応しないスマレジの商品 {unmapped_products}件は比較していません。"
+                        ),
+                    );
+                }
+                if *set_goods_skipped > 0 {
+                    push_line(
+                        body,
+                        format!(
+                            "セット商品 {set_goods_skipped}件はネクストエンジンが在庫を計算するため比較していません。"
+                        ),
+                    );
+                }
+                push_line(body, format!("確認ID: {check_id}"));
+            }
+        }
+    }
 }
 
 /// A goods code that was left out of the upload, with the delta it would have carried.
@@ -163,7 +317,8 @@ impl RunReport {
             PreviousSection::Error { .. } => false,
         };
         let orders_quiet = self.orders.as_ref().is_none_or(OrderSection::is_empty);
-        !(upload_quiet && previous_quiet && orders_quiet && self.notices.is_empty())
+        self.drift.is_some()
+            || !(upload_quiet && previous_quiet && orders_quiet && self.notices.is_empty())
     }
 
     pub fn render(&self) -> RenderedReport {
@@ -183,6 +338,10 @@ impl RunReport {
         if let Some(orders) = &self.orders {
             subject.push_str(" 受注取込:");
             subject.push_str(orders.status());
+        }
+        if let Some(drift) = &self.drift {
+            subject.push_str(" 在庫差異:");
+            subject.push_str(&drift.status());
         }
         subject
     }
@@ -209,6 +368,10 @@ impl RunReport {
         if let Some(orders) = &self.orders {
             push_heading(&mut body, "受注取込");
             orders.render_into(&mut body);
+        }
+        if let Some(drift) = &self.drift {
+            push_heading(&mut body, "在庫差異");
+            drift.render_into(&mut body);
         }
         if !self.notices.is_empty() {
             push_heading(&mut body, "お知らせ");
@@ -795,6 +958,7 @@ mod tests {
             previous,
             orders: None,
             notices: Vec::new(),
+            drift: None,
         }
     }
 
@@ -1427,5 +1591,68 @@ mod tests {
             "{}",
             calm.subject
         );
+    }
+
+    #[test]
+    fn a_drift_check_has_its_section_and_subject() {
+        use crate::drift::{DriftCheck, InFlight, NeFigures, WebOrders, compare};
+        use std::collections::{BTreeMap, HashMap};
+        let lines = compare(
+            crate::tenant::StockMaster::Smaregi,
+            &BTreeMap::from([("A".into(), 5), ("B".into(), 1)]),
+            &HashMap::from([(
+                "A".into(),
+                NeFigures {
+                    stock: 8,
+                    allocated: 0,
+                    free: 8,
+                },
+            )]),
+            &InFlight::default(),
+            &WebOrders::NotImported,
+        );
+        let check = DriftCheck {
+            id: "d-1".into(),
+            tenant_id: crate::TenantId("t".into()),
+            checked_at: quiet().run_at,
+            master: crate::tenant::StockMaster::Smaregi,
+            goods_compared: 2,
+            set_goods_skipped: 1,
+            unmapped_products: 0,
+            unsettled: vec![],
+            lines,
+        };
+        let mut r = quiet();
+        assert!(!r.is_worth_sending());
+        r.drift = Some(DriftSection::of(&check, Some("drift_x.csv".into())));
+        assert!(r.is_worth_sending());
+        let rendered = r.render();
+        assert!(
+            rendered.subject.ends_with(" 在庫差異:2件"),
+            "{}",
+            rendered.subject
+        );
+        assert!(rendered.body.contains("■ 在庫差異"));
+        assert!(
+            rendered
+                .body
+                .contains("・A スマレジ5 / ネクストエンジン 在庫数8 引当数0 フリー8 / 差異+3")
+        );
+        assert!(rendered.body.contains(
+            "・B スマレジ1 / ネクストエンジン 未登録 / 差異-1 / 原因: ネクストエンジンに未登録"
+        ));
+        assert!(
+            rendered
+                .body
+                .contains("drift_x.csv (このメールに添付しています)")
+        );
+        assert!(
+            rendered
+                .body
+                .contains("「揃える」で1件の商品を補正できます")
+        );
+        assert!(rendered.body.contains("セット商品 1件"));
+        r.drift = Some(DriftSection::Failed { reason: "x".into() });
+        assert!(r.render().subject.ends_with(" 在庫差異:失敗"));
     }
 }

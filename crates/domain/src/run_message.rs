@@ -21,6 +21,9 @@ pub enum RunReason {
     Orders,
     /// The queue checker's schedule: the queue check and its report.
     Check,
+    /// The daily drift check or 「差異を確認」: in a group of its own beside the
+    /// tenant's runs, since it only reads and must never delay an upload.
+    Drift,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,20 @@ impl RunMessage {
         Self::once_a_second(tenant_id, RunReason::Check, fired_at)
     }
 
+    /// One drift check per tenant and second (a schedule firing, a click).
+    pub fn drift(tenant_id: TenantId, at: DateTime<Utc>) -> Self {
+        Self::once_a_second(tenant_id, RunReason::Drift, at)
+    }
+
+    /// The FIFO group: the tenant's, so its runs never overlap; a drift
+    /// check's own, so it runs beside them.
+    pub fn group_id(&self) -> String {
+        match self.reason {
+            RunReason::Drift => format!("drift-{}", self.tenant_id),
+            _ => self.tenant_id.to_string(),
+        }
+    }
+
     /// 「今すぐ実行」 pressed twice within a second is one run.
     pub fn now(tenant_id: TenantId, at: DateTime<Utc>) -> Self {
         Self::once_a_second(tenant_id, RunReason::Now, at)
@@ -76,6 +93,7 @@ impl RunMessage {
             RunReason::Now => "n",
             RunReason::Orders => "o",
             RunReason::Check => "k",
+            RunReason::Drift => "d",
         };
         RunMessage {
             dedupe_id: format!("{kind}-{tenant_id}-{}", at.timestamp()),
@@ -112,6 +130,18 @@ mod tests {
 
     fn t(id: &str) -> TenantId {
         TenantId(id.into())
+    }
+
+    #[test]
+    fn a_drift_check_has_a_group_beside_its_tenants_runs() {
+        let drift = RunMessage::drift(t("a"), at(0));
+        assert_eq!(drift.group_id(), "drift-a");
+        assert_eq!(RunMessage::now(t("a"), at(0)).group_id(), "a");
+        assert_ne!(drift.dedupe_id, RunMessage::now(t("a"), at(0)).dedupe_id);
+        assert_eq!(
+            RunMessage::parse(&drift.body()).unwrap().reason,
+            RunReason::Drift
+        );
     }
 
     #[test]

@@ -59,6 +59,11 @@ pub struct UploadBatch {
     /// time, the lag the admin screen shows.
     #[serde(default)]
     pub oldest_change_at: Option<DateTime<Utc>>,
+    /// On an alignment file (「揃える」): the drift check whose corrections it
+    /// carries. Its batch id is derived from that check, so a check is aligned
+    /// at most once.
+    #[serde(default)]
+    pub aligns: Option<String>,
 }
 
 /// Why the latest attempt of a batch did not go through, as the admin screen keys
@@ -125,6 +130,11 @@ pub struct FollowUp {
     /// Who asked (the admin's e-mail address or the CLI's `--by`).
     pub by: String,
     pub at: DateTime<Utc>,
+}
+
+/// The one batch id an alignment of drift check `drift_id` can have.
+pub fn alignment_batch_id(drift_id: &str) -> String {
+    format!("b_align_{drift_id}")
 }
 
 /// What re-sending a failed file's unapplied rows writes.
@@ -328,6 +338,7 @@ impl UploadBatch {
             follow_up: None,
             follows: None,
             oldest_change_at: None,
+            aligns: None,
         }
     }
 
@@ -387,6 +398,59 @@ impl UploadBatch {
         resend.csv_key = request.csv_key.clone();
         resend.follows = Some(self.batch_id.clone());
         Ok((source, resend))
+    }
+
+    /// A frozen file of drift corrections (「揃える」): `Built`, carrying `lines`
+    /// as they are, the same as any other file from here on.
+    pub fn alignment(
+        tenant_id: TenantId,
+        drift_id: &str,
+        lines: Vec<UploadLine>,
+        by: &str,
+        at: DateTime<Utc>,
+        csv_key: String,
+    ) -> Self {
+        let mut batch = UploadBatch::building(
+            tenant_id,
+            alignment_batch_id(drift_id),
+            by.to_string(),
+            at,
+            at,
+        );
+        batch.state = BatchState::Built;
+        batch.owner = None;
+        batch.lease_until = None;
+        batch.change_count = lines.len();
+        batch.lines = lines;
+        batch.csv_key = Some(csv_key);
+        batch.aligns = Some(drift_id.to_string());
+        batch
+    }
+
+    /// What a store checks before it keeps a batch frozen outside the ledger
+    /// ([`UploadBatch::alignment`]): the tenant's, `Built`, with lines.
+    pub fn check_freezable(&self, tenant: &TenantId) -> Result<(), BatchRuleError> {
+        let batch_id = || self.batch_id.clone();
+        if self.tenant_id != *tenant {
+            return Err(BatchRuleError::Missing {
+                batch_id: batch_id(),
+                what: "belongs to another tenant",
+            });
+        }
+        if self.state != BatchState::Built {
+            return Err(BatchRuleError::WrongState {
+                batch_id: batch_id(),
+                actual: self.state,
+                expected: BatchState::Built,
+            });
+        }
+        if self.lines.is_empty() {
+            return Err(BatchRuleError::Missing {
+                batch_id: batch_id(),
+                what: "a frozen file needs lines",
+            });
+        }
+        Ok(())
     }
 
     /// Whether `owner` may (re)claim this `Building` batch at `now`: its own

@@ -789,6 +789,18 @@ impl StockLedger for SqliteStore {
         .await
     }
 
+    async fn pending_change_list(&self, tenant: &TenantId) -> StoreResult<Vec<StockChange>> {
+        let tenant = tenant.0.clone();
+        self.read(move |conn| {
+            query_json_list(
+                conn,
+                "SELECT data FROM changes WHERE tenant_id = ?1 AND batch_id IS NULL ORDER BY seq",
+                params![tenant],
+            )
+        })
+        .await
+    }
+
     async fn changes_of_batch(
         &self,
         tenant: &TenantId,
@@ -900,6 +912,12 @@ impl BatchStore for SqliteStore {
             Ok(resend)
         })
         .await
+    }
+
+    async fn freeze_batch(&self, tenant: &TenantId, batch: &UploadBatch) -> StoreResult<()> {
+        batch.check_freezable(tenant).map_err(rule)?;
+        let batch = batch.clone();
+        self.write(move |tx| insert_batch(tx, &batch)).await
     }
 
     async fn batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Option<UploadBatch>> {

@@ -4,7 +4,7 @@
 //! tenant's group, so one tenant's slow run delays no other.
 
 use crate::scheduled::{
-    EventError, Invocation, ScheduledEvent, classify_dispatch, classify_schedule,
+    EventError, Invocation, ScheduledEvent, classify_dispatch, classify_drift, classify_schedule,
 };
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,8 @@ pub enum DispatchKind {
     Orders,
     /// The queue checker's schedule.
     Check,
+    /// The daily drift check (tenants with Smaregi API access) and 「差異を確認」.
+    Drift,
 }
 
 /// A schedule firing becomes a message per tenant, deduplicated by the firing's
@@ -51,6 +53,7 @@ pub async fn handle_dispatch(
     let invocation = match kind {
         DispatchKind::Stock => classify_dispatch(&event.payload)?,
         DispatchKind::Orders | DispatchKind::Check => classify_schedule(&event.payload)?,
+        DispatchKind::Drift => classify_drift(&event.payload)?,
     };
     let messages = match invocation {
         Invocation::AllTenants => ctx
@@ -65,13 +68,20 @@ pub async fn handle_dispatch(
                     .enabled
                     .then(|| RunMessage::orders(t.id, fired_at)),
                 DispatchKind::Check => Some(RunMessage::check(t.id, fired_at)),
+                DispatchKind::Drift => t
+                    .smaregi_api
+                    .is_some()
+                    .then(|| RunMessage::drift(t.id, fired_at)),
             })
             .collect::<Vec<_>>(),
         Invocation::Tenant(id) => {
             if ctx.tenants.tenant(&id).await?.is_none() {
                 return Err(EventError::UnknownTenant(id.0).into());
             }
-            vec![RunMessage::now(id, fired_at)]
+            vec![match kind {
+                DispatchKind::Drift => RunMessage::drift(id, fired_at),
+                _ => RunMessage::now(id, fired_at),
+            }]
         }
     };
     ctx.queue

@@ -12,8 +12,9 @@ use sne_service::run::{Jobs, Mailing, new_run_id, run_tenant_with};
 use std::collections::HashSet;
 
 /// What a message's run does, and whether it mails its report.
-pub fn plan(reason: RunReason) -> (Jobs, Mailing) {
-    match reason {
+/// `None` for a drift check, which is no job of a run (see `run_drift`).
+pub fn plan(reason: RunReason) -> Option<(Jobs, Mailing)> {
+    Some(match reason {
         // A push's upload; its report goes out with the next scheduled run.
         RunReason::Changes => (Jobs::Upload, Mailing::Defer),
         // The stock path: queue check, upload, report (the order importer
@@ -23,7 +24,8 @@ pub fn plan(reason: RunReason) -> (Jobs, Mailing) {
         // uploads, so no two imports of a tenant ever overlap.
         RunReason::Orders => (Jobs::ImportOrders, Mailing::Send),
         RunReason::Check => (Jobs::CheckQueue, Mailing::Send),
-    }
+        RunReason::Drift => return None,
+    })
 }
 
 /// Runs each message's tenant. A tenant's failed run is in its report and is
@@ -64,9 +66,11 @@ async fn run_message(ctx: &Context, record: &SqsMessage) -> Result<(), String> {
         .await
         .map_err(|e| format!("tenant unreadable: {e}"))?
         .ok_or_else(|| format!("run message for unknown tenant {}", message.tenant_id))?;
-    let (jobs, mailing) = plan(message.reason);
     let run_id = new_run_id(ctx);
-    let run = run_tenant_with(ctx, &tenant, jobs, &run_id, mailing).await;
+    let run = match plan(message.reason) {
+        Some((jobs, mailing)) => run_tenant_with(ctx, &tenant, jobs, &run_id, mailing).await,
+        None => sne_service::drift::run_drift(ctx, &tenant, &run_id, Mailing::Send).await,
+    };
     let summary = TenantSummary::from(&run);
     if summary.mails_failed > 0 {
         // Kept in the outbox and retried by the next sending run.

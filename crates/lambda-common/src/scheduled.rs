@@ -12,7 +12,10 @@ pub type ScheduledEvent = EventBridgeEvent<Value>;
 
 /// Source and detail-type of 「今すぐ実行」 requests, as the admin screen's
 /// [`sne_aws::EventBridgeTrigger`] puts them on the bus.
-pub use sne_aws::{EVENT_SOURCE as RUN_REQUEST_SOURCE, RUN_REQUESTED as RUN_REQUEST_DETAIL_TYPE};
+pub use sne_aws::{
+    DRIFT_CHECK_REQUESTED, EVENT_SOURCE as RUN_REQUEST_SOURCE,
+    RUN_REQUESTED as RUN_REQUEST_DETAIL_TYPE,
+};
 const SCHEDULE_SOURCE: &str = "aws.events";
 const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
 
@@ -46,23 +49,28 @@ pub enum EventError {
 /// the order importer's and the queue checker's dispatchers take their
 /// schedule only.
 pub fn classify_schedule(event: &ScheduledEvent) -> Result<Invocation, EventError> {
-    classify_event(event, false)
+    classify_event(event, None)
 }
 
 /// The stock dispatcher's events: its schedule and 「今すぐ実行」.
 pub fn classify_dispatch(event: &ScheduledEvent) -> Result<Invocation, EventError> {
-    classify_event(event, true)
+    classify_event(event, Some(RUN_REQUEST_DETAIL_TYPE))
+}
+
+/// The drift checker's events: its daily schedule and 「差異を確認」.
+pub fn classify_drift(event: &ScheduledEvent) -> Result<Invocation, EventError> {
+    classify_event(event, Some(DRIFT_CHECK_REQUESTED))
 }
 
 fn classify_event(
     event: &ScheduledEvent,
-    accepts_run_requests: bool,
+    accepted_request: Option<&str>,
 ) -> Result<Invocation, EventError> {
     let source = event.source.as_str();
     let detail_type = event.detail_type.as_str();
     match (source, detail_type) {
         (SCHEDULE_SOURCE, SCHEDULE_DETAIL_TYPE) => Ok(Invocation::AllTenants),
-        (RUN_REQUEST_SOURCE, RUN_REQUEST_DETAIL_TYPE) if accepts_run_requests => {
+        (RUN_REQUEST_SOURCE, requested) if accepted_request == Some(requested) => {
             let request: RunRequested = serde_json::from_value(event.detail.clone())
                 .map_err(|e| EventError::BadRunRequest(e.to_string()))?;
             let tenant = request.tenant_id.trim();

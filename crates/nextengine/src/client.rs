@@ -11,7 +11,7 @@ use sne_domain::time::{API_FORMAT, parse_api_time};
 use sne_domain::{GoodsCode, QueId, TenantId};
 use sne_ports::TokenStore;
 use sne_ports::nextengine::{
-    NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, QueueStatus,
+    GoodsStock, NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, QueueStatus,
     StockIoEntry,
 };
 use sne_ports::rate::{ApiRateLimit, RateLimits};
@@ -31,6 +31,10 @@ const IN_CHUNK: usize = 1000;
 
 const PATH_NEAUTH: &str = "/api_neauth";
 const PATH_GOODS_SEARCH: &str = "/api_v1_master_goods/search";
+/// One row per component of a set goods (reference, Update "Set goods"). Its
+/// field names (`set_goods_id`, `set_goods_detail_goods_id`, …) are assumed
+/// from NextEngine's naming: the API explorer page is where to confirm them.
+const PATH_SET_GOODS_SEARCH: &str = "/api_v1_master_setgoods/search";
 const PATH_GOODS_UPLOAD: &str = "/api_v1_master_goods/upload";
 const PATH_QUE_SEARCH: &str = "/api_v1_system_que/search";
 const PATH_ORDER_ROW_SEARCH: &str = "/api_v1_receiveorder_row/search";
@@ -538,13 +542,7 @@ impl NextEngineApi for NeClient {
         tenant: &TenantId,
         codes: &[GoodsCode],
     ) -> Result<HashSet<GoodsCode>, NeError> {
-        // NE goods codes never contain commas (reference §4.4), and a comma
-        // would split the `-in` list, so such a code cannot exist there.
-        let wanted: BTreeSet<&str> = codes
-            .iter()
-            .map(GoodsCode::as_str)
-            .filter(|c| !c.is_empty() && !c.contains(','))
-            .collect();
+        let wanted = searchable(codes);
         let list: Vec<&str> = wanted.iter().copied().collect();
         let mut found = HashSet::new();
         for chunk in list.chunks(IN_CHUNK) {
@@ -561,6 +559,76 @@ impl NextEngineApi for NeClient {
                 // NE may compare loosely (case, numbers); only an exact
                 // match is the goods we asked about.
                 if let Some(id) = text(&row, "goods_id")
+                    && wanted.contains(id.as_str())
+                {
+                    found.insert(GoodsCode::from(id));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn goods_stock(
+        &self,
+        tenant: &TenantId,
+        codes: &[GoodsCode],
+    ) -> Result<Vec<GoodsStock>, NeError> {
+        let wanted = searchable(codes);
+        let list: Vec<&str> = wanted.iter().copied().collect();
+        let mut found = Vec::new();
+        for chunk in list.chunks(IN_CHUNK) {
+            let rows = self
+                .search_all(
+                    tenant,
+                    PATH_GOODS_SEARCH,
+                    "goods_id,stock_quantity,stock_allocation_quantity,stock_free_quantity",
+                    &[("goods_id-in", chunk.join(","))],
+                    "goods_id-asc",
+                )
+                .await?;
+            for row in rows {
+                let Some(id) = text(&row, "goods_id").filter(|id| wanted.contains(id.as_str()))
+                else {
+                    continue;
+                };
+                let stock = quantity(&row, "stock_quantity", &id)?;
+                let allocated = quantity(&row, "stock_allocation_quantity", &id)?;
+                let free = match text(&row, "stock_free_quantity").filter(|t| !t.trim().is_empty())
+                {
+                    Some(_) => quantity(&row, "stock_free_quantity", &id)?,
+                    None => stock - allocated,
+                };
+                found.push(GoodsStock {
+                    goods_code: GoodsCode::from(id),
+                    stock,
+                    allocated,
+                    free,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn set_goods(
+        &self,
+        tenant: &TenantId,
+        codes: &[GoodsCode],
+    ) -> Result<HashSet<GoodsCode>, NeError> {
+        let wanted = searchable(codes);
+        let list: Vec<&str> = wanted.iter().copied().collect();
+        let mut found = HashSet::new();
+        for chunk in list.chunks(IN_CHUNK) {
+            let rows = self
+                .search_all(
+                    tenant,
+                    PATH_SET_GOODS_SEARCH,
+                    "set_goods_id",
+                    &[("set_goods_id-in", chunk.join(","))],
+                    "set_goods_id-asc",
+                )
+                .await?;
+            for row in rows {
+                if let Some(id) = text(&row, "set_goods_id")
                     && wanted.contains(id.as_str())
                 {
                     found.insert(GoodsCode::from(id));
@@ -850,6 +918,29 @@ fn text(m: &Map<String, Value>, key: &str) -> Option<String> {
 
 fn time_of(m: &Map<String, Value>, key: &str) -> Option<NaiveDateTime> {
     text(m, key).as_deref().and_then(parse_api_time)
+}
+
+/// The codes an `-in` search can ask for. NE goods codes never contain commas
+/// (reference §4.4), and a comma would split the list, so such a code cannot
+/// exist there.
+fn searchable(codes: &[GoodsCode]) -> BTreeSet<&str> {
+    codes
+        .iter()
+        .map(GoodsCode::as_str)
+        .filter(|c| !c.is_empty() && !c.contains(','))
+        .collect()
+}
+
+/// A stock figure: NextEngine sends numbers as strings; an empty one is 0.
+fn quantity(row: &Map<String, Value>, key: &str, goods: &str) -> Result<i64, NeError> {
+    match text(row, key) {
+        None => Ok(0),
+        Some(t) if t.trim().is_empty() => Ok(0),
+        Some(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| invalid(format!("{key} of goods {goods} is not a number: {t:?}"))),
+    }
 }
 
 fn invalid(what: impl Into<String>) -> NeError {

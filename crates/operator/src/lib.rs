@@ -27,6 +27,23 @@ pub enum OperatorCommand {
     /// 「未反映の行を再アップロード」.
     #[command(subcommand)]
     Failed(FailedCommand),
+    /// 在庫差異: compare Smaregi's stock with NextEngine's now and print the
+    /// check as JSON (every line with its figures, causes and correction);
+    /// with `--apply`, 「揃える」: freeze the corrections as one file, once.
+    Drift {
+        #[arg(long)]
+        contract_id: String,
+        /// Upload the corrections (the JSON printed without it is the preview).
+        #[arg(long)]
+        apply: bool,
+        /// With `--apply`: the stored check to align (the latest, at most an
+        /// hour old) instead of a new one.
+        #[arg(long, requires = "apply")]
+        check_id: Option<String>,
+        /// Who asks; recorded on the file.
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
 }
 
 /// Runs one command, printing its result on standard output.
@@ -35,7 +52,43 @@ pub async fn execute(ctx: &AdminContext, command: OperatorCommand) -> anyhow::Re
         OperatorCommand::Tenant(command) => tenant(ctx, command).await,
         OperatorCommand::Held(command) => held(ctx, command).await,
         OperatorCommand::Failed(command) => failed(ctx, command).await,
+        OperatorCommand::Drift {
+            contract_id,
+            apply,
+            check_id,
+            by,
+        } => drift(ctx, &contract_id, apply, check_id.as_deref(), &by).await,
     }
+}
+
+async fn drift(
+    ctx: &AdminContext,
+    contract_id: &str,
+    apply: bool,
+    check_id: Option<&str>,
+    by: &str,
+) -> anyhow::Result<()> {
+    use sne_service::drift::{align, check_by_id, check_drift};
+    let tenant = tenant_by_contract(ctx, contract_id).await?;
+    let check = match check_id {
+        Some(id) => check_by_id(ctx, &tenant.id, id.trim())
+            .await?
+            .with_context(|| format!("在庫差異の確認 {id} が見つかりません"))?,
+        None => check_drift(ctx, &tenant).await?,
+    };
+    let aligned = if apply {
+        let batch = align(ctx, &tenant, &check.id, by).await?;
+        Some(serde_json::json!({ "batch_id": batch.batch_id, "rows": batch.lines.len() }))
+    } else {
+        None
+    };
+    let out = serde_json::json!({
+        "check": check,
+        "corrections": check.corrections(),
+        "aligned": aligned,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }
 
 #[derive(Subcommand)]

@@ -58,6 +58,18 @@ pub struct QueueEntry {
     pub client_file_name: String,
 }
 
+/// A goods' stock as NextEngine's goods master shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoodsStock {
+    pub goods_code: GoodsCode,
+    /// `stock_quantity` (在庫数): what `zaiko_su` uploads change.
+    pub stock: i64,
+    /// `stock_allocation_quantity` (引当数): held by orders not yet shipped.
+    pub allocated: i64,
+    /// `stock_free_quantity` (フリー在庫数).
+    pub free: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRowQuery {
     /// Rows changed at or after this moment (`receive_order_row_last_modified_newest_date-gte`).
@@ -115,6 +127,20 @@ pub trait NextEngineApi: Send + Sync {
     ) -> Result<HashSet<GoodsCode>, NeError>;
     /// Uploads a `syohin_code,zaiko_su` file; returns the `que_id`. Never retried
     /// after an unknown outcome: that is for the caller to resolve from the queue.
+    /// The stock of each of `codes` the goods master knows
+    /// (`/api_v1_master_goods/search` with the stock fields, in chunks).
+    async fn goods_stock(
+        &self,
+        tenant: &TenantId,
+        codes: &[GoodsCode],
+    ) -> Result<Vec<GoodsStock>, NeError>;
+    /// The subset of `codes` that are set goods (`/api_v1_master_setgoods/search`):
+    /// NextEngine computes their stock from their components.
+    async fn set_goods(
+        &self,
+        tenant: &TenantId,
+        codes: &[GoodsCode],
+    ) -> Result<HashSet<GoodsCode>, NeError>;
     async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<QueId, NeError>;
     async fn queues_by_id(
         &self,

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sne_domain::tenant::SmaregiCredentials;
-use sne_domain::{ChangeRow, ProductId, ProductPair};
+use sne_domain::{ChangeRow, ProductId, ProductPair, StoreId};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SmaregiError {
@@ -45,6 +45,17 @@ pub struct ShipmentSummary {
     pub status: String,
 }
 
+/// One row of Smaregi's `Stock` table: the current stock of a product in a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStock {
+    pub store_id: StoreId,
+    pub product_id: ProductId,
+    /// `stockAmount`: may be negative (Smaregi allows it, NextEngine does not).
+    pub amount: i64,
+    /// `updDateTime` (Japan time), when Smaregi gives it.
+    pub updated_at: Option<chrono::NaiveDateTime>,
+}
+
 #[async_trait]
 pub trait SmaregiApi: Send + Sync {
     /// `StockHistory` rows with `id` above `after_id`, oldest first, at most `max_rows`.
@@ -66,6 +77,13 @@ pub trait SmaregiApi: Send + Sync {
         product_ids: &[ProductId],
     ) -> Result<Vec<ProductPair>, SmaregiError>;
     async fn stores(&self, creds: &SmaregiCredentials) -> Result<Vec<SmaregiStore>, SmaregiError>;
+    /// Every `Stock` row of the given stores (`stock_ref`, one store per lookup,
+    /// paged): the drift radar's view of Smaregi's current stock.
+    async fn stock_of_stores(
+        &self,
+        creds: &SmaregiCredentials,
+        store_ids: &[StoreId],
+    ) -> Result<Vec<StoreStock>, SmaregiError>;
     async fn shipments_by_identification(
         &self,
         creds: &SmaregiCredentials,

@@ -135,6 +135,9 @@ pub trait StockLedger: Send + Sync {
     /// the oldest change has waited (the admin screen's lag).
     async fn oldest_pending_change(&self, tenant: &TenantId) -> StoreResult<Option<DateTime<Utc>>>;
 
+    /// Every change not claimed by a batch yet, oldest first: what the drift
+    /// radar counts as on its way to NextEngine.
+    async fn pending_change_list(&self, tenant: &TenantId) -> StoreResult<Vec<StockChange>>;
     async fn changes_of_batch(
         &self,
         tenant: &TenantId,
@@ -189,6 +192,11 @@ pub trait BatchStore: Send + Sync {
         batch_id: &str,
         request: &FollowUpRequest,
     ) -> StoreResult<UploadBatch>;
+
+    /// Stores a `Built` batch made outside the ledger (an alignment's
+    /// corrections) if no batch has its id yet: Conflict otherwise, so a
+    /// retried or repeated request freezes the file once.
+    async fn freeze_batch(&self, tenant: &TenantId, batch: &UploadBatch) -> StoreResult<()>;
 
     async fn batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Option<UploadBatch>>;
 

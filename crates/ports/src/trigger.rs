@@ -8,6 +8,10 @@ pub trait RunTrigger: Send + Sync {
     /// 「今すぐ実行」: as soon as possible.
     async fn request_run(&self, tenant: &TenantId) -> Result<(), String>;
 
+    /// 「差異を確認」: the tenant's drift check, beside its runs (a check may
+    /// take minutes for a large shop, longer than a page may wait).
+    async fn request_drift_check(&self, tenant: &TenantId) -> Result<(), String>;
+
     /// A push's changes are stored: a run within seconds, debounced so a burst
     /// becomes one file. Where nothing dispatches runs by event, the changes
     /// wait for the schedule, which is what the default does.

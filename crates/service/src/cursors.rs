@@ -44,6 +44,15 @@ impl CursorValue for u64 {
     }
 }
 
+impl CursorValue for String {
+    fn encode(&self) -> String {
+        self.clone()
+    }
+    fn decode(text: &str) -> Option<Self> {
+        Some(text.trim().to_string())
+    }
+}
+
 impl CursorValue for NaiveDateTime {
     fn encode(&self) -> String {
         self.format(API_FORMAT).to_string()

@@ -12,7 +12,8 @@ use crate::run::{Jobs, Mailing, new_run_id, run_tenant_with};
 use crate::trigger::RunRequest;
 use sne_domain::TenantId;
 use sne_domain::debounce::{DebouncePolicy, Debouncer};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::{JoinHandle, JoinSet};
@@ -61,6 +62,18 @@ struct Dispatcher {
     runs: JoinSet<TenantId>,
     /// Which tenant each run task is, so a run that panicked still ends its turn.
     running: HashMap<tokio::task::Id, TenantId>,
+    /// Tenants whose drift check is running: a second request meanwhile is the same check.
+    checking: Arc<Mutex<HashSet<TenantId>>>,
+}
+
+struct CheckDone(Arc<Mutex<HashSet<TenantId>>>, TenantId);
+
+impl Drop for CheckDone {
+    fn drop(&mut self) {
+        if let Ok(mut checking) = self.0.lock() {
+            checking.remove(&self.1);
+        }
+    }
 }
 
 impl Dispatcher {
@@ -72,6 +85,7 @@ impl Dispatcher {
             wanted: HashMap::new(),
             runs: JoinSet::new(),
             running: HashMap::new(),
+            checking: Arc::default(),
         }
     }
 
@@ -113,7 +127,37 @@ impl Dispatcher {
                 self.debouncer.request_now(&tenant, now);
                 self.want(tenant, Jobs::All);
             }
+            RunRequest::Drift(tenant) => self.check_drift(tenant),
         }
+    }
+
+    /// A drift check only reads and holds no lease, so it runs beside the
+    /// tenant's runs rather than in their turn: it never delays an upload.
+    fn check_drift(&self, tenant: TenantId) {
+        if !self
+            .checking
+            .lock()
+            .expect("drift set lock")
+            .insert(tenant.clone())
+        {
+            return;
+        }
+        let ctx = self.ctx.clone();
+        // Dropped when the task ends, even by a panic, so the tenant can be checked again.
+        let done = CheckDone(self.checking.clone(), tenant.clone());
+        tokio::spawn(async move {
+            let _done = done;
+            match ctx.storage.tenant(&tenant).await {
+                Ok(Some(found)) => {
+                    let run_id = new_run_id(&ctx);
+                    crate::drift::run_drift(&ctx, &found, &run_id, Mailing::Send).await;
+                }
+                Ok(None) => tracing::warn!(%tenant, "drift check for an unknown tenant"),
+                Err(e) => {
+                    tracing::error!(%tenant, error = %e, "tenant unreadable for its drift check")
+                }
+            }
+        });
     }
 
     fn want(&mut self, tenant: TenantId, jobs: Jobs) {

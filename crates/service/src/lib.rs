@@ -7,6 +7,7 @@ pub mod checker;
 pub mod context;
 pub mod cursors;
 pub mod dispatch;
+pub mod drift;
 pub mod held;
 pub mod http;
 pub mod orders;

@@ -101,6 +101,7 @@ pub async fn run_tenant_with(
         previous: PreviousSection::Nothing,
         orders,
         notices: notices.clone(),
+        drift: None,
     };
     let mut report_id = None;
     // A concurrent run may tell some outcome first; its report then has it, and

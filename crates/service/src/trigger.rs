@@ -15,6 +15,8 @@ pub enum RunRequest {
     Changes(TenantId),
     /// 「今すぐ実行」: a run as soon as the tenant has none in flight.
     Now(TenantId),
+    /// 「差異を確認」: a drift check beside the tenant's runs.
+    Drift(TenantId),
 }
 
 pub struct QueuedTrigger(mpsc::UnboundedSender<RunRequest>);
@@ -41,6 +43,10 @@ impl RunTrigger for QueuedTrigger {
     async fn changes_stored(&self, tenant: &TenantId) -> Result<(), String> {
         self.send(RunRequest::Changes(tenant.clone()))
     }
+
+    async fn request_drift_check(&self, tenant: &TenantId) -> Result<(), String> {
+        self.send(RunRequest::Drift(tenant.clone()))
+    }
 }
 
 /// Run requests as messages of a [`RunQueue`]: what the webhook and the admin
@@ -57,6 +63,12 @@ impl RunTrigger for QueueTrigger {
     async fn request_run(&self, tenant: &TenantId) -> Result<(), String> {
         self.queue
             .enqueue(&[RunMessage::now(tenant.clone(), self.clock.now())])
+            .await
+    }
+
+    async fn request_drift_check(&self, tenant: &TenantId) -> Result<(), String> {
+        self.queue
+            .enqueue(&[RunMessage::drift(tenant.clone(), self.clock.now())])
             .await
     }
 

@@ -663,3 +663,53 @@ pub fn ne_connected_to(company_name: impl Display) -> String {
 pub const ORDER_IMPORT_TITLE: &str = "受注数取り込み";
 
 pub const ORDER_IMPORT_CHOOSE: &str = "「実行する」か「実行しない」を選んでください。";
+
+// ---------------------------------------------------------------- drift radar (在庫差異)
+
+pub const DRIFT_NO_SMAREGI_API: &str = "在庫差異の確認にはスマレジAPIの設定 (契約ID・アクセストークン、在庫情報参照の権限) が必要です。設定画面で登録してください";
+
+pub fn drift_smaregi_failed(error: impl Display) -> String {
+    format!("スマレジの在庫を読み取れませんでした ({error})")
+}
+
+pub fn drift_nextengine_failed(error: impl Display) -> String {
+    format!("ネクストエンジンの在庫を読み取れませんでした ({error})")
+}
+
+pub fn drift_store_failed(error: impl Display) -> String {
+    format!("保存データを読み書きできませんでした ({error})")
+}
+
+pub fn drift_check_not_found(id: impl Display) -> String {
+    format!("在庫差異の確認 {id} が見つかりません")
+}
+
+pub const DRIFT_NOT_LATEST: &str =
+    "この確認の後に新しい確認があります。最新の確認結果から「揃える」を実行してください";
+pub const DRIFT_TOO_OLD: &str =
+    "確認から1時間以上経っています。もう一度「差異を確認」してから「揃える」を実行してください";
+pub const DRIFT_REPORT_ONLY: &str =
+    "在庫マスタがネクストエンジンのため、差異はお知らせのみです (補正は行いません)";
+pub const DRIFT_NOTHING_TO_ALIGN: &str = "補正できる差異はありません";
+
+pub fn drift_already_aligned(batch_id: impl Display) -> String {
+    format!(
+        "この確認の補正はすでに登録されています (バッチID: {batch_id})。アップロードは一度だけ行われます"
+    )
+}
+
+pub fn drift_files_in_flight(goods: impl Display) -> String {
+    format!(
+        "処理中のファイルがある商品があるため、今は揃えられません ({goods})。ファイルの処理が終わった後に、もう一度「差異を確認」してください"
+    )
+}
+
+pub fn drift_aligned(batch_id: impl Display, rows: usize) -> String {
+    format!(
+        "{rows}件の商品の補正を登録しました (バッチID: {batch_id})。次回の実行でネクストエンジンにアップロードします"
+    )
+}
+
+pub const DRIFT_CHECK_ACCEPTED: &str = "在庫差異の確認を受け付けました。終わるとこの画面に結果が表示され、メールでもお知らせします (商品数によっては数分かかります)";
+pub const DRIFT_TITLE: &str = "在庫差異";
+pub const ALIGN_TITLE: &str = "在庫差異を揃える";

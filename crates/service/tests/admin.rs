@@ -33,6 +33,9 @@ async fn every_page_needs_a_login() {
         "/order-import",
         "/history/batches/b1/csv",
         "/nextengine/callback?uid=u&state=s",
+        "/drift",
+        "/drift/d1/csv",
+        "/drift/d1/align",
     ] {
         assert_login_redirect(&anon.get(path).await, path);
     }
@@ -44,6 +47,8 @@ async fn every_page_needs_a_login() {
         "/settings/mapping/confirm",
         "/order-import",
         "/nextengine/reacquire",
+        "/drift/check",
+        "/drift/d1/align",
     ] {
         assert_login_redirect(&anon.post(path, &[("csrf", "x")]).await, path);
     }
@@ -1394,4 +1399,131 @@ async fn the_dashboard_shows_how_long_changes_wait_and_the_last_uploads_lag() {
         html.contains("1分15秒(") && html.contains("の送信)"),
         "{html}"
     );
+}
+
+/// Tenant A with Smaregi API access, 8000002 at 6 in Smaregi and 10 in NextEngine.
+async fn a_drifted(env: &Env) -> sne_domain::tenant::Tenant {
+    env.connect_a().await;
+    env.smaregi
+        .add_product(CONTRACT_A, "8000002", "CODE-2", "商品2");
+    env.smaregi
+        .set_stock(CONTRACT_A, "1", "8000002", 6)
+        .await
+        .unwrap();
+    let mut a = env.tenant(&env.a.id).await;
+    a.smaregi_api = Some(sne_domain::tenant::SmaregiCredentials {
+        contract_id: CONTRACT_A.into(),
+        access_token: SMAREGI_TOKEN_A.into(),
+    });
+    env.ctx.storage.update_tenant(&a).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_drift_page_asks_for_a_check_shows_its_lines_and_aligns_once() {
+    let mut env = Env::start(true).await;
+    let a = a_drifted(&env).await;
+    let mut browser = Browser::logged_in(&env, EMAIL_A).await;
+    let first = browser.get("/drift").await.text();
+    assert!(first.contains("初回の在庫合わせ"), "{first}");
+
+    let csrf = browser.csrf("/drift").await;
+    let reply = browser.post("/drift/check", &[("csrf", &csrf)]).await;
+    assert!(reply.redirects_to("/drift"));
+    assert!(
+        browser
+            .follow(reply)
+            .await
+            .text()
+            .contains("在庫差異の確認を受け付けました")
+    );
+    assert_eq!(
+        env.runs_requested.try_recv().unwrap(),
+        RunRequest::Drift(a.id.clone())
+    );
+    // The request's check, as the dispatcher runs it.
+    let run =
+        sne_service::drift::run_drift(&env.ctx, &a, "r-test", sne_service::run::Mailing::Send)
+            .await;
+    assert!(run.report.render().subject.ends_with("在庫差異:1件"));
+    let check = sne_service::drift::latest_check(&env.ctx, &a.id)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let page = browser.get("/drift").await.text();
+    assert!(page.contains("id=\"drift-lines\""), "{page}");
+    assert!(
+        page.contains("<td>8000002</td><td>6</td><td>10</td>"),
+        "{page}"
+    );
+    assert!(page.contains("連携開始前からの差異"), "{page}");
+    let csv = browser.get(&format!("/drift/{}/csv", check.id)).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.text().contains("8000002,6,10,0,10,0,0,0,6,10,4,-4,"),
+        "{}",
+        csv.text()
+    );
+
+    let preview = browser
+        .get(&format!("/drift/{}/align", check.id))
+        .await
+        .text();
+    assert!(preview.contains("id=\"align-preview\""), "{preview}");
+    assert!(preview.contains("<td>8000002</td><td>-4</td>"), "{preview}");
+    assert!(preview.contains("id=\"align-confirm\""));
+    // Only with the page's CSRF token.
+    let forged = browser
+        .post(&format!("/drift/{}/align", check.id), &[("csrf", "forged")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let path = format!("/drift/{}/align", check.id);
+    let csrf = csrf_of(&preview);
+    let done = browser.post(&path, &[("csrf", &csrf)]).await;
+    assert!(
+        browser
+            .follow(done)
+            .await
+            .text()
+            .contains("1件の商品の補正を登録しました")
+    );
+    let twice = browser.post(&path, &[("csrf", &csrf)]).await;
+    assert!(
+        browser
+            .follow(twice)
+            .await
+            .text()
+            .contains("すでに登録されています")
+    );
+    let built = env
+        .ctx
+        .storage
+        .batches_in_state(&a.id, sne_domain::batch_state::BatchState::Built)
+        .await
+        .unwrap();
+    assert_eq!(built.len(), 1);
+    assert_eq!(built[0].aligns.as_deref(), Some(check.id.as_str()));
+    assert_eq!(built[0].lines[0].delta, -4);
+
+    // Tenant B sees none of it.
+    let mut b = Browser::logged_in(&env, EMAIL_B).await;
+    assert_eq!(
+        b.get(&format!("/drift/{}/csv", check.id)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        b.get(&format!("/drift/{}/align", check.id)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(b.get("/drift").await.text().contains("初回の在庫合わせ"));
+    // A tenant without Smaregi API access is told what is missing.
+    let csrf = b.csrf("/drift").await;
+    let reply = b.post("/drift/check", &[("csrf", &csrf)]).await;
+    assert!(b.follow(reply).await.text().contains("スマレジAPIの設定"));
+    // The alignment asked for A's run; B's refused check asked for nothing.
+    let mut requested = vec![];
+    while let Ok(request) = env.runs_requested.try_recv() {
+        requested.push(request);
+    }
+    assert_eq!(requested, [RunRequest::Now(a.id.clone())]);
 }

@@ -97,6 +97,13 @@ impl SmaregiApi for FaultySmaregi {
     async fn stores(&self, creds: &SmaregiCredentials) -> Result<Vec<SmaregiStore>, SmaregiError> {
         self.inner.stores(creds).await
     }
+    async fn stock_of_stores(
+        &self,
+        creds: &SmaregiCredentials,
+        store_ids: &[sne_domain::StoreId],
+    ) -> Result<Vec<sne_ports::smaregi::StoreStock>, SmaregiError> {
+        self.inner.stock_of_stores(creds, store_ids).await
+    }
     async fn shipments_by_identification(
         &self,
         creds: &SmaregiCredentials,
@@ -153,6 +160,20 @@ impl NextEngineApi for AgingNe {
     }
     async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<QueId, NeError> {
         self.inner.upload_stock_csv(tenant, csv).await
+    }
+    async fn goods_stock(
+        &self,
+        tenant: &TenantId,
+        codes: &[GoodsCode],
+    ) -> Result<Vec<sne_ports::nextengine::GoodsStock>, NeError> {
+        self.inner.goods_stock(tenant, codes).await
+    }
+    async fn set_goods(
+        &self,
+        tenant: &TenantId,
+        codes: &[GoodsCode],
+    ) -> Result<HashSet<GoodsCode>, NeError> {
+        self.inner.set_goods(tenant, codes).await
     }
     async fn queues_by_id(
         &self,

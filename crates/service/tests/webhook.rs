@@ -454,6 +454,10 @@ impl sne_ports::RunTrigger for Trigger {
         unreachable!("the webhook never asks for 今すぐ実行")
     }
 
+    async fn request_drift_check(&self, _tenant: &sne_domain::TenantId) -> Result<(), String> {
+        unreachable!("the webhook never asks for a drift check")
+    }
+
     async fn changes_stored(&self, _tenant: &sne_domain::TenantId) -> Result<(), String> {
         match self.0 {
             Behaviour::Fails => Err("queue unavailable".into()),

@@ -294,6 +294,8 @@ struct Company {
     tokens: Option<TokenPair>,
     /// 入出庫履歴: one entry per change of a goods' stock, oldest first.
     io_history: Vec<IoEntry>,
+    /// セット商品: set code → its components (goods code, quantity per set).
+    set_goods: BTreeMap<String, Vec<(String, i64)>>,
 }
 
 /// One 入出庫履歴 entry. Field names follow the community SDK
@@ -489,6 +491,7 @@ impl NeSim {
                 orders: BTreeMap::new(),
                 tokens: None,
                 io_history: Vec::new(),
+                set_goods: BTreeMap::new(),
             });
     }
 
@@ -515,6 +518,17 @@ impl NeSim {
                     modified: now,
                 },
             );
+        }
+    }
+
+    /// Registers a set goods (セット商品) and its components. NextEngine
+    /// computes a set's stock from its components; the simulator keeps the
+    /// set's goods row as seeded and only answers `master_setgoods` searches.
+    pub fn seed_set_goods(&self, company_id: &str, set_code: &str, components: Vec<(String, i64)>) {
+        self.add_company(company_id, company_id);
+        let mut st = self.lock();
+        if let Some(c) = st.companies.get_mut(company_id) {
+            c.set_goods.insert(set_code.to_string(), components);
         }
     }
 
@@ -1568,7 +1582,18 @@ enum Table {
     OrderBase,
     OrderRow,
     StockIo,
+    SetGoods,
 }
+
+/// `master_setgoods`: one row per component. The names follow NextEngine's
+/// pattern (`<table>_<field>`, details as `<table>_detail_…`) and are assumed:
+/// the reference attests the endpoint, not its fields.
+const SET_GOODS_FIELDS: &[&str] = &[
+    "set_goods_id",
+    "set_goods_name",
+    "set_goods_detail_goods_id",
+    "set_goods_detail_quantity",
+];
 
 const STOCK_IO_FIELDS: &[&str] = &[
     "stock_io_history_id",
@@ -1664,6 +1689,7 @@ impl Table {
             "receiveorder_base" => Table::OrderBase,
             "receiveorder_row" => Table::OrderRow,
             "master_stockiohistory" => Table::StockIo,
+            "master_setgoods" => Table::SetGoods,
             _ => return None,
         })
     }
@@ -1675,6 +1701,7 @@ impl Table {
             Table::OrderBase => ORDER_FIELDS.contains(&field),
             Table::OrderRow => ROW_FIELDS.contains(&field) || ORDER_FIELDS.contains(&field),
             Table::StockIo => STOCK_IO_FIELDS.contains(&field),
+            Table::SetGoods => SET_GOODS_FIELDS.contains(&field),
         }
     }
 }
@@ -1816,6 +1843,21 @@ fn build_rows(st: &NeState, company_id: &str, table: Table) -> Vec<Row> {
             })
             .collect(),
         Table::OrderBase => c.orders.iter().map(|(id, o)| order_row(*id, o)).collect(),
+        Table::SetGoods => c
+            .set_goods
+            .iter()
+            .flat_map(|(id, components)| {
+                let name = c.goods.get(id).map(|g| g.name.clone()).unwrap_or_default();
+                components.iter().map(move |(goods, quantity)| {
+                    let mut r = Row::new();
+                    r.insert("set_goods_id", s(id));
+                    r.insert("set_goods_name", s(&name));
+                    r.insert("set_goods_detail_goods_id", s(goods));
+                    r.insert("set_goods_detail_quantity", s(quantity));
+                    r
+                })
+            })
+            .collect(),
         Table::StockIo => c
             .io_history
             .iter()

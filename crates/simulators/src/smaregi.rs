@@ -82,6 +82,10 @@ pub struct SmaregiConfig {
     pub page_cap: Option<usize>,
     /// Where page `n` starts when `page_cap` cut the page short.
     pub capped_offset: CappedOffset,
+    /// A `Stock` lookup must name one store (`storeId =`). Not attested: the
+    /// strict reading, so that a client reading all of a large shop's stock
+    /// in one lookup is caught here rather than by Smaregi.
+    pub stock_needs_store: bool,
 }
 
 impl Default for SmaregiConfig {
@@ -97,6 +101,7 @@ impl Default for SmaregiConfig {
             condition_objects: ConditionObjects::And,
             page_cap: Some(500),
             capped_offset: CappedOffset::Requested,
+            stock_needs_store: true,
         }
     }
 }
@@ -1143,6 +1148,20 @@ fn reference(
                 rule.date_fields.join("/"),
                 rule.max_days
             ),
+        ));
+    }
+    if table == "Stock"
+        && st.config.stock_needs_store
+        && (groups.is_empty()
+            || !groups.iter().all(|g| {
+                g.iter()
+                    .any(|(f, op, _)| f.as_str() == "storeId" && op.as_str() == "=")
+            }))
+    {
+        return Err(api_err(
+            codes.narrowing_required,
+            "検索条件が不正です。",
+            "Stockの参照には店舗ID(storeId)の指定が必要です。".to_string(),
         ));
     }
     let mut order = Vec::new();

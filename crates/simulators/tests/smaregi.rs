@@ -87,7 +87,14 @@ async fn wrong_token_and_disabled_function() {
             .unwrap()
             .contains("shipment_ref")
     );
-    let (s, _) = call(&sim, K, TOKEN, "stock_ref", json!({"table_name":"Stock"})).await;
+    let (s, _) = call(
+        &sim,
+        K,
+        TOKEN,
+        "stock_ref",
+        json!({"table_name":"Stock","conditions":[{"storeId":"1"}]}),
+    )
+    .await;
     assert_eq!(s, 200);
 }
 
@@ -130,7 +137,7 @@ async fn stock_ref_conditions_paging_and_limit() {
         K,
         TOKEN,
         "stock_ref",
-        json!({"table_name":"Stock","limit":1001}),
+        json!({"table_name":"Stock","conditions":[{"storeId":"1"}],"limit":1001}),
     )
     .await;
     assert_eq!(s, 400, "{v}");
@@ -591,8 +598,11 @@ async fn several_condition_objects_are_and_by_default() {
         vec![pair("1", "8000001"), pair("1", "8000002")]
     );
 
+    // OR reading: the second object names no store, which the default
+    // strictness refuses, so it is switched off to see the reading itself.
     let sim = ready_with(SmaregiConfig {
         condition_objects: ConditionObjects::Or,
+        stock_needs_store: false,
         ..SmaregiConfig::default()
     })
     .await;
@@ -674,8 +684,15 @@ async fn stock_history_lookups_must_be_narrowed() {
     .await;
     let (s, _) = call(&or, K, TOKEN, "stock_ref", split).await;
     assert_eq!(s, 400);
-    // Light tables are not affected; the rule can be switched off.
-    let (s, _) = call(&sim, K, TOKEN, "stock_ref", json!({"table_name":"Stock"})).await;
+    // Stock is not a heavy table; it only needs its store. The rule can be switched off.
+    let (s, _) = call(
+        &sim,
+        K,
+        TOKEN,
+        "stock_ref",
+        json!({"table_name":"Stock","conditions":[{"storeId":"1"}]}),
+    )
+    .await;
     assert_eq!(s, 200);
     let lax = ready_with(SmaregiConfig {
         narrowing: None,
@@ -775,4 +792,36 @@ async fn pages_are_capped_silently() {
         lax.receive(K, "1", "8000001", 1).await.unwrap();
     }
     assert_eq!(page(&lax, 1000, 1).await.1.len(), 501);
+}
+
+#[tokio::test]
+async fn a_stock_lookup_names_its_store_unless_the_rule_is_off() {
+    let sim = ready().await;
+    sim.receive(K, "1", "8000001", 1).await.unwrap();
+    for params in [
+        json!({"table_name":"Stock"}),
+        json!({"table_name":"Stock","conditions":[{"productId":"8000001"}]}),
+        json!({"table_name":"Stock","conditions":[{"storeId >":"0"}]}),
+    ] {
+        let (s, v) = call(&sim, K, TOKEN, "stock_ref", params.clone()).await;
+        assert_eq!(s, 400, "{params}: {v}");
+        assert_eq!(v["error"], "検索条件が不正です。");
+        assert!(v["error_description"].as_str().unwrap().contains("storeId"));
+    }
+    let (s, v) = call(
+        &sim,
+        K,
+        TOKEN,
+        "stock_ref",
+        json!({"table_name":"Stock","conditions":[{"storeId":"1","productId >":"0"}]}),
+    )
+    .await;
+    assert_eq!((s, v["total_count"].as_str()), (200, Some("1")), "{v}");
+    let lax = ready_with(SmaregiConfig {
+        stock_needs_store: false,
+        ..SmaregiConfig::default()
+    })
+    .await;
+    let (s, _) = call(&lax, K, TOKEN, "stock_ref", json!({"table_name":"Stock"})).await;
+    assert_eq!(s, 200);
 }

@@ -9,7 +9,9 @@ use serde_json::{Map, Value, json};
 use sne_domain::tenant::SmaregiCredentials;
 use sne_domain::time::parse_api_time;
 use sne_domain::{ChangeKind, ChangeRow, ProductId, ProductPair, StockDivision, StoreId};
-use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
+use sne_ports::smaregi::{
+    NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore, StoreStock,
+};
 use tracing::{debug, info, warn};
 
 use sne_ports::rate::{ApiRateLimit, RateLimits};
@@ -492,6 +494,67 @@ impl SmaregiApi for SmaregiClient {
                 })
             })
             .collect()
+    }
+
+    async fn stock_of_stores(
+        &self,
+        creds: &SmaregiCredentials,
+        store_ids: &[StoreId],
+    ) -> Result<Vec<StoreStock>, SmaregiError> {
+        let mut out = Vec::new();
+        for store in store_ids {
+            // Keyset pages (`productId >` the last one seen) rather than page
+            // numbers: a Stock row created while a store is read would shift
+            // numbered pages and show a row twice or not at all.
+            let mut after: Option<u64> = None;
+            loop {
+                let mut condition = json!({ "storeId": store.as_str() });
+                if let Some(last) = after {
+                    condition["productId >"] = json!(last.to_string());
+                }
+                let params = obj(json!({
+                    "table_name": "Stock",
+                    "fields": ["storeId", "productId", "stockAmount", "updDateTime"],
+                    "conditions": [condition],
+                    "order": ["productId"],
+                }));
+                let rows = self
+                    .reference(creds, "stock_ref", params, self.page_size)
+                    .await?;
+                let n = rows.len();
+                let before = after;
+                for r in &rows {
+                    let product = non_empty(r, "productId")
+                        .ok_or_else(|| invalid("Stock row without productId"))?;
+                    let id = product.parse::<u64>().map_err(|_| {
+                        invalid(format!("Stock productId is not a number: {product:?}"))
+                    })?;
+                    // Guard against loose matching on Smaregi's side.
+                    if non_empty(r, "storeId").as_deref() != Some(store.as_str())
+                        || after.is_some_and(|last| id <= last)
+                    {
+                        continue;
+                    }
+                    after = Some(id);
+                    out.push(StoreStock {
+                        store_id: store.clone(),
+                        product_id: ProductId::from(product),
+                        amount: int(r, "stockAmount")?
+                            .ok_or_else(|| invalid("Stock row without stockAmount"))?,
+                        updated_at: non_empty(r, "updDateTime").and_then(|t| parse_api_time(&t)),
+                    });
+                }
+                if n < self.page_size {
+                    break;
+                }
+                if after == before {
+                    return Err(invalid(format!(
+                        "a full Stock page of store {store} held no new product; the rest cannot be paged safely"
+                    )));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn shipments_by_identification(

@@ -21,12 +21,16 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sne_domain::batch_state::BatchState;
 use sne_domain::complete::{Mirror, StockKey};
 use sne_domain::tenant::{NeTokens, SmaregiCredentials, Tenant};
-use sne_domain::{ChangeRow, GoodsCode, ProductId, ProductPair, QueId, StockChange, TenantId};
+use sne_domain::{
+    ChangeRow, GoodsCode, ProductId, ProductPair, QueId, StockChange, StoreId, TenantId,
+};
 use sne_ports::mail::MailError;
 use sne_ports::nextengine::{
-    NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, StockIoEntry,
+    GoodsStock, NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, StockIoEntry,
 };
-use sne_ports::smaregi::{NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore};
+use sne_ports::smaregi::{
+    NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore, StoreStock,
+};
 use sne_ports::*;
 use sne_service::{Context, Core};
 use std::collections::HashSet;
@@ -420,6 +424,7 @@ gated_storage!(StockLedger {
     fn claim_batch(&self, tenant: &TenantId, claim: &ClaimRequest) -> StoreResult<Option<ClaimedBatch>>;
     fn pending_changes(&self, tenant: &TenantId) -> StoreResult<usize>;
     fn oldest_pending_change(&self, tenant: &TenantId) -> StoreResult<Option<DateTime<Utc>>>;
+    fn pending_change_list(&self, tenant: &TenantId) -> StoreResult<Vec<StockChange>>;
     fn changes_of_batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Vec<StockChange>>;
 });
 
@@ -431,6 +436,7 @@ gated_storage!(BatchStore {
     fn finish_build(&self, tenant: &TenantId, batch_id: &str, owner: &str, content: &BuiltContent) -> StoreResult<UploadBatch>;
     fn transition(&self, tenant: &TenantId, batch_id: &str, transition: &Transition) -> StoreResult<UploadBatch>;
     fn start_follow_up(&self, tenant: &TenantId, batch_id: &str, request: &FollowUpRequest) -> StoreResult<UploadBatch>;
+    fn freeze_batch(&self, tenant: &TenantId, batch: &UploadBatch) -> StoreResult<()>;
     fn batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Option<UploadBatch>>;
     fn batches_in_state(&self, tenant: &TenantId, state: BatchState) -> StoreResult<Vec<UploadBatch>>;
     fn recent_batches(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<UploadBatch>>;
@@ -617,6 +623,32 @@ impl NextEngineApi for GatedNe {
             )
             .await
     }
+    async fn goods_stock(
+        &self,
+        tenant: &TenantId,
+        codes: &[GoodsCode],
+    ) -> Result<Vec<GoodsStock>, NeError> {
+        self.gate
+            .pass(
+                Port::NextEngine,
+                "goods_stock",
+                self.inner.goods_stock(tenant, codes),
+            )
+            .await
+    }
+    async fn set_goods(
+        &self,
+        tenant: &TenantId,
+        codes: &[GoodsCode],
+    ) -> Result<HashSet<GoodsCode>, NeError> {
+        self.gate
+            .pass(
+                Port::NextEngine,
+                "set_goods",
+                self.inner.set_goods(tenant, codes),
+            )
+            .await
+    }
     async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<QueId, NeError> {
         let (out, timed_out) = self
             .gate
@@ -748,6 +780,19 @@ impl SmaregiApi for GatedSmaregi {
     async fn stores(&self, creds: &SmaregiCredentials) -> Result<Vec<SmaregiStore>, SmaregiError> {
         self.gate
             .pass(Port::Smaregi, "stores", self.inner.stores(creds))
+            .await
+    }
+    async fn stock_of_stores(
+        &self,
+        creds: &SmaregiCredentials,
+        store_ids: &[StoreId],
+    ) -> Result<Vec<StoreStock>, SmaregiError> {
+        self.gate
+            .pass(
+                Port::Smaregi,
+                "stock_of_stores",
+                self.inner.stock_of_stores(creds, store_ids),
+            )
             .await
     }
     async fn shipments_by_identification(

@@ -394,6 +394,30 @@ impl BatchStore for DynamoStore {
         Ok(resend)
     }
 
+    async fn freeze_batch(&self, tenant: &TenantId, batch: &UploadBatch) -> StoreResult<()> {
+        batch.check_freezable(tenant).map_err(rule)?;
+        let pk = tenant_pk(tenant);
+        let batch_id = &batch.batch_id;
+        // Parts first, guarded by the batch's absence; a second request for the
+        // same id carries the same lines, and its transaction below is refused.
+        let guard = self.check(&pk, &batch_sk(batch_id), Cond::absent());
+        let frozen = Frozen {
+            lines: batch.lines.clone(),
+            parked: batch.parked.clone(),
+            notes: batch.notes.clone(),
+        };
+        let frozen = self
+            .put_large(&pk, &frozen_prefix(batch_id), &frozen, &guard)
+            .await?
+            .map_err(|()| conflict(batch_id, "already frozen"))?;
+        let mut item = self.batch_item(None, batch, 1)?;
+        frozen.store(&mut item, "frozen");
+        if let Tx::Cancelled(_) = self.transact(self.new_batch_writes_of(batch, item)).await? {
+            return Err(conflict(batch_id, "already frozen"));
+        }
+        Ok(())
+    }
+
     async fn batch(&self, tenant: &TenantId, batch_id: &str) -> StoreResult<Option<UploadBatch>> {
         Ok(self.load_batch(tenant, batch_id).await?.map(|s| s.batch))
     }

@@ -452,6 +452,14 @@ impl StockLedger for DynamoStore {
             .transpose()
     }
 
+    async fn pending_change_list(&self, tenant: &TenantId) -> StoreResult<Vec<StockChange>> {
+        self.query(&tenant_pk(tenant), "PEND#", true, None)
+            .await?
+            .iter()
+            .map(body)
+            .collect()
+    }
+
     async fn changes_of_batch(
         &self,
         tenant: &TenantId,

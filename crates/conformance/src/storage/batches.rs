@@ -579,3 +579,69 @@ pub async fn batch_listings_are_ordered<S: Storage + 'static>(fresh: Fresh<S>) {
 }
 
 // ---------------------------------------------------------------- cursors, orders, reports
+
+pub async fn a_frozen_batch_is_stored_once<S: Storage + 'static>(fresh: Fresh<S>) {
+    use sne_domain::upload_batch::UploadBatch;
+    let (store, other) = (&*fresh.first, &*fresh.second);
+    let a = fresh.tenant("a");
+    let b = fresh.tenant("b");
+    let frozen = UploadBatch::alignment(
+        a.clone(),
+        "d1",
+        lines(),
+        "admin",
+        t0(),
+        "tenants/a/uploads/x.csv".into(),
+    );
+    store.freeze_batch(&a, &frozen).await.unwrap();
+    let stored = batch_of(other, &a, &frozen.batch_id).await;
+    assert_eq!(stored.state, BatchState::Built);
+    assert_eq!(stored.lines, lines());
+    assert_eq!(stored.aligns.as_deref(), Some("d1"));
+    let listed = store.batches_in_state(&a, BatchState::Built).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        store.recent_batches(&a, 10).await.unwrap()[0].batch_id,
+        frozen.batch_id
+    );
+
+    let mut again = frozen.clone();
+    again.lines.truncate(1);
+    let second = other.freeze_batch(&a, &again).await;
+    assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
+    assert_eq!(batch_of(store, &a, &frozen.batch_id).await.lines, lines());
+
+    // Refused before anything is written: another tenant's, not Built, empty.
+    let foreign = other.freeze_batch(&b, &frozen).await;
+    assert!(foreign.is_err(), "{foreign:?}");
+    let mut building = frozen.clone();
+    building.batch_id = "b_other".into();
+    building.state = BatchState::Building;
+    assert!(store.freeze_batch(&a, &building).await.is_err());
+    let mut empty = frozen.clone();
+    empty.batch_id = "b_empty".into();
+    empty.lines.clear();
+    assert!(store.freeze_batch(&a, &empty).await.is_err());
+    assert!(store.batch(&a, "b_other").await.unwrap().is_none());
+    assert!(store.batch(&a, "b_empty").await.unwrap().is_none());
+    assert!(store.batch(&b, &frozen.batch_id).await.unwrap().is_none());
+
+    // From here it is a file like any other.
+    let up = step(
+        store,
+        &a,
+        &frozen.batch_id,
+        BatchState::Built,
+        BatchState::Uploading,
+        minutes(1),
+    )
+    .await;
+    assert_eq!(up.upload_attempts, 1);
+    assert!(
+        store
+            .batches_in_state(&a, BatchState::Built)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -434,3 +434,32 @@ pub async fn the_oldest_pending_change_is_told<S: Storage + 'static>(fresh: Fres
     store.append_changes(&a, &newest).await.unwrap();
     assert_eq!(store.oldest_pending_change(&a).await.unwrap(), Some(at(9)));
 }
+
+pub async fn pending_changes_are_listed_oldest_first_and_claimed_ones_leave_the_list<
+    S: Storage + 'static,
+>(
+    fresh: Fresh<S>,
+) {
+    let (store, other) = (&*fresh.first, &*fresh.second);
+    let a = fresh.tenant("a");
+    let b = fresh.tenant("b");
+    assert!(store.pending_change_list(&a).await.unwrap().is_empty());
+    let first = changes("l", 0..3);
+    store.append_changes(&a, &first).await.unwrap();
+    store
+        .claim_batch(&a, &claim_at("b1", "run", t0(), 2))
+        .await
+        .unwrap()
+        .unwrap();
+    let later = changes("l", 3..5);
+    other.append_changes(&a, &later).await.unwrap();
+    other.append_changes(&b, &changes("x", 0..1)).await.unwrap();
+    let listed = other.pending_change_list(&a).await.unwrap();
+    assert_eq!(
+        keys(&listed),
+        keys(&[&first[2..], &later[..]].concat()),
+        "unclaimed only, in append order, this tenant's only"
+    );
+    assert_eq!(listed, [&first[2..], &later[..]].concat(), "whole changes");
+    assert_eq!(store.pending_change_list(&b).await.unwrap().len(), 1);
+}

@@ -34,6 +34,7 @@ where
     product_pairs_add_or_replace(make().await).await;
     append_is_idempotent(make().await).await;
     the_oldest_pending_change_is_told(make().await).await;
+    pending_changes_are_listed_oldest_first_and_claimed_ones_leave_the_list(make().await).await;
     concurrent_appends_count_each_change_once(make().await).await;
     a_large_push_is_appended_whole(make().await).await;
     claims_follow_append_order(make().await).await;
@@ -46,6 +47,7 @@ where
     a_stale_step_is_refused(make().await).await;
     outcomes_are_reported_once_with_their_report(make().await).await;
     a_failed_file_is_re_sent_once(make().await).await;
+    a_frozen_batch_is_stored_once(make().await).await;
     batch_listings_are_ordered(make().await).await;
     cursor_is_compare_and_set(make().await).await;
     order_record_is_compare_and_set(make().await).await;
@@ -70,6 +72,7 @@ macro_rules! storage_tests {
             product_pairs_add_or_replace,
             append_is_idempotent,
             the_oldest_pending_change_is_told,
+            pending_changes_are_listed_oldest_first_and_claimed_ones_leave_the_list,
             concurrent_appends_count_each_change_once,
             a_large_push_is_appended_whole,
             claims_follow_append_order,
@@ -82,6 +85,7 @@ macro_rules! storage_tests {
             a_stale_step_is_refused,
             outcomes_are_reported_once_with_their_report,
             a_failed_file_is_re_sent_once,
+            a_frozen_batch_is_stored_once,
             batch_listings_are_ordered,
             cursor_is_compare_and_set,
             order_record_is_compare_and_set,

@@ -193,3 +193,44 @@ fn chrono_time(json: &str) -> chrono::DateTime<chrono::Utc> {
     let event: EventBridgeEvent = serde_json::from_str(json).unwrap();
     event.time.unwrap()
 }
+
+const DRIFT_CHECK_REQUESTED: &str =
+    include_str!("../../../lambda-common/tests/data/drift_check_requested.json");
+
+#[tokio::test]
+async fn the_drift_checkers_schedule_asks_the_tenants_with_smaregi_api_and_a_click_asks_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(Recorded::default());
+    let ctx = two_tenants(dir.path(), queue.clone()).await;
+    let id = sne_domain::TenantId("t_fixture00002".into());
+    let mut tenant = ctx.tenants.tenant(&id).await.unwrap().unwrap();
+    tenant.smaregi_api = Some(sne_domain::tenant::SmaregiCredentials {
+        contract_id: "c-two".into(),
+        access_token: "token".into(),
+    });
+    ctx.tenants.update_tenant(&tenant).await.unwrap();
+
+    let summary = handle_dispatch(&ctx, DispatchKind::Drift, event(SCHEDULED))
+        .await
+        .expect("dispatched");
+    assert_eq!(summary.enqueued, ["t_fixture00002"]);
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(sent[0].reason, RunReason::Drift);
+    // Beside the tenant's runs, so a long check never holds an upload back.
+    assert_eq!(sent[0].group_id(), "drift-t_fixture00002");
+
+    let summary = handle_dispatch(&ctx, DispatchKind::Drift, event(DRIFT_CHECK_REQUESTED))
+        .await
+        .expect("dispatched");
+    assert_eq!(summary.enqueued, ["t_fixture00001"]);
+    assert_eq!(queue.sent.lock().unwrap()[1].reason, RunReason::Drift);
+
+    let err = handle_dispatch(&ctx, DispatchKind::Drift, event(RUN_REQUESTED))
+        .await
+        .expect_err("「今すぐ実行」 goes to the stock dispatcher");
+    assert!(err.to_string().contains("unexpected event"), "{err}");
+    let err = handle_dispatch(&ctx, DispatchKind::Stock, event(DRIFT_CHECK_REQUESTED))
+        .await
+        .expect_err("a drift request goes to the drift checker");
+    assert!(err.to_string().contains("unexpected event"), "{err}");
+}

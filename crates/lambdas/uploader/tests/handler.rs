@@ -99,9 +99,22 @@ async fn a_message_whose_run_cannot_start_is_given_back_with_its_tenants_later_m
 
 #[test]
 fn pushes_upload_and_leave_their_mail_to_the_schedule_which_runs_the_stock_path() {
-    assert_eq!(plan(RunReason::Changes), (Jobs::Upload, Mailing::Defer));
-    assert_eq!(plan(RunReason::Schedule), (Jobs::Stock, Mailing::Send));
-    assert_eq!(plan(RunReason::Now), (Jobs::Stock, Mailing::Send));
-    assert_eq!(plan(RunReason::Orders), (Jobs::ImportOrders, Mailing::Send));
-    assert_eq!(plan(RunReason::Check), (Jobs::CheckQueue, Mailing::Send));
+    assert_eq!(
+        plan(RunReason::Changes),
+        Some((Jobs::Upload, Mailing::Defer))
+    );
+    assert_eq!(
+        plan(RunReason::Schedule),
+        Some((Jobs::Stock, Mailing::Send))
+    );
+    assert_eq!(plan(RunReason::Now), Some((Jobs::Stock, Mailing::Send)));
+    assert_eq!(
+        plan(RunReason::Orders),
+        Some((Jobs::ImportOrders, Mailing::Send))
+    );
+    assert_eq!(
+        plan(RunReason::Check),
+        Some((Jobs::CheckQueue, Mailing::Send))
+    );
+    assert_eq!(plan(RunReason::Drift), None);
 }

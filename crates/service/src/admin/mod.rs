@@ -9,6 +9,7 @@
 //!   one exception, because the operator must copy it into Smaregi.
 
 mod dashboard;
+mod drift;
 mod history;
 mod login;
 mod mapping;
@@ -61,6 +62,13 @@ pub fn router() -> Router<AdminContext> {
             post(history::resend_unapplied),
         )
         .route("/run-now", post(history::run_now))
+        .route("/drift", get(drift::show))
+        .route("/drift/check", post(drift::check_now))
+        .route("/drift/{id}/csv", get(drift::download_csv))
+        .route(
+            "/drift/{id}/align",
+            get(drift::preview).post(drift::confirm),
+        )
         .layer(axum::middleware::map_response(security_headers))
 }
 

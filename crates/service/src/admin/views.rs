@@ -198,3 +198,51 @@ pub struct HistoryPage {
     pub reports: Vec<ReportRow>,
     pub orders: Vec<OrderRow>,
 }
+
+/// One line of a drift check as the page shows it.
+pub struct DriftRow {
+    pub goods_code: String,
+    pub smaregi: i64,
+    pub ne_stock: String,
+    pub ne_allocated: String,
+    pub ne_free: String,
+    pub pending: i64,
+    pub in_files: i64,
+    pub web_orders: i64,
+    pub expected_free: i64,
+    pub difference: String,
+    pub correction: String,
+    pub cause: String,
+}
+
+#[derive(Template)]
+#[template(path = "drift.html")]
+pub struct DriftPage {
+    pub layout: Layout,
+    /// `None`: no check yet (the initial alignment's starting point).
+    pub check_id: Option<String>,
+    pub checked_at: String,
+    pub goods_compared: usize,
+    pub unsettled: usize,
+    pub unmapped_products: usize,
+    pub set_goods_skipped: usize,
+    pub report_only: bool,
+    pub corrections: usize,
+    pub rows: Vec<DriftRow>,
+}
+
+pub struct AlignRow {
+    pub goods_code: String,
+    pub delta: String,
+}
+
+#[derive(Template)]
+#[template(path = "drift_align.html")]
+pub struct AlignPage {
+    pub layout: Layout,
+    pub check_id: String,
+    pub checked_at: String,
+    pub rows: Vec<AlignRow>,
+    /// Why it cannot be applied now; `None`: the confirm button is shown.
+    pub refusal: Option<String>,
+}
