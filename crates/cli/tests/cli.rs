@@ -275,3 +275,130 @@ fn unapplied_rows_of_a_failed_file_are_listed_and_re_sent_once_from_the_cli() {
     assert_eq!(json[0]["follow_up"]["by"], "ops@shop.example");
     assert_eq!(json[0]["resend"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_prints_the_check_and_apply_freezes_its_corrections_once() {
+    use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
+    use sne_simulators::smaregi::{SmaregiConfig, SmaregiSim};
+    let local = || "127.0.0.1:0".parse().unwrap();
+    let ne = NeSim::start(NeConfig::default(), local()).await.unwrap();
+    ne.seed_goods(
+        "shop",
+        vec![SeedGoods {
+            goods_id: "8000001".into(),
+            goods_name: "商品".into(),
+            stock_quantity: 7,
+            allocation_quantity: 0,
+        }],
+    );
+    let smaregi = SmaregiSim::start(SmaregiConfig::default(), local())
+        .await
+        .unwrap();
+    smaregi.add_contract("c-drift", "smaregi-token");
+    smaregi.add_store("c-drift", "1", "本店");
+    smaregi.add_product("c-drift", "8000001", "CODE-1", "商品");
+    smaregi
+        .set_stock("c-drift", "1", "8000001", 10)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = NeConfig::default();
+    let (ne_url, smaregi_url) = (ne.base_url(), smaregi.access_url());
+    let cli = move |args: &[&str]| {
+        let mut command = smaregi_ne(dir.path());
+        command
+            .env("SNE_NEXTENGINE_API_URL", &ne_url)
+            .env("SNE_NEXTENGINE_CLIENT_ID", &config.client_id)
+            .env("SNE_NEXTENGINE_CLIENT_SECRET", &config.client_secret)
+            .env("SNE_SMAREGI_API_URL", &smaregi_url)
+            .args(args);
+        command.output().unwrap()
+    };
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(cli(&[
+        "tenant",
+        "create",
+        "--contract-id",
+        "c-drift",
+        "--admin-email",
+        "admin@shop.example",
+        "--admin-password",
+        "long-enough-password",
+        "--notify-email",
+        "shop@shop.example",
+    ]));
+    let tokens = ne.issue_tokens("shop");
+    let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    ok(cli(&[
+        "tenant",
+        "set-nextengine-tokens",
+        "--contract-id",
+        "c-drift",
+        "--access-token",
+        &tokens.access_token,
+        "--refresh-token",
+        &tokens.refresh_token,
+        "--access-token-end",
+        &fmt(tokens.access_token_end_date),
+        "--refresh-token-end",
+        &fmt(tokens.refresh_token_end_date),
+    ]));
+    ok(cli(&[
+        "tenant",
+        "stock-history",
+        "--contract-id",
+        "c-drift",
+        "--on",
+        "--smaregi-access-token",
+        "smaregi-token",
+    ]));
+
+    let preview: serde_json::Value =
+        serde_json::from_str(&ok(cli(&["drift", "--contract-id", "c-drift"]))).unwrap();
+    let line = &preview["check"]["lines"][0];
+    assert_eq!(line["goods_code"], "8000001");
+    assert_eq!(
+        (line["smaregi"].as_i64(), line["difference"].as_i64()),
+        (Some(10), Some(-3))
+    );
+    assert_eq!(preview["corrections"][0]["delta"], 3);
+    assert!(
+        preview["aligned"].is_null(),
+        "without --apply nothing is frozen"
+    );
+    let id = preview["check"]["id"].as_str().unwrap().to_string();
+
+    let applied: serde_json::Value = serde_json::from_str(&ok(cli(&[
+        "drift",
+        "--contract-id",
+        "c-drift",
+        "--apply",
+        "--check-id",
+        &id,
+        "--by",
+        "ops",
+    ])))
+    .unwrap();
+    assert_eq!(applied["aligned"]["batch_id"], format!("b_align_{id}"));
+    let twice = cli(&[
+        "drift",
+        "--contract-id",
+        "c-drift",
+        "--apply",
+        "--check-id",
+        &id,
+    ]);
+    assert!(!twice.status.success());
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("すでに登録されています"));
+    let without_apply = cli(&["drift", "--contract-id", "c-drift", "--check-id", &id]);
+    assert!(!without_apply.status.success(), "--check-id needs --apply");
+    let unknown = cli(&["drift", "--contract-id", "nobody"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("テナントがありません"));
+}

@@ -942,3 +942,44 @@ async fn a_tenants_calls_keep_to_the_configured_rate() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn goods_stock_reads_every_asked_goods_in_chunks_and_set_goods_are_told_apart() {
+    let (sim, _store, client) = setup().await;
+    let seeded: Vec<SeedGoods> = (0..1200)
+        .map(|i| SeedGoods {
+            allocation_quantity: i % 3,
+            ..goods(&format!("S{i:05}"), i - 5)
+        })
+        .collect();
+    sim.seed_goods(C, seeded);
+    sim.clear_calls();
+    let mut asked: Vec<GoodsCode> = (0..1500).map(|i| format!("S{i:05}").into()).collect();
+    asked.push("A".into());
+    let found = client.goods_stock(&tenant(), &asked).await.unwrap();
+    assert_eq!(
+        found.len(),
+        1201,
+        "the 1,200 seeded and A; the rest unknown"
+    );
+    let s7 = found
+        .iter()
+        .find(|g| g.goods_code.as_str() == "S00007")
+        .unwrap();
+    assert_eq!((s7.stock, s7.allocated, s7.free), (2, 1, 1));
+    let s0 = found
+        .iter()
+        .find(|g| g.goods_code.as_str() == "S00000")
+        .unwrap();
+    assert_eq!((s0.stock, s0.free), (-5, -5), "negative figures are kept");
+    // Two `-in` chunks; the first fills a page of 1,000, so one more page is asked.
+    assert_eq!(calls_to(&sim, GOODS_SEARCH).len(), 3);
+
+    sim.seed_set_goods(C, "A", vec![("S00001".into(), 1), ("S00002".into(), 2)]);
+    let sets = client
+        .set_goods(&tenant(), &codes(&["A", "B", "S00001"]))
+        .await
+        .unwrap();
+    assert_eq!(sets, [GoodsCode::from("A")].into_iter().collect());
+    assert!(client.set_goods(&tenant(), &[]).await.unwrap().is_empty());
+}

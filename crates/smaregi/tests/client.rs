@@ -677,3 +677,37 @@ async fn a_contracts_calls_keep_to_the_configured_rate() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn stock_of_stores_pages_every_row_of_each_store_without_page_numbers() {
+    // Pages silently cut to 500 rows, as one public client saw.
+    let (sim, client) = setup().await;
+    sim.add_store(CONTRACT, "3", "空の店");
+    let client = client.with_page_size(1000);
+    for n in 0..1234u64 {
+        let id = format!("{}", 9_000_000 + n);
+        sim.add_product(CONTRACT, &id, &format!("C{n}"), "大量");
+        let amount = i64::try_from(n % 7).unwrap() - 2;
+        sim.set_stock(CONTRACT, "1", &id, amount).await.unwrap();
+        if n % 2 == 0 {
+            sim.set_stock(CONTRACT, "2", &id, 1).await.unwrap();
+        }
+    }
+    let stores = ["1".into(), "2".into(), "3".into()];
+    let rows = client.stock_of_stores(&creds(), &stores).await.unwrap();
+    let of = |store: &str| rows.iter().filter(|r| r.store_id.as_str() == store).count();
+    assert_eq!((of("1"), of("2"), of("3")), (1234, 617, 0));
+    let mut seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r.store_id.as_str(), r.product_id.as_str()))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), rows.len(), "no row twice");
+    let first = rows
+        .iter()
+        .find(|r| r.store_id.as_str() == "1" && r.product_id.as_str() == "9000000")
+        .unwrap();
+    assert_eq!(first.amount, -2, "negative stock is kept");
+    assert!(first.updated_at.is_some());
+}
