@@ -398,3 +398,68 @@ async fn an_alignment_whose_upload_answer_is_lost_is_corrected_once() {
     assert_eq!(h.ne_stock("8000001"), 10);
     assert!(check(&h).await.lines.is_empty());
 }
+
+#[tokio::test]
+async fn a_web_order_the_import_has_not_shipped_yet_is_no_drift_and_once_shipped_neither() {
+    use sne_service::orders::{OrderImportForm, configure_order_import};
+    use sne_simulators::nextengine::{SeedOrder, SeedOrderRow};
+    // NextEngine allocated 3 of 8000001 to a web order.
+    let mut h = harness(Options {
+        ne_goods: vec![("8000001", 10, 3), ("8000002", 10, 0), ("8000003", 10, 0)],
+        ..Options::default()
+    })
+    .await;
+    configure_order_import(
+        &h.ctx,
+        &h.tenant.id,
+        OrderImportForm {
+            enabled: true,
+            contract_id: CONTRACT.into(),
+            store_id: "1".into(),
+            access_token: sne_e2e::SMAREGI_TOKEN.into(),
+        },
+    )
+    .await
+    .expect("import on");
+    h.tenant = h.ctx.storage.tenant(&h.tenant.id).await.unwrap().unwrap();
+    h.ne.seed_orders(
+        COMPANY,
+        vec![SeedOrder {
+            receive_order_id: 501,
+            shop_id: 1,
+            shop_cut_form_id: "WEB-501".into(),
+            order_date: None,
+            import_date: None,
+            cancel_type_id: "0".into(),
+            order_status_id: "2".into(),
+            send_date: None,
+            rows: vec![SeedOrderRow {
+                row_no: 1,
+                goods_id: "8000001".into(),
+                goods_name: String::new(),
+                quantity: 3,
+                cancel_flag: false,
+                deleted_flag: false,
+            }],
+        }],
+    );
+    let before = check(&h).await;
+    assert!(
+        before.lines.is_empty(),
+        "not yet imported: {:?}",
+        before.lines
+    );
+
+    h.run(Jobs::ImportOrders).await;
+    assert_eq!(
+        h.smaregi.stock(CONTRACT, "1", "8000001"),
+        Some(7),
+        "shipped into Smaregi"
+    );
+    let after = check(&h).await;
+    assert!(after.lines.is_empty(), "imported: {:?}", after.lines);
+    // A manual edit of 8000001 in NextEngine still shows, net of the order.
+    h.ne.record_stock_change(COMPANY, "8000001", 2, None);
+    let l = line(&check(&h).await, "8000001").clone();
+    assert_eq!((l.web_orders, l.expected_free, l.difference), (0, 7, 2));
+}

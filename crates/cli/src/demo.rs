@@ -251,6 +251,9 @@ SNE_NEXTENGINE_API_URL={api} SNE_NEXTENGINE_CLIENT_ID={CLIENT_ID} SNE_NEXTENGINE
   smaregi-ne --data-dir {dir} run all
 # ネクストエンジン側の在庫
 curl '{nu}/_sim/stock?company_id={NE_COMPANY}&goods_id=8000001'
+# 在庫差異の確認(管理画面の「在庫差異」でも; --apply で「揃える」)
+SNE_NEXTENGINE_API_URL={api} SNE_NEXTENGINE_CLIENT_ID={CLIENT_ID} SNE_NEXTENGINE_CLIENT_SECRET={CLIENT_SECRET} SNE_SMAREGI_API_URL={sapi} \
+  smaregi-ne --data-dir {dir} drift --contract-id {CONTRACT}
 "#,
         api = endpoints.nextengine_api_url,
         sapi = endpoints.smaregi_api_url,
