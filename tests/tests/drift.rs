@@ -162,6 +162,8 @@ async fn a_file_nextengine_applied_in_part_is_drift_explained_by_its_failed_queu
         assert_eq!(refused.expected_free, 5 - 8);
         assert_eq!(refused.difference, 5, "partial={partial}");
         assert_eq!(refused.causes, [DriftCause::QueueFailed]);
+        // Its rows go with 「未反映の行を再アップロード」, never also with 「揃える」.
+        assert_eq!(refused.correction, None);
         if partial {
             assert_eq!(codes(&found), ["8000001"], "the good row was applied");
         } else {
@@ -311,6 +313,24 @@ async fn with_nextengine_as_master_drift_is_only_reported() {
     let run = run_drift(&h.ctx, &h.tenant, "r-ne-master", Mailing::Send).await;
     let body = run.report.render().body;
     assert!(body.contains("お知らせのみ"), "{body}");
+    // The mail lists the largest differences and attaches every line.
+    let mail = h.mails().pop().expect("the check's mail");
+    assert!(mail.subject.ends_with("在庫差異:1件"), "{}", mail.subject);
+    assert!(
+        mail.body
+            .contains("・8000001 スマレジ10 / ネクストエンジン 在庫数4"),
+        "{}",
+        mail.body
+    );
+    assert_eq!(mail.attachments.len(), 1);
+    let (name, csv) = &mail.attachments[0];
+    assert!(
+        name.starts_with("drift_") && name.ends_with(".csv"),
+        "{name}"
+    );
+    let csv = String::from_utf8(csv.clone()).unwrap();
+    assert!(csv.starts_with("\u{feff}商品コード,スマレジ在庫,"), "{csv}");
+    assert!(csv.contains("\r\n8000001,10,4,0,4,"), "{csv}");
 }
 
 #[tokio::test]

@@ -160,6 +160,8 @@ impl DriftLine {
             Some("ネクストエンジンに未登録のため補正できません")
         } else if self.causes.contains(&DriftCause::HeldFile) {
             Some("確認待ちのファイルが決まるまで補正しません")
+        } else if self.causes.contains(&DriftCause::QueueFailed) {
+            Some("失敗したファイルの「未反映の行を再アップロード」で送ってください")
         } else if self.in_files != 0 {
             Some("処理中のファイルがあるため補正しません")
         } else {
@@ -350,6 +352,9 @@ pub fn explain(
         let code = &line.goods_code;
         if evidence.failed_rows.contains_key(code) {
             line.causes.push(DriftCause::QueueFailed);
+            // 「未反映の行を再アップロード」 of that file would send the same
+            // rows: a correction beside it would count them twice.
+            line.correction = None;
         }
         if evidence.parked_unregistered.contains(code) {
             line.causes.push(DriftCause::ParkedWhileUnregistered);
@@ -700,6 +705,12 @@ mod tests {
         evidence.mirror.insert(("1".into(), "M".into()), 7);
         evidence.mirror.insert(("1".into(), "E".into()), 5);
         explain(&mut lines, &evidence, &rows, &ProductMap::Identity);
+        let corrected: Vec<_> = lines.iter().map(|l| l.correction).collect();
+        assert_eq!(
+            corrected,
+            [None, Some(-1), Some(-1), Some(-1), Some(-1)],
+            "a failed file's rows go with its re-upload, never twice"
+        );
         let causes: Vec<_> = lines.iter().map(|l| l.causes.clone()).collect();
         assert_eq!(
             causes,

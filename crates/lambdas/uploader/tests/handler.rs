@@ -118,3 +118,37 @@ fn pushes_upload_and_leave_their_mail_to_the_schedule_which_runs_the_stock_path(
     );
     assert_eq!(plan(RunReason::Drift), None);
 }
+
+#[tokio::test]
+async fn a_drift_message_runs_the_tenants_drift_check_and_leaves_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = tenant(dir.path()).await;
+    let response = handle_run_messages(
+        &ctx,
+        event(&[(
+            "drift-t_fixture00001",
+            r#"{"tenant_id":"t_fixture00001","reason":"drift"}"#,
+        )]),
+    )
+    .await
+    .expect("handled");
+    // The fixture tenant has no Smaregi API credentials: the check fails in
+    // its report, which is no failure of the message.
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let reports = ctx
+        .storage
+        .recent_reports(&sne_domain::TenantId("t_fixture00001".into()), 10)
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(
+        reports[0].subject.ends_with("在庫差異:失敗"),
+        "{}",
+        reports[0].subject
+    );
+    assert!(
+        reports[0].body.contains("スマレジAPIの設定"),
+        "{}",
+        reports[0].body
+    );
+}
