@@ -452,6 +452,41 @@ impl NeClient {
     }
 
     /// Runs a search page by page until a short page.
+    /// The subset of `codes` a search of `path` finds by its code field `id`,
+    /// in `-in` chunks.
+    async fn codes_found(
+        &self,
+        tenant: &TenantId,
+        path: &str,
+        id: &str,
+        codes: &[GoodsCode],
+    ) -> Result<HashSet<GoodsCode>, NeError> {
+        let wanted = searchable(codes);
+        let list: Vec<&str> = wanted.iter().copied().collect();
+        let mut found = HashSet::new();
+        for chunk in list.chunks(IN_CHUNK) {
+            let rows = self
+                .search_all(
+                    tenant,
+                    path,
+                    id,
+                    &[(&format!("{id}-in"), chunk.join(","))],
+                    &format!("{id}-asc"),
+                )
+                .await?;
+            for row in rows {
+                // NE may compare loosely (case, numbers); only an exact
+                // match is the goods we asked about.
+                if let Some(code) = text(&row, id)
+                    && wanted.contains(code.as_str())
+                {
+                    found.insert(GoodsCode::from(code));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn search_all(
         &self,
         tenant: &TenantId,
@@ -542,30 +577,8 @@ impl NextEngineApi for NeClient {
         tenant: &TenantId,
         codes: &[GoodsCode],
     ) -> Result<HashSet<GoodsCode>, NeError> {
-        let wanted = searchable(codes);
-        let list: Vec<&str> = wanted.iter().copied().collect();
-        let mut found = HashSet::new();
-        for chunk in list.chunks(IN_CHUNK) {
-            let rows = self
-                .search_all(
-                    tenant,
-                    PATH_GOODS_SEARCH,
-                    "goods_id",
-                    &[("goods_id-in", chunk.join(","))],
-                    "goods_id-asc",
-                )
-                .await?;
-            for row in rows {
-                // NE may compare loosely (case, numbers); only an exact
-                // match is the goods we asked about.
-                if let Some(id) = text(&row, "goods_id")
-                    && wanted.contains(id.as_str())
-                {
-                    found.insert(GoodsCode::from(id));
-                }
-            }
-        }
-        Ok(found)
+        self.codes_found(tenant, PATH_GOODS_SEARCH, "goods_id", codes)
+            .await
     }
 
     async fn goods_stock(
@@ -614,28 +627,8 @@ impl NextEngineApi for NeClient {
         tenant: &TenantId,
         codes: &[GoodsCode],
     ) -> Result<HashSet<GoodsCode>, NeError> {
-        let wanted = searchable(codes);
-        let list: Vec<&str> = wanted.iter().copied().collect();
-        let mut found = HashSet::new();
-        for chunk in list.chunks(IN_CHUNK) {
-            let rows = self
-                .search_all(
-                    tenant,
-                    PATH_SET_GOODS_SEARCH,
-                    "set_goods_id",
-                    &[("set_goods_id-in", chunk.join(","))],
-                    "set_goods_id-asc",
-                )
-                .await?;
-            for row in rows {
-                if let Some(id) = text(&row, "set_goods_id")
-                    && wanted.contains(id.as_str())
-                {
-                    found.insert(GoodsCode::from(id));
-                }
-            }
-        }
-        Ok(found)
+        self.codes_found(tenant, PATH_SET_GOODS_SEARCH, "set_goods_id", codes)
+            .await
     }
 
     async fn upload_stock_csv(&self, tenant: &TenantId, csv: &[u8]) -> Result<QueId, NeError> {
