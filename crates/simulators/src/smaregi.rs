@@ -1,5 +1,9 @@
 //! In-memory simulator of the old スマレジAPI (`POST /access/`) and of its
-//! API送信 (stock_send push) emitter. See `README.md` for inferred parts.
+//! API送信 (stock_send push) emitter, and of the スマレジ・プラットフォームAPI
+//! over the same contracts and history (`platform`). See `README.md` for
+//! inferred parts.
+
+pub mod platform;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
@@ -86,6 +90,8 @@ pub struct SmaregiConfig {
     /// strict reading, so that a client reading all of a large shop's stock
     /// in one lookup is caught here rather than by Smaregi.
     pub stock_needs_store: bool,
+    /// The Platform API's side of the same contracts.
+    pub platform: platform::PlatformConfig,
 }
 
 impl Default for SmaregiConfig {
@@ -102,6 +108,7 @@ impl Default for SmaregiConfig {
             page_cap: Some(500),
             capped_offset: CappedOffset::Requested,
             stock_needs_store: true,
+            platform: platform::PlatformConfig::default(),
         }
     }
 }
@@ -203,6 +210,9 @@ pub struct StockHistoryRow {
     pub stock_division: String,
     pub from_store_id: Option<String>,
     pub to_store_id: Option<String>,
+    /// `stockHistory.memo` of a Platform-API write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,6 +269,7 @@ struct SmState {
     contracts: BTreeMap<String, Contract>,
     sends: Vec<SendLog>,
     next_send_id: u64,
+    platform: platform::PlatformState,
 }
 
 #[derive(Clone)]
@@ -268,13 +279,16 @@ pub struct SmaregiSim {
     addr: Option<SocketAddr>,
 }
 
-/// A pending push, built under the lock and sent after releasing it.
+/// A pending push (or Platform webhook), built under the lock and sent after
+/// releasing it.
 struct Outgoing {
     contract_id: String,
     url: String,
     body: String,
     headers: Vec<(String, String)>,
     resend_of: Option<u64>,
+    /// Set for a Platform webhook: its `smaregi-event-id`.
+    event_id: Option<String>,
 }
 
 impl SmaregiSim {
@@ -287,6 +301,7 @@ impl SmaregiSim {
                 contracts: BTreeMap::new(),
                 sends: Vec::new(),
                 next_send_id: 1,
+                platform: platform::PlatformState::default(),
             })),
             http: reqwest::Client::builder()
                 .timeout(timeout)
@@ -325,6 +340,7 @@ impl SmaregiSim {
             .route("/_sim/products", post(ctl_product))
             .route("/_sim/stock", get(ctl_stock))
             .route("/_sim/stock/set", post(ctl_set_stock))
+            .route("/_sim/stock/set_silently", post(ctl_set_stock_silently))
             .route("/_sim/stock/adjust", post(ctl_adjust))
             .route("/_sim/sale", post(ctl_sale))
             .route("/_sim/stocktake", post(ctl_stocktake))
@@ -339,6 +355,7 @@ impl SmaregiSim {
             .route("/_sim/history/next_id", post(ctl_next_history_id))
             .route("/_sim/clock", get(ctl_clock))
             .route("/_sim/clock/advance", post(ctl_advance))
+            .merge(platform::routes())
             .with_state(self.clone())
     }
 
@@ -426,6 +443,35 @@ impl SmaregiSim {
             .stock
             .get(&(store_id.to_string(), product_id.to_string()))
             .map(|(a, _)| *a)
+    }
+
+    /// Sets a product's stock in a store to `amount` the way nothing the
+    /// service can see does: the `Stock` row changes (its `updDateTime` too),
+    /// but no `StockHistory` row is written and nothing is pushed. It stands
+    /// for a change Smaregi made without telling anyone (a lost push whose
+    /// history the service never read, a repair on Smaregi's side), which only
+    /// a comparison of current stock finds.
+    pub fn set_stock_silently(
+        &self,
+        contract: &str,
+        store: &str,
+        product: &str,
+        amount: i64,
+    ) -> anyhow::Result<()> {
+        let mut st = self.lock();
+        let now = st.clock.now_jst();
+        let c = st
+            .contracts
+            .get_mut(contract)
+            .ok_or_else(|| anyhow::anyhow!("unknown contract {contract}"))?;
+        anyhow::ensure!(c.stores.contains_key(store), "unknown store {store}");
+        anyhow::ensure!(
+            c.products.contains_key(product),
+            "unknown product {product}"
+        );
+        c.stock
+            .insert((store.to_string(), product.to_string()), (amount, now));
+        Ok(())
     }
 
     pub fn history(&self, contract_id: &str) -> Vec<StockHistoryRow> {
@@ -617,7 +663,8 @@ impl SmaregiSim {
                     apply_change(c, now, store, product, *change, div, *from, *to)
                 })
                 .collect();
-            let out = pushes_for(c, contract, &rows);
+            let mut out = pushes_for(c, contract, &rows);
+            out.extend(platform::webhooks_for(&mut st, contract, &rows, "edited"));
             (rows, out)
         };
         self.deliver(out).await;
@@ -625,9 +672,12 @@ impl SmaregiSim {
     }
 
     async fn deliver(&self, out: Vec<Outgoing>) {
-        for o in out {
+        let (webhooks, pushes): (Vec<_>, Vec<_>) =
+            out.into_iter().partition(|o| o.event_id.is_some());
+        for o in pushes {
             self.send_one(o).await;
         }
+        self.deliver_webhooks(webhooks).await;
     }
 
     async fn send_one(&self, o: Outgoing) -> SendLog {
@@ -682,6 +732,7 @@ impl SmaregiSim {
                 body: s.body.clone(),
                 headers: s.headers.clone(),
                 resend_of: Some(id),
+                event_id: None,
             }
         };
         Ok(self.send_one(o).await)
@@ -723,6 +774,7 @@ fn apply_change(
         stock_division: division.to_string(),
         from_store_id: from.map(str::to_string),
         to_store_id: to.map(str::to_string),
+        memo: None,
     };
     c.next_history_id += 1;
     c.history.push(row.clone());
@@ -780,6 +832,7 @@ fn pushes_for(c: &Contract, contract_id: &str, rows: &[StockHistoryRow]) -> Vec<
                 body: serde_urlencoded::to_string(&form).unwrap_or_default(),
                 headers,
                 resend_of: None,
+                event_id: None,
             }
         })
         .collect()
@@ -895,12 +948,16 @@ async fn access_inner(
     }
     match proc_name.as_str() {
         "stock_upd" => {
-            let (resp, out) = stock_upd(sim, contract_id, &params, &codes)?;
+            let before = sim.history(contract_id).len();
+            let (resp, mut out) = stock_upd(sim, contract_id, &params, &codes)?;
+            out.extend(platform::old_api_echoes(sim, contract_id, before));
             sim.deliver(out).await;
             Ok(resp)
         }
         "shipment_upd" => {
-            let (resp, out) = shipment_upd(sim, contract_id, &params, &codes)?;
+            let before = sim.history(contract_id).len();
+            let (resp, mut out) = shipment_upd(sim, contract_id, &params, &codes)?;
+            out.extend(platform::old_api_echoes(sim, contract_id, before));
             sim.deliver(out).await;
             Ok(resp)
         }
@@ -1713,6 +1770,16 @@ async fn ctl_set_stock(State(sim): State<SmaregiSim>, Json(b): Json<ActionBody>)
         sim.set_stock(&b.contract_id, &b.store_id, &b.product_id, b.amount)
             .await,
     )
+}
+
+async fn ctl_set_stock_silently(
+    State(sim): State<SmaregiSim>,
+    Json(b): Json<ActionBody>,
+) -> Response {
+    match sim.set_stock_silently(&b.contract_id, &b.store_id, &b.product_id, b.amount) {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(e) => ctl_err(e),
+    }
 }
 
 async fn ctl_adjust(State(sim): State<SmaregiSim>, Json(b): Json<ActionBody>) -> Response {

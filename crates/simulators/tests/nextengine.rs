@@ -613,6 +613,64 @@ async fn search_filters_sort_paging_fields() {
     assert!(v["data"][0]["receive_order_import_date"].is_string());
 }
 
+#[tokio::test]
+async fn set_goods_search_answers_one_row_per_component_and_refuses_other_tables_fields() {
+    let (sim, at, _) = ready(NeConfig::default()).await;
+    sim.seed_goods(C, vec![goods("SET-1", 0, 0)]);
+    sim.seed_set_goods(C, "SET-1", vec![("A".into(), 2), ("B".into(), 1)]);
+    let v = post(
+        &sim,
+        "/api_v1_master_setgoods/search",
+        &[
+            ("access_token", &at),
+            (
+                "fields",
+                "set_goods_id,set_goods_detail_goods_id,set_goods_detail_quantity",
+            ),
+            ("set_goods_id-in", "SET-1,A"),
+            ("sort", "set_goods_detail_goods_id-asc"),
+        ],
+    )
+    .await;
+    assert_eq!(v["result"], "success", "{v}");
+    assert_eq!(v["count"], "2");
+    let rows: Vec<(&str, &str, &str)> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["set_goods_id"].as_str().unwrap(),
+                r["set_goods_detail_goods_id"].as_str().unwrap(),
+                r["set_goods_detail_quantity"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("SET-1", "A", "2"), ("SET-1", "B", "1")]);
+
+    // An ordinary goods is no set: the goods table still has SET-1, the set table not A.
+    let v = post(
+        &sim,
+        "/api_v1_master_setgoods/search",
+        &[
+            ("access_token", &at),
+            ("fields", "set_goods_id"),
+            ("set_goods_id-eq", "A"),
+        ],
+    )
+    .await;
+    assert_eq!(v["count"], "0", "{v}");
+
+    let v = post(
+        &sim,
+        "/api_v1_master_setgoods/search",
+        &[("access_token", &at), ("fields", "set_goods_id,goods_id")],
+    )
+    .await;
+    assert_eq!(v["result"], "error");
+    assert!(v["message"].as_str().unwrap().contains("(goods_id)"), "{v}");
+}
+
 async fn goods_search(sim: &NeSim, at: &str, extra: &[(&str, &str)]) -> reqwest::Result<Value> {
     let mut form = vec![("access_token", at), ("fields", "goods_id")];
     form.extend_from_slice(extra);

@@ -825,3 +825,53 @@ async fn a_stock_lookup_names_its_store_unless_the_rule_is_off() {
     let (s, _) = call(&lax, K, TOKEN, "stock_ref", json!({"table_name":"Stock"})).await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn a_silent_stock_change_shows_in_stock_but_writes_no_history_and_pushes_nothing() {
+    let sim = ready().await;
+    let (url, rec) = receiver(StatusCode::OK, "OK").await;
+    sim.configure_push(K, push(&url, PushShape::Full, PairsAs::Headers));
+    sim.sale(K, "1", "8000001", 1).await.unwrap();
+    assert_eq!((sim.history(K).len(), sim.sends().len()), (1, 1));
+
+    sim.advance_clock(60);
+    sim.set_stock_silently(K, "1", "8000001", 9).unwrap();
+    // A product never stocked in a store gets its first Stock row silently too.
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{}/_sim/stock/set_silently", sim.base_url()))
+        .json(&json!({"contract_id":K,"store_id":"2","product_id":"8000002","amount":-4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(sim.stock(K, "1", "8000001"), Some(9));
+    assert_eq!(sim.stock(K, "2", "8000002"), Some(-4));
+    assert_eq!(sim.history(K).len(), 1, "no history row");
+    assert_eq!(sim.sends().len(), 1, "no push");
+    assert_eq!(rec.0.lock().unwrap().len(), 1);
+
+    let (s, v) = call(
+        &sim,
+        K,
+        TOKEN,
+        "stock_ref",
+        json!({"table_name":"Stock","conditions":[{"storeId":"1"}],
+               "fields":["productId","stockAmount","updDateTime"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"][0]["stockAmount"], "9");
+    let now = sim.now_jst().format("%Y-%m-%d %H:%M:%S").to_string();
+    assert_eq!(v["result"][0]["updDateTime"], now.as_str());
+
+    assert!(sim.set_stock_silently(K, "9", "8000001", 1).is_err());
+    assert!(sim.set_stock_silently(K, "1", "404", 1).is_err());
+    let r = c
+        .post(format!("{}/_sim/stock/set_silently", sim.base_url()))
+        .json(&json!({"contract_id":K,"store_id":"9","product_id":"8000001","amount":1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}

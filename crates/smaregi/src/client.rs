@@ -524,25 +524,15 @@ impl SmaregiApi for SmaregiClient {
                 let n = rows.len();
                 let before = after;
                 for r in &rows {
-                    let product = non_empty(r, "productId")
-                        .ok_or_else(|| invalid("Stock row without productId"))?;
-                    let id = product.parse::<u64>().map_err(|_| {
-                        invalid(format!("Stock productId is not a number: {product:?}"))
-                    })?;
+                    let Some((id, row)) = stock_row(r, store)? else {
+                        continue;
+                    };
                     // Guard against loose matching on Smaregi's side.
-                    if non_empty(r, "storeId").as_deref() != Some(store.as_str())
-                        || after.is_some_and(|last| id <= last)
-                    {
+                    if after.is_some_and(|last| id <= last) {
                         continue;
                     }
                     after = Some(id);
-                    out.push(StoreStock {
-                        store_id: store.clone(),
-                        product_id: ProductId::from(product),
-                        amount: int(r, "stockAmount")?
-                            .ok_or_else(|| invalid("Stock row without stockAmount"))?,
-                        updated_at: non_empty(r, "updDateTime").and_then(|t| parse_api_time(&t)),
-                    });
+                    out.push(row);
                 }
                 if n < self.page_size {
                     break;
@@ -771,6 +761,34 @@ fn parse_id(r: &Map<String, Value>) -> Result<u64, SmaregiError> {
         .ok_or_else(|| invalid("StockHistory row without a numeric id"))
 }
 
+/// One `Stock` row of `store`, with its `productId` as a number (the key the
+/// lookups page on), or `None` for a row of another store (loose matching on
+/// Smaregi's side). `stockAmount` is a string-typed integer that may be
+/// negative; anything else is an error, as is a row without it.
+fn stock_row(
+    r: &Map<String, Value>,
+    store: &StoreId,
+) -> Result<Option<(u64, StoreStock)>, SmaregiError> {
+    let product =
+        non_empty(r, "productId").ok_or_else(|| invalid("Stock row without productId"))?;
+    let id = product
+        .parse::<u64>()
+        .map_err(|_| invalid(format!("Stock productId is not a number: {product:?}")))?;
+    if non_empty(r, "storeId").as_deref() != Some(store.as_str()) {
+        return Ok(None);
+    }
+    let amount = int(r, "stockAmount")?.ok_or_else(|| invalid("Stock row without stockAmount"))?;
+    Ok(Some((
+        id,
+        StoreStock {
+            store_id: store.clone(),
+            product_id: ProductId::from(product),
+            amount,
+            updated_at: non_empty(r, "updDateTime").and_then(|t| parse_api_time(&t)),
+        },
+    )))
+}
+
 fn history_row(r: &Map<String, Value>) -> Result<ChangeRow, SmaregiError> {
     Ok(ChangeRow {
         store_id: non_empty(r, "storeId")
@@ -811,6 +829,47 @@ mod tests {
         assert_eq!(row.to_store_id, None);
         assert!(row.changed_at.is_some());
         assert!(history_row(&obj(json!({"id":"x","storeId":"1","productId":"2"}))).is_err());
+    }
+
+    #[test]
+    fn stock_rows_parse_signed_strings_and_missing_times() {
+        let store = StoreId::from("1");
+        let r = obj(
+            json!({"storeId":"1","productId":"8000001","stockAmount":"-3",
+            "updDateTime":"2026-11-27 10:00:00"}),
+        );
+        let (id, row) = stock_row(&r, &store).unwrap().unwrap();
+        assert_eq!(id, 8_000_001);
+        assert_eq!(row.product_id.as_str(), "8000001");
+        assert_eq!(row.amount, -3);
+        assert_eq!(
+            row.updated_at,
+            Some(
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 27)
+                    .unwrap()
+                    .and_hms_opt(10, 0, 0)
+                    .unwrap()
+            )
+        );
+        let r =
+            obj(json!({"storeId":"1","productId":"2","stockAmount":"4.000","updDateTime":null}));
+        let (_, row) = stock_row(&r, &store).unwrap().unwrap();
+        assert_eq!((row.amount, row.updated_at), (4, None));
+        let other = obj(json!({"storeId":"2","productId":"2","stockAmount":"1"}));
+        assert_eq!(stock_row(&other, &store).unwrap(), None);
+        for bad in [
+            json!({"storeId":"1","productId":"2","stockAmount":"1.5"}),
+            json!({"storeId":"1","productId":"2","stockAmount":"many"}),
+            json!({"storeId":"1","productId":"2","stockAmount":null}),
+            json!({"storeId":"1","productId":"x","stockAmount":"1"}),
+            json!({"storeId":"1","stockAmount":"1"}),
+        ] {
+            let err = stock_row(&obj(bad.clone()), &store).unwrap_err();
+            assert!(
+                matches!(err, SmaregiError::Api { ref code, .. } if code == "invalid_response"),
+                "{bad}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -710,4 +710,63 @@ async fn stock_of_stores_pages_every_row_of_each_store_without_page_numbers() {
         .unwrap();
     assert_eq!(first.amount, -2, "negative stock is kept");
     assert!(first.updated_at.is_some());
+    for r in &rows {
+        assert_eq!(
+            Some(r.amount),
+            sim.stock(CONTRACT, r.store_id.as_str(), r.product_id.as_str()),
+            "{r:?}"
+        );
+    }
+    assert!(rows.iter().any(|r| r.amount < 0) && rows.iter().any(|r| r.amount > 0));
+}
+
+/// A `stock_ref` call as the client's transport makes it, answered raw.
+async fn raw_stock_ref(sim: &SmaregiSim, params: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(sim.access_url())
+        .header("X_contract_id", CONTRACT)
+        .header("X_access_token", TOKEN)
+        .form(&[("proc_name", "stock_ref"), ("params", &params.to_string())])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_a_stock_lookup_without_a_store_and_the_client_never_sends_one() {
+    let (sim, client) = setup().await;
+    sim.set_stock(CONTRACT, "1", "8000001", 3).await.unwrap();
+    sim.set_stock(CONTRACT, "2", "8000001", -1).await.unwrap();
+    for params in [
+        serde_json::json!({"table_name": "Stock", "order": ["productId"]}),
+        serde_json::json!({"table_name": "Stock", "conditions": [{"productId": "8000001"}]}),
+        serde_json::json!({"table_name": "Stock", "conditions": [{"storeId <>": "9"}]}),
+    ] {
+        let (status, v) = raw_stock_ref(&sim, params.clone()).await;
+        assert_eq!(status, 400, "{params}: {v}");
+        assert_eq!(v["error_code"], 44, "the narrowing refusal's code: {v}");
+        assert_eq!(v["error"], "検索条件が不正です。");
+        assert!(
+            v["error_description"].as_str().unwrap().contains("storeId"),
+            "{v}"
+        );
+    }
+    // The client names one store per lookup, so the strict simulator answers it.
+    let rows = client
+        .stock_of_stores(&creds(), &["1".into(), "2".into()])
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str, i64)> = rows
+        .iter()
+        .map(|r| (r.store_id.as_str(), r.product_id.as_str(), r.amount))
+        .collect();
+    assert_eq!(got, [("1", "8000001", 3), ("2", "8000001", -1)]);
+    assert!(
+        client
+            .stock_of_stores(&creds(), &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
