@@ -948,16 +948,12 @@ async fn access_inner(
     }
     match proc_name.as_str() {
         "stock_upd" => {
-            let before = sim.history(contract_id).len();
-            let (resp, mut out) = stock_upd(sim, contract_id, &params, &codes)?;
-            out.extend(platform::old_api_echoes(sim, contract_id, before));
+            let (resp, out) = stock_upd(sim, contract_id, &params, &codes)?;
             sim.deliver(out).await;
             Ok(resp)
         }
         "shipment_upd" => {
-            let before = sim.history(contract_id).len();
-            let (resp, mut out) = shipment_upd(sim, contract_id, &params, &codes)?;
-            out.extend(platform::old_api_echoes(sim, contract_id, before));
+            let (resp, out) = shipment_upd(sim, contract_id, &params, &codes)?;
             sim.deliver(out).await;
             Ok(resp)
         }
@@ -1449,11 +1445,12 @@ fn stock_upd(
             c, now, store, product, change, div, None, None,
         ));
     }
-    let out = if c.push.as_ref().is_some_and(|p| p.push_api_changes) {
+    let mut out = if c.push.as_ref().is_some_and(|p| p.push_api_changes) {
         pushes_for(c, contract_id, &hist)
     } else {
         Vec::new()
     };
+    out.extend(platform::old_api_echoes(&mut st, contract_id, &hist));
     Ok((json!({"result": {"Stock": parsed.len()}}), out))
 }
 
@@ -1663,11 +1660,12 @@ fn shipment_upd(
     let body =
         json!({"result": {"Shipment": 1, "ShipmentIds": [sid], "ShipmentDetail": lines.len()}});
     c.seen_tokens.insert(token, body.clone());
-    let out = if c.push.as_ref().is_some_and(|p| p.push_api_changes) {
+    let mut out = if c.push.as_ref().is_some_and(|p| p.push_api_changes) {
         pushes_for(c, contract_id, &hist)
     } else {
         Vec::new()
     };
+    out.extend(platform::old_api_echoes(&mut st, contract_id, &hist));
     Ok((body, out))
 }
 

@@ -447,17 +447,15 @@ pub(super) fn webhooks_for(
 }
 
 /// The `pos:stock` an old-API write fires under the other reading of c617.
-pub(super) fn old_api_echoes(sim: &SmaregiSim, contract_id: &str, before: usize) -> Vec<Outgoing> {
-    let mut st = sim.lock();
+pub(super) fn old_api_echoes(
+    st: &mut SmState,
+    contract_id: &str,
+    rows: &[StockHistoryRow],
+) -> Vec<Outgoing> {
     if !st.config.platform.old_api_writes_fire_webhook {
         return Vec::new();
     }
-    let rows: Vec<StockHistoryRow> = st
-        .contracts
-        .get(contract_id)
-        .map(|c| c.history.iter().skip(before).cloned().collect())
-        .unwrap_or_default();
-    webhooks_for(&mut st, contract_id, &rows, "edited")
+    webhooks_for(st, contract_id, rows, "edited")
 }
 
 // ---------------------------------------------------------------------------
@@ -502,9 +500,15 @@ pub fn problem(status: StatusCode, detail: &str) -> Response {
         .into_response()
 }
 
+/// RFC 6749 §5.2: 401 for a client that failed to authenticate, 400 for the rest.
 fn oauth_error(error: &str, description: &str) -> Response {
+    let status = if error == "invalid_client" {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     (
-        StatusCode::UNAUTHORIZED,
+        status,
         Json(json!({"error": error, "error_description": description})),
     )
         .into_response()
@@ -765,7 +769,7 @@ fn shape_rows(
     }
     Ok(rows
         .into_iter()
-        .skip((page - 1) * limit)
+        .skip((page - 1).saturating_mul(limit))
         .take(limit)
         .map(|r| {
             let m: serde_json::Map<String, Value> = r
@@ -807,10 +811,13 @@ async fn get_stock(
                 Ok(v) => v,
                 Err(r) => return r,
             };
-            if to < from || to - from > Duration::days(st.config.platform.max_window_days) {
+            let days = st.config.platform.max_window_days;
+            if to < from || to - from > Duration::days(days) {
                 return problem(
                     StatusCode::BAD_REQUEST,
-                    "upd_date_time-fromとupd_date_time-toの期間は31日以内で指定してください",
+                    &format!(
+                        "upd_date_time-fromとupd_date_time-toの期間は{days}日以内で指定してください"
+                    ),
                 );
             }
             Some((from, to))
