@@ -13,7 +13,7 @@ use sne_service::{AdminContext, Context, ServiceConfig};
 use sne_simulators::nextengine::{NeConfig, NeSim, SeedGoods};
 use sne_simulators::smaregi::{PairsAs, PushConfig, PushShape, SmaregiConfig, SmaregiSim};
 use sne_test_support::tenants::connect_to_nextengine;
-use sne_test_support::{CLIENT_ID, CLIENT_SECRET, Contexts, Server, Wiring};
+use sne_test_support::{CLIENT_ID, CLIENT_SECRET, Contexts, PLATFORM_SECRET, Server, Wiring};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -39,6 +39,10 @@ pub struct Options {
     /// Whether NextEngine's queue rows tell API uploads from screen uploads
     /// (`NeConfig::queue_upload_names`; the reference cannot tell).
     pub queue_upload_names: bool,
+    /// The service is a スマレジ・プラットフォームAPI app (pointed at the
+    /// simulator), whose webhooks and contract notifications reach it.
+    pub platform: bool,
+    pub smaregi_config: SmaregiConfig,
 }
 
 impl Default for Options {
@@ -53,6 +57,8 @@ impl Default for Options {
             counted_stores: None,
             config: ServiceConfig::default(),
             queue_upload_names: true,
+            platform: false,
+            smaregi_config: SmaregiConfig::default(),
         }
     }
 }
@@ -108,7 +114,7 @@ impl Harness {
                 })
                 .collect(),
         );
-        let smaregi = SmaregiSim::start(SmaregiConfig::default(), local())
+        let smaregi = SmaregiSim::start(options.smaregi_config.clone(), local())
             .await
             .expect("Smaregi simulator");
         smaregi.add_contract(CONTRACT, SMAREGI_TOKEN);
@@ -129,7 +135,7 @@ impl Harness {
         let mut server = Server::bind().await;
         let service_url = server.url.clone();
         let clock = Arc::new(FixedClock::new(sne_domain::time::from_jst(ne.now_jst())));
-        let wiring = Wiring::new(dir.path())
+        let mut wiring = Wiring::new(dir.path())
             .simulators(&ne, &smaregi)
             .public_url(&service_url)
             .clock(clock.clone())
@@ -137,6 +143,16 @@ impl Harness {
                 mail_from: "noreply@smaregi-ne.example".into(),
                 ..options.config.clone()
             });
+        if options.platform {
+            wiring = wiring.platform_sim(&smaregi);
+            smaregi.configure_platform_webhook(
+                Some(&format!("{service_url}/smaregi/platform/webhook")),
+                &[PLATFORM_SECRET],
+            );
+            smaregi.configure_contract_notification(Some(&format!(
+                "{service_url}/smaregi/platform/contract"
+            )));
+        }
         let Contexts {
             jobs: ctx,
             admin,
@@ -269,6 +285,36 @@ impl Harness {
             .await
             .expect("history mode");
         assert!(message.contains("開始"), "{message}");
+    }
+
+    /// The tenant on the Platform intake the way a migrating shop gets there:
+    /// old-API history reading on, the app installed for the contract, then
+    /// the switch at the current history id. Needs [`Options::platform`].
+    pub async fn use_platform_intake(&mut self) -> String {
+        self.enable_history_access().await;
+        self.smaregi
+            .platform_subscribe(CONTRACT, &[])
+            .await
+            .expect("app installed");
+        let message = sne_service::platform::switch_intake(
+            &self.admin,
+            &self.tenant,
+            sne_domain::history_mode::HistorySource::Platform,
+        )
+        .await
+        .expect("switched to the Platform intake");
+        // The harness clock stands still; a real one has moved on by the time
+        // the next push arrives (a push at the switch instant is judged by the
+        // period before it).
+        self.advance(1);
+        self.tenant = self
+            .ctx
+            .storage
+            .tenant(&self.tenant.id)
+            .await
+            .expect("tenant")
+            .expect("tenant exists");
+        message
     }
 
     pub fn ne_stock(&self, code: &str) -> i64 {

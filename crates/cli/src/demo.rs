@@ -36,9 +36,23 @@ pub struct DemoArgs {
     /// Play a scripted sale, 棚卸 and resend, print what happened, and exit.
     #[arg(long)]
     scenario: bool,
+    /// Which intake the demo tenant's changes come through: `old` (API送信 and
+    /// StockHistory) or `platform` (スマレジ・プラットフォームAPI webhooks and backfill).
+    #[arg(long, value_enum, default_value_t = DemoIntake::Old)]
+    intake: DemoIntake,
     #[command(flatten)]
     realtime: wiring::RealtimeArgs,
 }
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemoIntake {
+    Old,
+    Platform,
+}
+
+/// The demo's Platform webhook secret (the app's custom header).
+const PLATFORM_WEBHOOK_HEADER: &str = "x-smaregi-ne-secret";
+const PLATFORM_WEBHOOK_SECRET: &str = "demo-webhook-secret";
 
 pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     let ne = NeSim::start(
@@ -61,12 +75,19 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let service_url = format!("http://{}", listener.local_addr()?);
+    let platform_app = sne_simulators::smaregi::platform::PlatformConfig::default();
     let endpoints = Endpoints {
         nextengine_api_url: ne.base_url(),
         nextengine_signin_url: ne.base_url(),
         nextengine_client_id: CLIENT_ID.into(),
         nextengine_client_secret: CLIENT_SECRET.into(),
         smaregi_api_url: smaregi.access_url(),
+        smaregi_platform_client_id: platform_app.client_id.clone(),
+        smaregi_platform_client_secret: platform_app.client_secret.clone(),
+        smaregi_platform_id_url: smaregi.base_url(),
+        smaregi_platform_api_url: smaregi.platform_api_url(),
+        smaregi_platform_webhook_header: PLATFORM_WEBHOOK_HEADER.into(),
+        smaregi_platform_webhook_secret: PLATFORM_WEBHOOK_SECRET.into(),
         public_url: service_url.clone(),
         mail_from: "smaregi-ne@demo.example".into(),
         api_calls_per_second_per_tenant: sne_ports::RateLimits::DEFAULT
@@ -79,8 +100,13 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     let local = wiring::local_context(data_dir, &endpoints)?;
     let customer_code = seed(&local.admin, &ne, &smaregi, &service_url).await?;
     let ctx = local.jobs;
+    let admin = local.admin.clone();
     let app = sne_service::http::router(local.admin);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    if args.intake == DemoIntake::Platform {
+        let message = seed_platform(&admin, &smaregi, &service_url).await?;
+        println!("{message}");
+    }
 
     print_welcome(
         data_dir,
@@ -217,6 +243,34 @@ async fn seed(
     Ok(tenant.customer_code)
 }
 
+/// The demo contract installs the Platform app (its contract notification
+/// reaches the service), the app's webhook points at the service, and the
+/// tenant switches to the Platform intake at the current history id.
+async fn seed_platform(
+    ctx: &Core,
+    smaregi: &SmaregiSim,
+    service_url: &str,
+) -> anyhow::Result<String> {
+    smaregi.configure_platform_webhook(
+        Some(&format!("{service_url}/smaregi/platform/webhook")),
+        &[(PLATFORM_WEBHOOK_HEADER, PLATFORM_WEBHOOK_SECRET)],
+    );
+    smaregi
+        .configure_contract_notification(Some(&format!("{service_url}/smaregi/platform/contract")));
+    smaregi.platform_subscribe(CONTRACT, &[]).await?;
+    let tenant = ctx
+        .storage
+        .tenant_by_contract(CONTRACT)
+        .await?
+        .context("the demo tenant is missing")?;
+    Ok(sne_service::platform::switch_intake(
+        ctx,
+        &tenant,
+        sne_domain::history_mode::HistorySource::Platform,
+    )
+    .await?)
+}
+
 fn print_welcome(
     data_dir: &Path,
     service_url: &str,
@@ -231,7 +285,7 @@ fn print_welcome(
     println!(
         r#"
 === スマレジtoネクストエンジン デモ ===
-サービス            {service_url}   (Webhook: {service_url}/smaregi/webhook)
+サービス            {service_url}   (Webhook: {service_url}/smaregi/webhook, プラットフォームAPI: {service_url}/smaregi/platform/webhook)
 スマレジ(模擬)      {sm}
 ネクストエンジン(模擬) {nu}
 データ              {dir}  (メール: {dir}/outbox/*.eml, CSV: {dir}/blobs/)
@@ -251,12 +305,19 @@ SNE_NEXTENGINE_API_URL={api} SNE_NEXTENGINE_CLIENT_ID={CLIENT_ID} SNE_NEXTENGINE
   smaregi-ne --data-dir {dir} run all
 # ネクストエンジン側の在庫
 curl '{nu}/_sim/stock?company_id={NE_COMPANY}&goods_id=8000001'
+# プラットフォームAPIの Webhook 送信履歴(--intake platform のとき)
+curl {sm}/_sim/platform/deliveries
+# 取り込み経路の切り替え(旧API ⇄ プラットフォームAPI)
+SNE_SMAREGI_API_URL={sapi} SNE_SMAREGI_PLATFORM_CLIENT_ID={pid} SNE_SMAREGI_PLATFORM_CLIENT_SECRET={psecret} SNE_SMAREGI_PLATFORM_ID_URL={sm} SNE_SMAREGI_PLATFORM_API_URL={sm} \
+  smaregi-ne --data-dir {dir} intake --contract-id {CONTRACT} --to platform
 # 在庫差異の確認(管理画面の「在庫差異」でも; --apply で「揃える」)
 SNE_NEXTENGINE_API_URL={api} SNE_NEXTENGINE_CLIENT_ID={CLIENT_ID} SNE_NEXTENGINE_CLIENT_SECRET={CLIENT_SECRET} SNE_SMAREGI_API_URL={sapi} \
   smaregi-ne --data-dir {dir} drift --contract-id {CONTRACT}
 "#,
         api = endpoints.nextengine_api_url,
         sapi = endpoints.smaregi_api_url,
+        pid = endpoints.smaregi_platform_client_id,
+        psecret = endpoints.smaregi_platform_client_secret,
     );
 }
 

@@ -14,6 +14,9 @@ pub enum ChangeKind {
     Absolute,
     /// Only the signed amount is known; the stock after comes from the stock mirror.
     Relative,
+    /// Only the history id, product and store are known (a Platform `pos:stock`
+    /// webhook): the batcher reads the change itself before anything else.
+    Unresolved,
 }
 
 /// One stock change as Smaregi sent it — a row of a push (`Stock` / `StockHistory`
@@ -55,6 +58,9 @@ pub enum ChangeSource {
     Push,
     /// Read from Smaregi's `StockHistory` by the uploader.
     History,
+    /// Through the スマレジ・プラットフォームAPI: a `pos:stock` webhook (to be
+    /// resolved) or a stock-change row its backfill read.
+    Platform,
 }
 
 /// A stock change as the ledger keeps it: the row plus the identity that makes
@@ -122,6 +128,7 @@ fn canonical_content(row: &ChangeRow) -> String {
         ChangeKind::History => "history",
         ChangeKind::Absolute => "absolute",
         ChangeKind::Relative => "relative",
+        ChangeKind::Unresolved => "unresolved",
     };
     let time = row
         .changed_at

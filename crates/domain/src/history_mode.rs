@@ -20,6 +20,27 @@ pub struct HistoryMode {
 pub struct HistoryPeriod {
     pub on: DateTime<Utc>,
     pub off: Option<DateTime<Utc>>,
+    /// Which API the history was read through in this period.
+    #[serde(default, skip_serializing_if = "HistorySource::is_old_api")]
+    pub via: HistorySource,
+}
+
+/// Where a tenant's stock history comes from: the old API's `StockHistory`
+/// table, or the Platform API (`pos:stock` webhooks and stock changes). Both
+/// see the same history ids (an assumption, README "Platform API"), so a
+/// change read through both is one ledger key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistorySource {
+    #[default]
+    OldApi,
+    Platform,
+}
+
+impl HistorySource {
+    fn is_old_api(&self) -> bool {
+        *self == HistorySource::OldApi
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +60,11 @@ impl HistoryMode {
                 .map_err(|_| BadHistoryMode(text.to_string()))?
                 .with_timezone(&Utc);
             return Ok(HistoryMode {
-                periods: vec![HistoryPeriod { on, off: None }],
+                periods: vec![HistoryPeriod {
+                    on,
+                    off: None,
+                    via: HistorySource::OldApi,
+                }],
             });
         }
         serde_json::from_str(text).map_err(|_| BadHistoryMode(text.to_string()))
@@ -57,9 +82,37 @@ impl HistoryMode {
             .map(|p| p.on)
     }
 
-    pub fn switched_on(mut self, at: DateTime<Utc>) -> Self {
-        if self.on_since().is_none() {
-            self.periods.push(HistoryPeriod { on: at, off: None });
+    /// Which API history is read through now, if it is.
+    pub fn reader(&self) -> Option<HistorySource> {
+        self.periods
+            .last()
+            .filter(|p| p.off.is_none())
+            .map(|p| p.via)
+    }
+
+    pub fn switched_on(self, at: DateTime<Utc>) -> Self {
+        self.switched_on_via(HistorySource::OldApi, at)
+    }
+
+    /// History on through `via` from `at`: a period through the other API ends
+    /// at the same instant, so no push falls between the two.
+    pub fn switched_on_via(mut self, via: HistorySource, at: DateTime<Utc>) -> Self {
+        match self.reader() {
+            Some(current) if current == via => {}
+            Some(_) => {
+                let at = at.max(self.periods.last().map(|p| p.on).unwrap_or(at));
+                self = self.switched_off(at);
+                self.periods.push(HistoryPeriod {
+                    on: at,
+                    off: None,
+                    via,
+                });
+            }
+            None => self.periods.push(HistoryPeriod {
+                on: at,
+                off: None,
+                via,
+            }),
         }
         self
     }
@@ -155,5 +208,46 @@ mod tests {
         assert_eq!(HistoryMode::parse(&text).unwrap().periods.len(), 1);
         assert!(HistoryMode::parse("on:yesterday").is_err());
         assert!(HistoryMode::parse("{").is_err());
+    }
+
+    #[test]
+    fn switching_api_keeps_pushes_signals_without_a_gap_and_old_texts_read_as_old_api() {
+        let mode = HistoryMode::default()
+            .switched_on(at(10))
+            .switched_on_via(HistorySource::Platform, at(20));
+        assert_eq!(mode.reader(), Some(HistorySource::Platform));
+        assert_eq!(mode.periods.len(), 2);
+        assert_eq!(mode.periods[0].off, Some(at(20)));
+        assert_eq!(mode.periods[1].on, at(20));
+        for t in [11, 20, 21, 99] {
+            assert!(mode.is_signal(&push(t, ChangeKind::Absolute, None)), "{t}");
+        }
+        let same = mode
+            .clone()
+            .switched_on_via(HistorySource::Platform, at(30));
+        assert_eq!(same, mode, "already through the Platform API");
+        let back = mode.switched_on_via(HistorySource::OldApi, at(40));
+        assert_eq!(back.reader(), Some(HistorySource::OldApi));
+        assert_eq!(back.periods.len(), 3);
+        let text = HistoryMode::default().switched_on(at(1)).to_text();
+        assert!(
+            !text.contains("via"),
+            "an old-API period is written as before: {text}"
+        );
+        let read = HistoryMode::parse(r#"{"periods":[{"on":"2027-01-15T08:00:00Z","off":null}]}"#)
+            .unwrap();
+        assert_eq!(read.reader(), Some(HistorySource::OldApi));
+        let off_then_platform =
+            HistoryMode::default().switched_on_via(HistorySource::Platform, at(5));
+        assert_eq!(off_then_platform.periods.len(), 1);
+        assert!(off_then_platform.is_signal(&push(6, ChangeKind::Absolute, None)));
+    }
+
+    #[test]
+    fn a_platform_change_is_never_a_signal() {
+        let mode = HistoryMode::default().switched_on_via(HistorySource::Platform, at(1));
+        let mut p = push(5, ChangeKind::Unresolved, Some(7));
+        p.source = ChangeSource::Platform;
+        assert!(!mode.is_signal(&p));
     }
 }

@@ -17,6 +17,7 @@ fn check_accepted(parsed: &ParsedPush) -> Result<(), TestCaseError> {
             ChangeKind::History => prop_assert!(row.amount.is_some() && row.after.is_some()),
             ChangeKind::Absolute => prop_assert!(row.amount.is_none() && row.after.is_some()),
             ChangeKind::Relative => prop_assert!(row.amount.is_some() && row.after.is_none()),
+            ChangeKind::Unresolved => prop_assert!(false, "a push row is never unresolved"),
         }
     }
     Ok(())

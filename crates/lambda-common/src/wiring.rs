@@ -64,6 +64,7 @@ pub async fn webhook_context_from_env() -> anyhow::Result<WebhookContext> {
             clock,
             quiet,
         }),
+        platform_secret: None,
     })
 }
 
@@ -141,6 +142,8 @@ pub fn core_with(
             SmaregiClient::with_defaults(&endpoints.smaregi_api_url)
                 .with_rate_limits(endpoints.rate),
         ),
+        // The Platform intake is not wired on AWS yet (README "Platform API").
+        platform: Arc::new(sne_ports::platform::NoPlatformApp),
         config: ServiceConfig {
             mail_from: endpoints.mail_from.clone(),
             public_url: endpoints.public_url.clone(),

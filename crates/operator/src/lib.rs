@@ -44,6 +44,23 @@ pub enum OperatorCommand {
         #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
+    /// 取り込み経路: switch the tenant's stock intake between the old API
+    /// (API送信 and StockHistory) and the スマレジ・プラットフォームAPI, at a
+    /// history-id boundary; prints the boundary as JSON.
+    Intake {
+        #[arg(long)]
+        contract_id: String,
+        #[arg(long, value_enum)]
+        to: IntakeChoice,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IntakeChoice {
+    /// API送信 and StockHistory.
+    Old,
+    /// `pos:stock` webhooks and the backfill.
+    Platform,
 }
 
 /// Runs one command, printing its result on standard output.
@@ -58,7 +75,27 @@ pub async fn execute(ctx: &AdminContext, command: OperatorCommand) -> anyhow::Re
             check_id,
             by,
         } => drift(ctx, &contract_id, apply, check_id.as_deref(), &by).await,
+        OperatorCommand::Intake { contract_id, to } => intake(ctx, &contract_id, to).await,
     }
+}
+
+async fn intake(ctx: &AdminContext, contract_id: &str, to: IntakeChoice) -> anyhow::Result<()> {
+    use sne_domain::history_mode::HistorySource;
+    let tenant = tenant_by_contract(ctx, contract_id).await?;
+    let source = match to {
+        IntakeChoice::Old => HistorySource::OldApi,
+        IntakeChoice::Platform => HistorySource::Platform,
+    };
+    let message = sne_service::platform::switch_intake(ctx, &tenant, source).await?;
+    let intake = sne_service::platform::migration::intake_state(ctx, &tenant.id).await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "message": message,
+            "intake": intake,
+        }))?
+    );
+    Ok(())
 }
 
 async fn drift(

@@ -6,9 +6,11 @@ use clap::Args;
 use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::SystemClock;
+use sne_ports::platform::{NoPlatformApp, SmaregiPlatformApi};
 use sne_service::trigger::{RunRequest, queued_trigger};
-use sne_service::{AdminContext, Context, Core, ServiceConfig};
+use sne_service::{AdminContext, Context, Core, ServiceConfig, WebhookSecret};
 use sne_smaregi::SmaregiClient;
+use sne_smaregi::platform::{PlatformAppConfig, PlatformClient};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -37,6 +39,45 @@ pub struct Endpoints {
     pub nextengine_client_secret: String,
     #[arg(long, global = true, env = "SNE_SMAREGI_API_URL", default_value = sne_smaregi::DEFAULT_API_URL)]
     pub smaregi_api_url: String,
+    /// The スマレジ・プラットフォームAPI app's client id (empty: no Platform intake).
+    #[arg(
+        long,
+        global = true,
+        env = "SNE_SMAREGI_PLATFORM_CLIENT_ID",
+        default_value = ""
+    )]
+    pub smaregi_platform_client_id: String,
+    #[arg(
+        long,
+        global = true,
+        env = "SNE_SMAREGI_PLATFORM_CLIENT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub smaregi_platform_client_secret: String,
+    /// Token host (sandbox: https://id.smaregi.dev).
+    #[arg(long, global = true, env = "SNE_SMAREGI_PLATFORM_ID_URL", default_value = sne_smaregi::platform::DEFAULT_ID_URL)]
+    pub smaregi_platform_id_url: String,
+    /// API host (sandbox: https://api.smaregi.dev).
+    #[arg(long, global = true, env = "SNE_SMAREGI_PLATFORM_API_URL", default_value = sne_smaregi::platform::DEFAULT_API_URL)]
+    pub smaregi_platform_api_url: String,
+    /// The header the app's webhook settings add, and its value (empty: the
+    /// Platform webhook refuses everything).
+    #[arg(
+        long,
+        global = true,
+        env = "SNE_SMAREGI_PLATFORM_WEBHOOK_HEADER",
+        default_value = "x-smaregi-ne-secret"
+    )]
+    pub smaregi_platform_webhook_header: String,
+    #[arg(
+        long,
+        global = true,
+        env = "SNE_SMAREGI_PLATFORM_WEBHOOK_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub smaregi_platform_webhook_secret: String,
     /// Base URL of this service as browsers reach it (NextEngine redirect URI base).
     #[arg(
         long,
@@ -71,6 +112,30 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
+    /// The Platform app's client, or the refusing port when none is configured.
+    pub fn platform(&self) -> anyhow::Result<Arc<dyn SmaregiPlatformApi>> {
+        if self.smaregi_platform_client_id.trim().is_empty() {
+            return Ok(Arc::new(NoPlatformApp));
+        }
+        let mut config = PlatformAppConfig::new(
+            self.smaregi_platform_client_id.trim(),
+            &self.smaregi_platform_client_secret,
+        );
+        config.id_url = self.smaregi_platform_id_url.clone();
+        config.api_url = self.smaregi_platform_api_url.clone();
+        Ok(Arc::new(PlatformClient::new(config)?))
+    }
+
+    pub fn platform_webhook_secret(&self) -> Option<WebhookSecret> {
+        (!self.smaregi_platform_webhook_secret.is_empty()).then(|| WebhookSecret {
+            header: self
+                .smaregi_platform_webhook_header
+                .trim()
+                .to_ascii_lowercase(),
+            value: self.smaregi_platform_webhook_secret.clone(),
+        })
+    }
+
     pub fn rate_limits(&self) -> sne_ports::RateLimits {
         sne_ports::RateLimits::new(
             self.api_calls_per_second_per_tenant,
@@ -112,9 +177,11 @@ pub fn local_context(data_dir: &Path, endpoints: &Endpoints) -> anyhow::Result<L
             SmaregiClient::with_defaults(&endpoints.smaregi_api_url)
                 .with_rate_limits(endpoints.rate_limits()),
         ),
+        platform: endpoints.platform()?,
         config: ServiceConfig {
             mail_from: endpoints.mail_from.clone(),
             public_url,
+            platform_webhook_secret: endpoints.platform_webhook_secret(),
             ..ServiceConfig::default()
         },
     };

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod error;
 pub mod mail;
 pub mod nextengine;
+pub mod platform;
 pub mod rate;
 pub mod retry;
 pub mod smaregi;

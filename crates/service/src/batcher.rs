@@ -55,7 +55,34 @@ pub async fn freeze_next(
         return Ok(None);
     };
     let batch_id = claimed.batch_id.clone();
-    let content = match build_content(ctx, tenant, &batch_id, &claimed.changes, mode, notices).await
+    // Platform webhooks carry only ids: read the changes first. If Smaregi
+    // cannot answer, the claim goes back and the next run tries again.
+    let mut resolve_notes = Vec::new();
+    let claimed_count = claimed.changes.len();
+    let changes =
+        match crate::platform::resolve_unresolved(ctx, tenant, claimed.changes, &mut resolve_notes)
+            .await
+        {
+            Ok(changes) => changes,
+            Err(e) => {
+                let _ = store
+                    .release_claim(&tenant.id, &claim, ctx.clock.now())
+                    .await;
+                notices.push(crate::stock_history::platform_notice(e));
+                return Ok(None);
+            }
+        };
+    let content = match build_content(
+        ctx,
+        tenant,
+        &batch_id,
+        &changes,
+        claimed_count,
+        resolve_notes,
+        mode,
+        notices,
+    )
+    .await
     {
         Ok(content) => content,
         Err(e) => {
@@ -75,11 +102,14 @@ pub async fn freeze_next(
 }
 
 /// Completes, maps and checks the claimed changes; returns what gets frozen.
+#[allow(clippy::too_many_arguments)]
 async fn build_content(
     ctx: &Context,
     tenant: &Tenant,
     batch_id: &str,
     changes: &[StockChange],
+    claimed_count: usize,
+    resolve_notes: Vec<String>,
     mode: &HistoryMode,
     notices: &mut Vec<String>,
 ) -> Result<BuiltContent, NeError> {
@@ -125,7 +155,8 @@ async fn build_content(
         delta: l.delta,
         reason: ParkReason::NotRegistered,
     }));
-    let mut notes: Vec<String> = completion.notes.iter().map(|n| n.describe()).collect();
+    let mut notes = resolve_notes;
+    notes.extend(completion.notes.iter().map(|n| n.describe()));
     if plan.changes_of_other_stores > 0 {
         notes.push(crate::wording::other_stores_not_notified(
             plan.changes_of_other_stores,
@@ -137,7 +168,7 @@ async fn build_content(
         lines,
         parked: plan.parked,
         notes,
-        change_count: changes.len(),
+        change_count: claimed_count,
         mirror_updates: completion.mirror_updates,
         at: ctx.clock.now(),
         oldest_change_at: changes.iter().map(|c| c.received_at).min(),

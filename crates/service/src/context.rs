@@ -1,4 +1,5 @@
 use sne_ports::nextengine::NextEngineApi;
+use sne_ports::platform::SmaregiPlatformApi;
 use sne_ports::smaregi::SmaregiApi;
 use sne_ports::{BlobStore, Clock, Mailer, RunTrigger, Storage};
 use std::sync::Arc;
@@ -40,6 +41,22 @@ pub struct ServiceConfig {
     /// (after a crash mid-send). Longer than one SMTP/SES send with its retries,
     /// or a slow send would be sent a second time by an overlapping run.
     pub report_send_lease: Duration,
+    /// How Platform webhooks prove they come from Smaregi: the header the app's
+    /// settings add and its value. `None`: the Platform endpoints refuse all.
+    pub platform_webhook_secret: Option<WebhookSecret>,
+}
+
+/// A developer-defined webhook header and its value; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret {
+    pub header: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookSecret({}: <redacted>)", self.header)
+    }
 }
 
 impl ServiceConfig {
@@ -94,6 +111,7 @@ impl Default for ServiceConfig {
             session_secret: SessionSecret::random(),
             admin_session_ttl: Duration::from_secs(8 * 3600),
             report_send_lease: Duration::from_secs(300),
+            platform_webhook_secret: None,
         }
     }
 }
@@ -109,6 +127,9 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     pub nextengine: Arc<dyn NextEngineApi>,
     pub smaregi: Arc<dyn SmaregiApi>,
+    /// The スマレジ・プラットフォームAPI app ([`sne_ports::platform::NoPlatformApp`]
+    /// when none is configured).
+    pub platform: Arc<dyn SmaregiPlatformApi>,
     pub config: ServiceConfig,
 }
 

@@ -23,6 +23,20 @@ pub const LEGACY_STOCK_HISTORY_MODE: Cursor<HistoryMode> =
 pub const ORDER_ROWS_MODIFIED: Cursor<NaiveDateTime> = Cursor::new("ne_order_rows_modified");
 /// The per-tenant order-import lease.
 pub const ORDER_IMPORT_LEASE: Cursor<Lease> = Cursor::new("ne_order_import_lease");
+/// Platform intake: history ids up to this one came through the old intake
+/// (set when the tenant switched to the Platform API).
+pub const PLATFORM_BOUNDARY_ID: Cursor<u64> = Cursor::new("platform_boundary_id");
+/// Platform intake: the backfill has asked which pairs changed up to this
+/// time (Smaregi's, JST).
+pub const PLATFORM_WATERMARK: Cursor<NaiveDateTime> = Cursor::new("platform_watermark");
+/// Platform intake: the newest history id it put into the ledger.
+pub const PLATFORM_MAX_ID: Cursor<u64> = Cursor::new("platform_max_id");
+/// History ids of the service's own Platform-API writes (comma-separated,
+/// newest last), dropped when they come back.
+pub const PLATFORM_OWN_WRITES: Cursor<String> = Cursor::new("platform_own_writes");
+/// The app's contract as the last contract notification left it, once a
+/// token call confirmed it: `active`, or `suspended:<action>`.
+pub const PLATFORM_CONTRACT: Cursor<String> = Cursor::new("platform_contract");
 /// Bumped to revoke every admin session of the tenant.
 pub const SESSION_EPOCH: Cursor<u64> = Cursor::new("admin_session_epoch");
 

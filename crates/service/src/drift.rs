@@ -65,6 +65,8 @@ pub enum DriftError {
     NextEngine(#[from] NeError),
     #[error("{}", wording::drift_store_failed(.0))]
     Store(#[from] StoreError),
+    #[error("{}", wording::platform_unread_notice(.0))]
+    Platform(String),
 }
 
 impl From<crate::cursors::CursorError> for DriftError {
@@ -275,6 +277,11 @@ async fn in_flight(
                 .await?,
         );
     }
+    // Webhook entries carry only ids; what they change is read as the
+    // batcher would (a change Smaregi no longer has changes nothing).
+    let pending = crate::platform::resolve_unresolved(core, tenant, pending, &mut Vec::new())
+        .await
+        .map_err(|e| DriftError::Platform(e.to_string()))?;
     for (code, delta) in pending_deltas(core, tenant, mode, &pending).await? {
         *flight.pending.entry(code).or_default() += delta;
     }

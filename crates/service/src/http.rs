@@ -11,6 +11,13 @@ pub fn router(ctx: AdminContext) -> Router {
     webhook_routes()
         // The 管理画面: `/`, `/login`, `/settings`, `/nextengine/callback`, …
         .merge(crate::admin::router())
+        // The 利用者契約通知先URL: it checks the contract with a token call,
+        // which only the core (the Platform client) can make.
+        .route(
+            "/smaregi/platform/contract",
+            post(crate::platform::webhook::receive_contract)
+                .layer(DefaultBodyLimit::max(64 * 1024)),
+        )
         .with_state(ctx)
 }
 
@@ -28,6 +35,12 @@ where
         .route(
             "/smaregi/webhook",
             post(webhook::receive).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route(
+            "/smaregi/platform/webhook",
+            post(crate::platform::webhook::receive_stock).layer(DefaultBodyLimit::max(
+                crate::platform::webhook::MAX_WEBHOOK_BYTES,
+            )),
         )
         .route("/healthz", get(|| async { "ok" }))
 }

@@ -11,6 +11,7 @@ pub mod drift;
 pub mod held;
 pub mod http;
 pub mod orders;
+pub mod platform;
 pub mod reporter;
 pub mod resend;
 pub mod run;
@@ -22,4 +23,4 @@ pub mod uploader;
 pub mod webhook;
 pub mod wording;
 
-pub use context::{AdminContext, Context, Core, ServiceConfig, SessionSecret};
+pub use context::{AdminContext, Context, Core, ServiceConfig, SessionSecret, WebhookSecret};

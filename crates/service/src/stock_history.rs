@@ -7,7 +7,7 @@ use crate::cursors::{CursorError, LEGACY_STOCK_HISTORY_MODE, STOCK_HISTORY_ID, U
 use crate::wording;
 use chrono::{DateTime, Utc};
 use sne_domain::change::ChangeSource;
-use sne_domain::history_mode::HistoryMode;
+use sne_domain::history_mode::{HistoryMode, HistorySource};
 use sne_domain::tenant::Tenant;
 use sne_domain::{StockChange, TenantId};
 use sne_ports::StoreError;
@@ -126,7 +126,7 @@ pub async fn set_history_mode(
 /// Writes `switch` of the current periods into the tenant record, reading again
 /// after a concurrent settings write; then retires the legacy cursor, which the
 /// record's periods now supersede.
-async fn save_mode(
+pub(crate) async fn save_mode(
     ctx: &Core,
     tenant: &TenantId,
     switch: impl Fn(HistoryMode) -> HistoryMode,
@@ -166,6 +166,12 @@ pub async fn read_into_ledger(
     notices: &mut Vec<String>,
 ) -> Result<HistoryMode, NeError> {
     let mode = history_mode(ctx, &tenant.id).await?;
+    if mode.reader() == Some(HistorySource::Platform) {
+        if let Err(e) = crate::platform::backfill(ctx, tenant).await {
+            notices.push(platform_notice(e));
+        }
+        return Ok(mode);
+    }
     if let (Some(_), Some(creds)) = (mode.on_since(), &tenant.smaregi_api)
         && let Err(e) = collect_history(ctx, tenant, creds).await
     {
@@ -182,10 +188,21 @@ pub async fn read_into_ledger(
     Ok(mode)
 }
 
+/// A Platform intake that could not be read, for the report: refusals need
+/// the operator, the rest are retried by the next run.
+pub fn platform_notice(e: crate::platform::intake::PlatformError) -> String {
+    use crate::platform::intake::PlatformError;
+    match e {
+        PlatformError::Smaregi(SmaregiError::Auth { .. }) => wording::platform_refused_notice(e),
+        PlatformError::Suspended | PlatformError::NoWatermark => e.to_string(),
+        e => wording::platform_unread_notice(e),
+    }
+}
+
 /// Appends Smaregi `StockHistory` rows newer than the cursor to the ledger. The
 /// dedupe key is the history id, so reading a row twice changes nothing and the
 /// cursor may lag safely behind the ledger.
-async fn collect_history(
+pub(crate) async fn collect_history(
     ctx: &Core,
     tenant: &Tenant,
     creds: &sne_domain::tenant::SmaregiCredentials,
@@ -201,8 +218,11 @@ async fn collect_history(
         return Ok(());
     };
     let received_at = ctx.clock.now();
+    // The service's own Platform-API writes come back in history too.
+    let own = crate::platform::intake::own_writes(ctx, tenant).await?;
     let changes: Vec<StockChange> = rows
         .into_iter()
+        .filter(|row| row.history_id.is_none_or(|id| !own.contains(&id)))
         .map(|row| StockChange {
             dedupe_key: format!("h:{}", row.history_id.unwrap_or_default()),
             source: ChangeSource::History,

@@ -27,6 +27,8 @@ pub struct WebhookContext {
     pub ledger: Arc<dyn StockLedger>,
     pub clock: Arc<dyn Clock>,
     pub runs: Arc<dyn RunTrigger>,
+    /// The Platform webhook's secret header (`None`: that endpoint refuses all).
+    pub platform_secret: Option<crate::context::WebhookSecret>,
 }
 
 impl WebhookContext {
@@ -37,6 +39,7 @@ impl WebhookContext {
             ledger: core.storage.clone(),
             clock: core.clock.clone(),
             runs,
+            platform_secret: core.config.platform_webhook_secret.clone(),
         }
     }
 }
@@ -52,7 +55,7 @@ impl FromRef<AdminContext> for WebhookContext {
 const RUN_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Asks for the run of a stored push; never fails the push.
-async fn request_run(ctx: &WebhookContext, tenant: &TenantId) {
+pub(crate) async fn request_run(ctx: &WebhookContext, tenant: &TenantId) {
     match tokio::time::timeout(RUN_REQUEST_TIMEOUT, ctx.runs.changes_stored(tenant)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {

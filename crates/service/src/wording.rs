@@ -50,6 +50,62 @@ pub fn stock_history_unread_notice(error: impl Display) -> String {
     format!("スマレジの在庫変動履歴を読めませんでした(次回再試行します): {error}")
 }
 
+// ---- platform intake (README "Platform API")
+
+pub const PLATFORM_CONTRACT_SUSPENDED: &str = "スマレジ・プラットフォームAPIのアプリ契約が停止しています。契約が再開されるまで在庫の変動は通知されません";
+
+pub const PLATFORM_NO_WATERMARK: &str =
+    "プラットフォームAPIの取り込み開始時刻がありません。取り込み経路を切り替え直してください";
+
+pub fn platform_unread_notice(error: impl Display) -> String {
+    format!(
+        "スマレジ・プラットフォームAPIから在庫変動を読めませんでした(次回再試行します): {error}"
+    )
+}
+
+pub fn platform_refused_notice(error: impl Display) -> String {
+    format!(
+        "スマレジ・プラットフォームAPIが読み取りを受け付けませんでした。アプリのインストールとスコープ(pos.stock:read, pos.stock-changes:read)を確認してください。読み取れるまで在庫の変動は通知されません: {error}"
+    )
+}
+
+pub fn platform_change_not_found(id: u64, product: impl Display, store: impl Display) -> String {
+    format!(
+        "要確認: 在庫変動履歴ID {id}(商品ID {product}・店舗ID {store})はスマレジで見つからず、通知しませんでした"
+    )
+}
+
+pub fn platform_contract_unusable(error: impl Display) -> String {
+    format!("スマレジ・プラットフォームAPIのアプリがこの契約で使えません: {error}")
+}
+
+pub const INTAKE_NEEDS_HISTORY_IDS: &str = "切り替えの境界は在庫変動履歴IDで決めます。先に在庫変動履歴の読み取り(旧API)をオンにしてから切り替えてください";
+
+pub const INTAKE_NEEDS_OLD_CREDENTIALS: &str =
+    "旧スマレジAPIの契約ID・アクセストークンが設定されていません";
+
+pub fn intake_platform_unread(error: impl Display) -> String {
+    format!(
+        "切り替え前にプラットフォームAPIの変動を読み切れませんでした。しばらくしてからやり直してください: {error}"
+    )
+}
+
+pub const INTAKE_ALREADY_PLATFORM: &str = "既にプラットフォームAPIで取り込んでいます";
+
+pub const INTAKE_ALREADY_OLD_API: &str = "既に旧APIで取り込んでいます";
+
+pub fn intake_platform_started(boundary: u64) -> String {
+    format!(
+        "プラットフォームAPIでの取り込みを開始しました(在庫変動履歴ID {boundary} までは旧APIで、それより後はプラットフォームAPIで通知します)"
+    )
+}
+
+pub fn intake_old_api_started(resume: u64) -> String {
+    format!(
+        "旧APIでの取り込みに戻しました(在庫変動履歴ID {resume} より後を旧APIで読み直します。重複は数えません)"
+    )
+}
+
 // ---- batcher
 
 pub fn other_stores_not_notified(changes: impl Display) -> String {

@@ -719,7 +719,7 @@ fn snippet(body: &str) -> String {
     }
 }
 
-fn invalid(what: impl Into<String>) -> SmaregiError {
+pub(crate) fn invalid(what: impl Into<String>) -> SmaregiError {
     SmaregiError::Api {
         code: "invalid_response".into(),
         message: what.into(),
@@ -727,7 +727,7 @@ fn invalid(what: impl Into<String>) -> SmaregiError {
 }
 
 /// Values arrive as strings or null; tolerate numbers too.
-fn text(m: &Map<String, Value>, key: &str) -> Option<String> {
+pub(crate) fn text(m: &Map<String, Value>, key: &str) -> Option<String> {
     match m.get(key)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -735,14 +735,14 @@ fn text(m: &Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
-fn non_empty(m: &Map<String, Value>, key: &str) -> Option<String> {
+pub(crate) fn non_empty(m: &Map<String, Value>, key: &str) -> Option<String> {
     text(m, key)
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
 }
 
 /// Integers as Smaregi prints them, including a decimal form like `"3.000"`.
-fn int(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, SmaregiError> {
+pub(crate) fn int(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, SmaregiError> {
     let Some(s) = non_empty(m, key) else {
         return Ok(None);
     };
@@ -755,7 +755,7 @@ fn int(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, SmaregiError> {
     }
 }
 
-fn parse_id(r: &Map<String, Value>) -> Result<u64, SmaregiError> {
+pub(crate) fn parse_id(r: &Map<String, Value>) -> Result<u64, SmaregiError> {
     non_empty(r, "id")
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or_else(|| invalid("StockHistory row without a numeric id"))

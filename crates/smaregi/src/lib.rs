@@ -1,4 +1,5 @@
-//! Client of the old スマレジAPI (`POST …/access/`, headers `X_contract_id` and
+//! Clients of Smaregi: `platform` for the スマレジ・プラットフォームAPI, and
+//! of the old スマレジAPI (`POST …/access/`, headers `X_contract_id` and
 //! `X_access_token`, form fields `proc_name` + `params`): the HTTP
 //! implementation of [`sne_ports::smaregi::SmaregiApi`].
 //!
@@ -13,6 +14,7 @@
 //! hold fewer rows than `limit` asked for.
 
 mod client;
+pub mod platform;
 
 pub use client::{
     DEFAULT_API_URL, DEFAULT_AUTH_ERROR_CODES, DEFAULT_HISTORY_LOOKBACK_WINDOWS, DEFAULT_PAGE_SIZE,

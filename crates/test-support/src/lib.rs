@@ -19,4 +19,4 @@ pub mod wiring;
 
 pub use mail::{SentMail, mails_in};
 pub use serve::Server;
-pub use wiring::{CLIENT_ID, CLIENT_SECRET, Contexts, Wiring, admin_of};
+pub use wiring::{CLIENT_ID, CLIENT_SECRET, Contexts, PLATFORM_SECRET, Wiring, admin_of};

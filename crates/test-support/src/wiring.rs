@@ -3,12 +3,14 @@
 
 use sne_embedded::{EmlMailer, FsBlobStore, SqliteStore};
 use sne_nextengine::{NeClient, NeClientConfig};
+use sne_ports::platform::{NoPlatformApp, SmaregiPlatformApi};
 use sne_ports::{Clock, SystemClock};
 use sne_service::trigger::{RunRequest, queued_trigger};
-use sne_service::{AdminContext, Context, Core, ServiceConfig};
+use sne_service::{AdminContext, Context, Core, ServiceConfig, WebhookSecret};
 use sne_simulators::nextengine::NeSim;
 use sne_simulators::smaregi::SmaregiSim;
 use sne_smaregi::SmaregiClient;
+use sne_smaregi::platform::{PlatformAppConfig, PlatformClient};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 /// The NextEngine app the tests' service is; start the simulator with these.
 pub const CLIENT_ID: &str = "test-client";
 pub const CLIENT_SECRET: &str = "test-secret";
+
+/// The Platform webhook's secret header and value in tests.
+pub const PLATFORM_SECRET: (&str, &str) = ("x-sne-secret", "webhook-secret-for-tests");
 
 /// Nothing listens there: a test that reaches an API it did not set up fails loudly.
 const UNREACHABLE: &str = "http://127.0.0.1:9";
@@ -37,6 +42,8 @@ pub struct Wiring {
     /// How fast both API clients may call; unbounded by default, as tests make
     /// many calls in a row and the limiter has tests of its own.
     pub rate: sne_ports::RateLimits,
+    /// The Platform app; none unless a test asks ([`Wiring::platform_sim`]).
+    pub platform: Arc<dyn SmaregiPlatformApi>,
 }
 
 impl Wiring {
@@ -50,7 +57,32 @@ impl Wiring {
             config: ServiceConfig::default(),
             ne_attempts: 3,
             rate: sne_ports::RateLimits::UNLIMITED,
+            platform: Arc::new(NoPlatformApp),
         }
+    }
+
+    /// The Platform app pointed at the simulator's token and API hosts, with
+    /// the simulator's app credentials and its default (sandbox) rates, and
+    /// the webhook secret header [`PLATFORM_SECRET`] configured.
+    pub fn platform_sim(mut self, smaregi: &SmaregiSim) -> Wiring {
+        let defaults = sne_simulators::smaregi::platform::PlatformConfig::default();
+        let mut config = PlatformAppConfig::new(&defaults.client_id, &defaults.client_secret);
+        config.id_url = smaregi.base_url();
+        config.api_url = smaregi.platform_api_url();
+        config.reads_per_second = defaults.reads_per_sec;
+        config.writes_per_second = defaults.writes_per_sec;
+        config.retry = sne_ports::RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        };
+        config.timeout = Duration::from_secs(10);
+        self.platform = Arc::new(PlatformClient::new(config).expect("platform client"));
+        self.config.platform_webhook_secret = Some(WebhookSecret {
+            header: PLATFORM_SECRET.0.into(),
+            value: PLATFORM_SECRET.1.into(),
+        });
+        self
     }
 
     /// Both API clients pointed at the simulators.
@@ -116,6 +148,7 @@ impl Wiring {
             clock: self.clock.clone(),
             nextengine: Arc::new(NeClient::new(ne_config, store)),
             smaregi: Arc::new(smaregi),
+            platform: self.platform.clone(),
             config: ServiceConfig {
                 public_url: self.public_url.clone(),
                 ..self.config.clone()

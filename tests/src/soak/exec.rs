@@ -100,6 +100,7 @@ async fn start(scenario: &Scenario) -> World {
             .then(|| vec!["1".to_string(), "2".to_string()]),
         config: sne_service::ServiceConfig::default(),
         queue_upload_names: true,
+        ..Options::default()
     })
     .await;
     let mut tenant = fresh_tenant(&h).await;

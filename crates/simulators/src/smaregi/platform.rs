@@ -268,6 +268,16 @@ impl SmaregiSim {
         self.lock().platform.deliveries.clone()
     }
 
+    /// Calls of the contract answered 429 so far.
+    pub fn platform_throttled(&self, contract_id: &str) -> u32 {
+        self.lock()
+            .platform
+            .throttled
+            .get(contract_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Calls answered so far: token calls and API calls (throttled ones too).
     pub fn platform_calls(&self) -> (u64, u64) {
         let st = self.lock();
