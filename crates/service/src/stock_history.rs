@@ -61,6 +61,8 @@ pub enum HistoryModeError {
     Smaregi(#[from] sne_ports::smaregi::SmaregiError),
     #[error("{}", wording::STOCK_HISTORY_NEEDED_BY_ORDER_IMPORT)]
     NeededByOrderImport,
+    #[error("{}", wording::STOCK_HISTORY_NEEDED_BY_PLATFORM)]
+    NeededByPlatform,
     #[error("{}", wording::STOCK_HISTORY_NO_CURSOR)]
     NoCursor,
     #[error(transparent)]
@@ -94,6 +96,11 @@ pub async fn set_history_mode(
     let creds = tenant.smaregi_api.as_ref();
     let mode = mode_of(ctx, &tenant).await?;
     if !on {
+        // Switching history off from the Platform intake would count pushes
+        // again with no boundary; the way back is the intake switch.
+        if mode.reader() == Some(HistorySource::Platform) {
+            return Err(HistoryModeError::NeededByPlatform);
+        }
         if tenant.order_import.enabled && mode.on_since().is_some() {
             return Err(HistoryModeError::NeededByOrderImport);
         }

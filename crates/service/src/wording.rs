@@ -90,6 +90,10 @@ pub fn intake_platform_unread(error: impl Display) -> String {
     )
 }
 
+pub const INTAKE_UNKNOWN_CHOICE: &str = "取り込み経路の指定が不正です";
+
+pub const STOCK_HISTORY_NEEDED_BY_PLATFORM: &str = "プラットフォームAPIで取り込んでいる間は在庫変動履歴の読み取りを停止できません。先に取り込み経路を旧APIに戻してください";
+
 pub const INTAKE_ALREADY_PLATFORM: &str = "既にプラットフォームAPIで取り込んでいます";
 
 pub const INTAKE_ALREADY_OLD_API: &str = "既に旧APIで取り込んでいます";

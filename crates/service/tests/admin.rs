@@ -44,6 +44,7 @@ async fn every_page_needs_a_login() {
         "/run-now",
         "/settings",
         "/settings/customer-code",
+        "/settings/intake",
         "/settings/mapping/confirm",
         "/order-import",
         "/nextengine/reacquire",
@@ -1526,4 +1527,119 @@ async fn the_drift_page_asks_for_a_check_shows_its_lines_and_aligns_once() {
         requested.push(request);
     }
     assert_eq!(requested, [RunRequest::Now(a.id.clone())]);
+}
+
+fn push_body_without_id(contract: &str, code: &str) -> String {
+    let params = r#"{"data":[{"table_name":"Stock","rows":[{"storeId":"1","productId":"8000001","stockAmount":"4"}]}]}"#;
+    serde_urlencoded::to_string([
+        ("proc_name", "stock_send"),
+        ("params", params),
+        ("contract_id", contract),
+        ("code", code),
+    ])
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_settings_page_switches_the_intake_at_a_boundary_and_back() {
+    let env = Env::start(false).await;
+    let mut a = env.tenant(&env.a.id).await;
+    a.smaregi_api = Some(sne_domain::tenant::SmaregiCredentials {
+        contract_id: CONTRACT_A.into(),
+        access_token: SMAREGI_TOKEN_A.into(),
+    });
+    let a = env.ctx.storage.update_tenant(&a).await.unwrap();
+    env.smaregi.add_product(CONTRACT_A, "8000001", "C1", "商品");
+    env.smaregi
+        .set_stock(CONTRACT_A, "1", "8000001", 5)
+        .await
+        .unwrap();
+    let mut browser = Browser::logged_in(&env, EMAIL_A).await;
+    let page = browser.get("/settings").await.text();
+    assert!(page.contains("id=\"intake-state\">旧API"), "{page}");
+
+    // A push counted without a history id: no boundary to draw.
+    let (status, _) = webhook(
+        &env.router(),
+        push_body_without_id(CONTRACT_A, &a.customer_code),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = browser.csrf("/settings").await;
+    let reply = browser
+        .post("/settings/intake", &[("csrf", &csrf), ("to", "platform")])
+        .await;
+    assert!(reply.redirects_to("/settings"));
+    let page = browser.follow(reply).await.text();
+    assert!(page.contains("在庫変動履歴IDで決めます"), "{page}");
+    assert!(page.contains("id=\"intake-state\">旧API"));
+
+    sne_service::stock_history::set_history_mode(&env.ctx, &a, true)
+        .await
+        .unwrap();
+    // The app is not installed for the contract yet: refused with the reason.
+    let csrf = browser.csrf("/settings").await;
+    let reply = browser
+        .post("/settings/intake", &[("csrf", &csrf), ("to", "platform")])
+        .await;
+    let page = browser.follow(reply).await.text();
+    assert!(page.contains("アプリがこの契約で使えません"), "{page}");
+
+    env.smaregi
+        .platform_subscribe(CONTRACT_A, &[])
+        .await
+        .unwrap();
+    let forged = browser
+        .post(
+            "/settings/intake",
+            &[("csrf", "forged"), ("to", "platform")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let csrf = browser.csrf("/settings").await;
+    let reply = browser
+        .post("/settings/intake", &[("csrf", &csrf), ("to", "platform")])
+        .await;
+    let page = browser.follow(reply).await.text();
+    let boundary = env.smaregi.history(CONTRACT_A).last().unwrap().id;
+    assert!(
+        page.contains(&format!("在庫変動履歴ID {boundary} までは旧API")),
+        "{page}"
+    );
+    assert!(
+        page.contains("id=\"intake-state\">プラットフォームAPI"),
+        "{page}"
+    );
+    // History reading cannot be stopped underneath the Platform intake.
+    let csrf = browser.csrf("/settings").await;
+    let reply = browser
+        .post("/settings/stock-history", &[("csrf", &csrf), ("on", "0")])
+        .await;
+    let page = browser.follow(reply).await.text();
+    assert!(
+        page.contains("先に取り込み経路を旧APIに戻してください"),
+        "{page}"
+    );
+    let csrf = browser.csrf("/settings").await;
+    let reply = browser
+        .post("/settings/intake", &[("csrf", &csrf), ("to", "sideways")])
+        .await;
+    let page = browser.follow(reply).await.text();
+    assert!(page.contains("取り込み経路の指定が不正です"), "{page}");
+
+    let csrf = browser.csrf("/settings").await;
+    let reply = browser
+        .post("/settings/intake", &[("csrf", &csrf), ("to", "old")])
+        .await;
+    let page = browser.follow(reply).await.text();
+    assert!(page.contains("旧APIでの取り込みに戻しました"), "{page}");
+    assert!(page.contains("id=\"intake-state\">旧API"), "{page}");
+    // B's screen never shows A's intake.
+    let mut b = Browser::logged_in(&env, EMAIL_B).await;
+    assert!(
+        b.get("/settings")
+            .await
+            .text()
+            .contains("id=\"intake-state\">旧API")
+    );
 }

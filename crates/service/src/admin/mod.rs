@@ -50,6 +50,7 @@ pub fn router() -> Router<AdminContext> {
         .route("/settings/mapping/confirm", post(mapping::confirm))
         .route("/settings/customer-code", post(settings::regenerate_code))
         .route("/settings/stock-history", post(settings::stock_history))
+        .route("/settings/intake", post(settings::intake))
         .route(
             "/order-import",
             get(order_import::show).post(order_import::save),

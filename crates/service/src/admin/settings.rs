@@ -42,6 +42,9 @@ async fn render(
         .await?
         .len();
     let (flash, clear) = take_flash(ctx, headers);
+    let intake = crate::platform::migration::intake_state(ctx, &tenant.id)
+        .await
+        .map_err(|e| sne_ports::StoreError::Unavailable(e.to_string()))?;
     let mut view = SettingsPage {
         layout: Layout {
             title: wording::SETTINGS_TITLE,
@@ -66,6 +69,10 @@ async fn render(
             .await
             .map(super::jst),
         has_smaregi_api: tenant.smaregi_api.is_some(),
+        on_platform: intake.intake == "platform",
+        platform_boundary: intake.boundary_id,
+        platform_watermark: intake.watermark,
+        platform_contract: intake.platform_contract,
         error: None,
     };
     let mut status = StatusCode::OK;
@@ -278,6 +285,38 @@ pub async fn stock_history(
             Ok(message) => Flash::ok(message),
             Err(e) => Flash::error(e.to_string()),
         };
+    Ok(redirect_with(&ctx, "/settings", flash))
+}
+
+#[derive(Deserialize)]
+pub struct IntakeForm {
+    csrf: Option<String>,
+    to: String,
+}
+
+/// 取り込み経路: the old API or the スマレジ・プラットフォームAPI, switched at a
+/// history-id boundary (`platform::migration`).
+pub async fn intake(
+    State(ctx): State<AdminContext>,
+    session: Session,
+    Form(form): Form<IntakeForm>,
+) -> AdminResult {
+    session.check_csrf(form.csrf.as_deref())?;
+    let to = match form.to.as_str() {
+        "platform" => sne_domain::history_mode::HistorySource::Platform,
+        "old" => sne_domain::history_mode::HistorySource::OldApi,
+        _ => {
+            return Ok(redirect_with(
+                &ctx,
+                "/settings",
+                Flash::error(wording::INTAKE_UNKNOWN_CHOICE.to_string()),
+            ));
+        }
+    };
+    let flash = match crate::platform::switch_intake(&ctx, &session.tenant, to).await {
+        Ok(message) => Flash::ok(message),
+        Err(e) => Flash::error(e.to_string()),
+    };
     Ok(redirect_with(&ctx, "/settings", flash))
 }
 

@@ -92,6 +92,14 @@ pub struct SettingsPage {
     /// Since when changes are read from Smaregi's StockHistory (Japan time), if they are.
     pub stock_history_since: Option<String>,
     pub has_smaregi_api: bool,
+    /// Whether changes come through the スマレジ・プラットフォームAPI now.
+    pub on_platform: bool,
+    /// The history id the last switch to the Platform API drew its boundary at.
+    pub platform_boundary: Option<u64>,
+    /// The Platform backfill's watermark (Japan time).
+    pub platform_watermark: Option<String>,
+    /// The app's contract as the last confirmed notification left it.
+    pub platform_contract: Option<String>,
     pub error: Option<String>,
 }
 

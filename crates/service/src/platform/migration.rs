@@ -74,6 +74,11 @@ async fn to_platform(
     if reader == Some(HistorySource::Platform) {
         return Ok(wording::INTAKE_ALREADY_PLATFORM.into());
     }
+    // Pushes without ids were counted; only a tenant that never had any
+    // change may start on the Platform API without a boundary.
+    if reader.is_none() && !is_new(core, tenant).await? {
+        return Err(IntakeError::NeedsHistoryIds);
+    }
     core.platform
         .check_contract(&tenant.contract_id)
         .await
@@ -87,10 +92,7 @@ async fn to_platform(
             collect_history(core, tenant, creds).await?;
             STOCK_HISTORY_ID.read(core, &tenant.id).await?.unwrap_or(0)
         }
-        // Pushes without ids were counted; only a tenant that never had any
-        // change may start on the Platform API without a boundary.
-        None if is_new(core, tenant).await? => 0,
-        None => return Err(IntakeError::NeedsHistoryIds),
+        None => 0,
     };
     let now = core.clock.now();
     PLATFORM_BOUNDARY_ID

@@ -92,6 +92,7 @@ impl Env {
         let fixed = fixed_clock.then(|| Arc::new(FixedClock::new(chrono::Utc::now())));
         let mut wiring = Wiring::new(dir.path())
             .simulators(&ne, &smaregi)
+            .platform_sim(&smaregi)
             .public_url(&url)
             .ne_attempts(2);
         if let Some(clock) = &fixed {

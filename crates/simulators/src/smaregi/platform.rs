@@ -65,6 +65,9 @@ pub struct PlatformConfig {
     pub old_api_writes_fire_webhook: bool,
     pub webhook_timeout_ms: u64,
     pub max_window_days: i64,
+    /// `sort` on `GET /stock/changes/{p}/{s}` is single-source (reference
+    /// §3.2); `false` ignores it and answers oldest first (id ascending).
+    pub changes_sort_honoured: bool,
 }
 
 impl Default for PlatformConfig {
@@ -81,6 +84,7 @@ impl Default for PlatformConfig {
             old_api_writes_fire_webhook: false,
             webhook_timeout_ms: 3000,
             max_window_days: 31,
+            changes_sort_honoured: true,
         }
     }
 }
@@ -962,6 +966,10 @@ async fn get_changes(
             ])
         })
         .collect();
+    let mut q = q;
+    if !st.config.platform.changes_sort_honoured {
+        q.remove("sort");
+    }
     match shape_rows(rows, &q, CHANGE_FIELDS, &["id"]) {
         Ok(rows) => Json(Value::Array(rows)).into_response(),
         Err(r) => r,
