@@ -402,3 +402,101 @@ async fn drift_prints_the_check_and_apply_freezes_its_corrections_once() {
     let unknown = cli(&["drift", "--contract-id", "nobody"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("テナントがありません"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_switches_to_the_platform_api_at_the_history_boundary_and_back() {
+    use sne_simulators::smaregi::platform::PlatformConfig;
+    use sne_simulators::smaregi::{SmaregiConfig, SmaregiSim};
+    let smaregi = SmaregiSim::start(SmaregiConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    smaregi.add_contract("c-intake", "smaregi-token");
+    smaregi.add_store("c-intake", "1", "本店");
+    smaregi.add_product("c-intake", "8000001", "CODE-1", "商品");
+    smaregi.sale("c-intake", "1", "8000001", 1).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = PlatformConfig::default();
+    let (base, access) = (smaregi.base_url(), smaregi.access_url());
+    let cli = move |args: &[&str], secret: &str| {
+        let mut command = smaregi_ne(dir.path());
+        command
+            .env("SNE_SMAREGI_API_URL", &access)
+            .env("SNE_SMAREGI_PLATFORM_CLIENT_ID", &app.client_id)
+            .env("SNE_SMAREGI_PLATFORM_CLIENT_SECRET", secret)
+            .env("SNE_SMAREGI_PLATFORM_ID_URL", &base)
+            .env("SNE_SMAREGI_PLATFORM_API_URL", &base)
+            .args(args);
+        command.output().unwrap()
+    };
+    let secret = PlatformConfig::default().client_secret;
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let created = cli(
+        &[
+            "tenant",
+            "create",
+            "--contract-id",
+            "c-intake",
+            "--admin-email",
+            "admin@shop.example",
+            "--admin-password",
+            "long-enough-password",
+            "--notify-email",
+            "shop@shop.example",
+        ],
+        &secret,
+    );
+    assert!(created.status.success());
+    let history = cli(
+        &[
+            "tenant",
+            "stock-history",
+            "--contract-id",
+            "c-intake",
+            "--on",
+            "--smaregi-access-token",
+            "smaregi-token",
+        ],
+        &secret,
+    );
+    assert!(history.status.success());
+    let to_platform = ["intake", "--contract-id", "c-intake", "--to", "platform"];
+    let refused = cli(&to_platform, &secret);
+    assert!(!refused.status.success(), "the app is not installed yet");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("アプリがこの契約で使えません"));
+    smaregi.platform_subscribe("c-intake", &[]).await.unwrap();
+    let wrong_secret = cli(&to_platform, "not-the-secret");
+    assert!(!wrong_secret.status.success());
+    assert!(!String::from_utf8_lossy(&wrong_secret.stderr).contains("not-the-secret"));
+
+    let switched = ok(cli(&to_platform, &secret));
+    let boundary = smaregi.history("c-intake").last().unwrap().id;
+    assert_eq!(switched["intake"]["intake"], "platform");
+    assert_eq!(switched["intake"]["boundary_id"], boundary);
+    assert!(
+        switched["message"]
+            .as_str()
+            .unwrap()
+            .contains(&boundary.to_string())
+    );
+    let again = ok(cli(&to_platform, &secret));
+    assert!(again["message"].as_str().unwrap().contains("既に"));
+
+    let back = ok(cli(
+        &["intake", "--contract-id", "c-intake", "--to", "old"],
+        &secret,
+    ));
+    assert_eq!(back["intake"]["intake"], "old_api");
+    assert_eq!(back["intake"]["old_api_cursor"], boundary);
+    let bad = cli(
+        &["intake", "--contract-id", "c-intake", "--to", "sideways"],
+        &secret,
+    );
+    assert!(!bad.status.success());
+}
