@@ -13,6 +13,18 @@ pub const SESSION_SECRET_PARAM: &str = "SNE_SESSION_SECRET_PARAM";
 /// Local and test override of the session key, like the client secret's.
 pub const SESSION_SECRET: &str = "SNE_SESSION_SECRET";
 pub const SMAREGI_API_URL: &str = "SNE_SMAREGI_API_URL";
+/// The スマレジ・プラットフォームAPI app (empty client id: no Platform intake).
+pub const SMAREGI_PLATFORM_CLIENT_ID: &str = "SNE_SMAREGI_PLATFORM_CLIENT_ID";
+pub const SMAREGI_PLATFORM_CLIENT_SECRET_PARAM: &str = "SNE_SMAREGI_PLATFORM_CLIENT_SECRET_PARAM";
+/// Local and test override only, like the NextEngine client secret's.
+pub const SMAREGI_PLATFORM_CLIENT_SECRET: &str = "SNE_SMAREGI_PLATFORM_CLIENT_SECRET";
+pub const SMAREGI_PLATFORM_ID_URL: &str = "SNE_SMAREGI_PLATFORM_ID_URL";
+pub const SMAREGI_PLATFORM_API_URL: &str = "SNE_SMAREGI_PLATFORM_API_URL";
+/// The header the app's webhook settings add (default `x-smaregi-ne-secret`).
+pub const SMAREGI_PLATFORM_WEBHOOK_HEADER: &str = "SNE_SMAREGI_PLATFORM_WEBHOOK_HEADER";
+pub const SMAREGI_PLATFORM_WEBHOOK_SECRET_PARAM: &str = "SNE_SMAREGI_PLATFORM_WEBHOOK_SECRET_PARAM";
+/// Local and test override only.
+pub const SMAREGI_PLATFORM_WEBHOOK_SECRET: &str = "SNE_SMAREGI_PLATFORM_WEBHOOK_SECRET";
 pub const PUBLIC_URL: &str = "SNE_PUBLIC_URL";
 pub const MAIL_FROM: &str = "SNE_MAIL_FROM";
 /// The run queue (SQS FIFO) the webhook and the dispatcher send to.

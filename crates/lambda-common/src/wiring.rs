@@ -10,10 +10,12 @@ use aws_config::SdkConfig;
 use sne_aws::{AwsSettings, DynamoStore, EventBridgeTrigger, S3BlobStore, SesMailer, SqsRunQueue};
 use sne_nextengine::{NeClient, NeClientConfig};
 use sne_ports::SystemClock;
+use sne_ports::platform::{NoPlatformApp, SmaregiPlatformApi};
 use sne_service::trigger::QueueTrigger;
 use sne_service::webhook::WebhookContext;
-use sne_service::{AdminContext, Context, Core, ServiceConfig, SessionSecret};
+use sne_service::{AdminContext, Context, Core, ServiceConfig, SessionSecret, WebhookSecret};
 use sne_smaregi::SmaregiClient;
+use sne_smaregi::platform::{PlatformAppConfig, PlatformClient};
 use std::sync::Arc;
 
 /// The scheduled functions' context from the environment; fails the cold start
@@ -23,7 +25,52 @@ pub async fn job_context_from_env() -> anyhow::Result<Context> {
     let sdk = sne_aws::aws_sdk_config().await;
     let settings = AwsSettings::from_env()?;
     let endpoints = Endpoints::from_env()?;
-    Ok(job_context_with(&sdk, &settings, &endpoints))
+    let mut ctx = job_context_with(&sdk, &settings, &endpoints);
+    ctx.platform = platform_from_env(&sdk).await?;
+    Ok(ctx)
+}
+
+/// The Platform app's client when a client id is configured, with its secret
+/// from SSM; the refusing port otherwise.
+pub async fn platform_from_env(sdk: &SdkConfig) -> anyhow::Result<Arc<dyn SmaregiPlatformApi>> {
+    let Some(client_id) = var(env::SMAREGI_PLATFORM_CLIENT_ID) else {
+        return Ok(Arc::new(NoPlatformApp));
+    };
+    let secret = match (
+        var(env::SMAREGI_PLATFORM_CLIENT_SECRET),
+        var(env::SMAREGI_PLATFORM_CLIENT_SECRET_PARAM),
+    ) {
+        (Some(secret), _) => secret,
+        (None, Some(name)) => secret_from_ssm(&aws_sdk_ssm::Client::new(sdk), &name).await?,
+        (None, None) => String::new(),
+    };
+    let mut config = PlatformAppConfig::new(&client_id, &secret);
+    if let Some(url) = var(env::SMAREGI_PLATFORM_ID_URL) {
+        config.id_url = url;
+    }
+    if let Some(url) = var(env::SMAREGI_PLATFORM_API_URL) {
+        config.api_url = url;
+    }
+    Ok(Arc::new(PlatformClient::new(config)?))
+}
+
+/// The Platform webhook's secret header, its value from SSM; `None` when
+/// no value is configured (the endpoint then refuses every request).
+pub async fn platform_webhook_secret(sdk: &SdkConfig) -> anyhow::Result<Option<WebhookSecret>> {
+    let value = match (
+        var(env::SMAREGI_PLATFORM_WEBHOOK_SECRET),
+        var(env::SMAREGI_PLATFORM_WEBHOOK_SECRET_PARAM),
+    ) {
+        (Some(value), _) => value,
+        (None, Some(name)) => secret_from_ssm(&aws_sdk_ssm::Client::new(sdk), &name).await?,
+        (None, None) => String::new(),
+    };
+    Ok((!value.is_empty()).then(|| WebhookSecret {
+        header: var(env::SMAREGI_PLATFORM_WEBHOOK_HEADER)
+            .unwrap_or_else(|| "x-smaregi-ne-secret".into())
+            .to_ascii_lowercase(),
+        value,
+    }))
 }
 
 /// The admin function's context from the environment, with the NextEngine
@@ -33,6 +80,7 @@ pub async fn admin_context_from_env() -> anyhow::Result<AdminContext> {
     let settings = AwsSettings::from_env()?;
     let endpoints = Endpoints::from_env()?;
     let mut ctx = admin_context_with(&sdk, &settings, &endpoints, client_secret(&sdk).await?);
+    ctx.platform = platform_from_env(&sdk).await?;
     match session_secret(&sdk).await? {
         Some(secret) => ctx.config.session_secret = secret,
         None => tracing::error!(
@@ -43,9 +91,9 @@ pub async fn admin_context_from_env() -> anyhow::Result<AdminContext> {
     Ok(ctx)
 }
 
-/// The webhook function's context: the table, the clock and the run queue,
-/// nothing else — no API client, bucket, mail or event bus is built, as its
-/// role reaches none.
+/// The webhook function's context: the table, the clock, the run queue and
+/// the Platform webhook's secret, nothing else — no API client, bucket, mail
+/// or event bus is built, as its role reaches none.
 pub async fn webhook_context_from_env() -> anyhow::Result<WebhookContext> {
     let sdk = sne_aws::aws_sdk_config().await;
     let settings = AwsSettings::from_env()?;
@@ -64,7 +112,7 @@ pub async fn webhook_context_from_env() -> anyhow::Result<WebhookContext> {
             clock,
             quiet,
         }),
-        platform_secret: None,
+        platform_secret: platform_webhook_secret(&sdk).await?,
     })
 }
 
@@ -142,8 +190,8 @@ pub fn core_with(
             SmaregiClient::with_defaults(&endpoints.smaregi_api_url)
                 .with_rate_limits(endpoints.rate),
         ),
-        // The Platform intake is not wired on AWS yet (README "Platform API").
-        platform: Arc::new(sne_ports::platform::NoPlatformApp),
+        // Set by the wirings whose role may read the app's secret.
+        platform: Arc::new(NoPlatformApp),
         config: ServiceConfig {
             mail_from: endpoints.mail_from.clone(),
             public_url: endpoints.public_url.clone(),

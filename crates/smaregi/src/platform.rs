@@ -150,23 +150,41 @@ impl PlatformClient {
         {
             return Ok(t.token.clone());
         }
-        // Token calls count against the contract's limit too.
-        self.reads.until_ready(contract).await;
         let url = format!(
             "{}/app/{contract}/token",
             self.config.id_url.trim_end_matches('/')
         );
         let scope = SCOPES.join(" ");
-        let response = self
-            .http
-            .post(url)
-            .basic_auth(&self.config.client_id, Some(&self.config.client_secret))
-            .form(&[("grant_type", "client_credentials"), ("scope", &scope)])
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let mut throttled = 0;
+        let (status, body) = loop {
+            // Token calls count against the contract's limit too, and are
+            // throttled like any other call.
+            self.reads.until_ready(contract).await;
+            let response = self
+                .http
+                .post(&url)
+                .basic_auth(&self.config.client_id, Some(&self.config.client_secret))
+                .form(&[("grant_type", "client_credentials"), ("scope", &scope)])
+                .send()
+                .await
+                .map_err(transport)?;
+            let status = response.status();
+            let wait = retry_after(&response);
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if status == StatusCode::TOO_MANY_REQUESTS && throttled < self.config.max_throttle_waits
+            {
+                throttled += 1;
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            break (status, body);
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(SmaregiError::Api {
+                code: "429".into(),
+                message: "token call throttled".into(),
+            });
+        }
         if !status.is_success() {
             let code = body["error"]
                 .as_str()
@@ -230,17 +248,11 @@ impl PlatformClient {
                 Err(e) => return Err(transport(e)),
             };
             let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
+            let wait = retry_after(&response);
             let body: Value = response.json().await.unwrap_or(Value::Null);
             if status == StatusCode::TOO_MANY_REQUESTS && throttled < self.config.max_throttle_waits
             {
                 throttled += 1;
-                let wait =
-                    Duration::from_secs(retry_after.unwrap_or(1).max(1)).min(MAX_RETRY_AFTER);
                 tracing::info!(
                     contract,
                     wait_s = wait.as_secs(),
@@ -348,6 +360,18 @@ impl PlatformClient {
         }
         Ok(())
     }
+}
+
+/// How long a 429 asks to wait (whole seconds), at least one second and at
+/// most [`MAX_RETRY_AFTER`].
+fn retry_after(response: &reqwest::Response) -> Duration {
+    let secs = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    Duration::from_secs(secs.max(1)).min(MAX_RETRY_AFTER)
 }
 
 /// A problem+json answer as the same errors the old API's client returns.

@@ -241,7 +241,7 @@ async fn changed_pairs_over_seventy_days_splits_the_window() {
     let client = fast_client(&sim);
     // Before the window.
     sim.sale(A, "2", P3, 1).await.unwrap();
-    sim.advance_clock(days(1).num_seconds());
+    sim.advance_clock(days(31).num_seconds());
     let x = sim.sale(A, "1", P1, 1).await.unwrap().remove(0);
     // The first 30-day window ends exactly on X's change.
     let from = time_of(&x) - days(30);
@@ -287,20 +287,29 @@ async fn many_pairs(spread: bool) {
     for (n, id) in products.iter().enumerate() {
         sim.add_product(A, id, &format!("P-{n}"), "x");
     }
-    let from = sim.now_jst();
+    let mut times = Vec::new();
     for (n, id) in products.iter().enumerate() {
         if spread && n % 50 == 0 {
             sim.advance_clock(7);
         }
-        sim.sale(A, "1", id, 1).await.unwrap();
+        times.push(time_of(&sim.sale(A, "1", id, 1).await.unwrap()[0]));
     }
-    // Changes of another store and of another contract stay out.
+    // A change of the other contract inside the window, one of another
+    // store after it: both stay out.
     sim.sale(B, "1", P1, 1).await.unwrap();
-    let to = sim.now_jst();
+    sim.advance_clock(5);
+    sim.sale(A, "2", P1, 1).await.unwrap();
+    // From the first sale to the last: a burst fits a window of one second
+    // or two, which the client cannot halve below a second and must page.
+    let from = times[0];
+    let to = times[times.len() - 1].max(from + ChronoDuration::seconds(1));
     let pairs = client.changed_pairs(A, from, to).await.unwrap();
     assert_eq!(pairs.len(), 1050);
     let want: BTreeSet<(String, String)> = products.iter().map(|id| pair(id, "1")).collect();
     assert_eq!(pair_set(&pairs), want);
+    for (c, t) in pairs.iter().zip(&times) {
+        assert_eq!(c.updated_at, Some(*t), "{c:?}");
+    }
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use super::scenario::{Change, Event, NE_OPENING, PRODUCTS, RunSpec, STORES, Scen
 use super::{Mix, Violation};
 use crate::{COMPANY, CONTRACT, Harness, Options, SMAREGI_TOKEN};
 use sne_domain::batch_state::BatchState;
+use sne_domain::history_mode::HistorySource;
 use sne_domain::tenant::{NeTokens, SmaregiCredentials, Tenant};
 use sne_domain::upload_csv::render_upload_csv;
 use sne_service::Context;
@@ -44,8 +45,7 @@ struct World {
 
 /// The facts after settling, plus what the settle phase itself found.
 pub async fn observe(scenario: &Scenario, mix: &Mix) -> (Facts, Vec<Violation>) {
-    let _ = mix;
-    let mut world = start(scenario).await;
+    let mut world = start(scenario, mix).await;
     for (n, event) in scenario.events.iter().enumerate() {
         tracing::debug!(target: "soak::event", "event {}: {event}", n + 1);
         world.apply(event).await;
@@ -85,7 +85,7 @@ async fn fresh_tenant(h: &Harness) -> Tenant {
         .expect("tenant")
 }
 
-async fn start(scenario: &Scenario) -> World {
+async fn start(scenario: &Scenario, mix: &Mix) -> World {
     let setup = &scenario.setup;
     let mut h = Harness::start(Options {
         // Absolute pushes while the stock mirror is primed, below.
@@ -100,9 +100,16 @@ async fn start(scenario: &Scenario) -> World {
             .then(|| vec!["1".to_string(), "2".to_string()]),
         config: sne_service::ServiceConfig::default(),
         queue_upload_names: true,
+        platform: mix.platform,
         ..Options::default()
     })
     .await;
+    if mix.platform {
+        h.smaregi
+            .platform_subscribe(CONTRACT, &[])
+            .await
+            .expect("the app installed");
+    }
     let mut tenant = fresh_tenant(&h).await;
     tenant.stock_master = setup.master;
     tenant.smaregi_api = Some(SmaregiCredentials {
@@ -153,6 +160,23 @@ async fn start(scenario: &Scenario) -> World {
         .map(|p| (p.to_string(), h.ne_stock(p)))
         .collect();
     h.configure_push(setup.shape, setup.pairs_as, setup.push_api_changes);
+    if setup.on_platform {
+        let tenant = fresh_tenant(&h).await;
+        if sne_service::stock_history::history_mode_since(&h.ctx, &tenant)
+            .await
+            .is_none()
+        {
+            sne_service::stock_history::set_history_mode(&h.ctx, &tenant, true)
+                .await
+                .expect("history on");
+        }
+        let tenant = fresh_tenant(&h).await;
+        sne_service::platform::switch_intake(&h.admin, &tenant, HistorySource::Platform)
+            .await
+            .expect("on the Platform intake");
+        h.advance(1);
+        h.tenant = fresh_tenant(&h).await;
+    }
     let slow_secs = h.ctx.config.unknown_outcome_grace.as_secs() as i64 + 60;
     // The order import switches history reading on when it is configured.
     let history_on = sne_service::stock_history::history_mode_since(&h.ctx, &h.tenant)
@@ -316,6 +340,21 @@ impl World {
                     let _ = tokio::join!(h.smaregi.resend(id), h.smaregi.resend(id));
                 }
             }
+            Event::Intake(to_platform) => {
+                let tenant = fresh_tenant(h).await;
+                let to = if *to_platform {
+                    HistorySource::Platform
+                } else {
+                    HistorySource::OldApi
+                };
+                // Refused without history ids (history off): nothing changes.
+                let outcome = sne_service::platform::switch_intake(&h.admin, &tenant, to).await;
+                tracing::debug!(target: "soak::intake", "switch to {to:?}: {outcome:?}");
+                // A real clock moves on before the next push.
+                h.advance(1);
+            }
+            Event::WebhookFaults(faults) => h.smaregi.set_webhook_faults(faults.clone()),
+            Event::ReleaseWebhooks => h.smaregi.release_webhooks().await,
             Event::History(on) => {
                 let tenant = fresh_tenant(h).await;
                 if sne_service::stock_history::set_history_mode(&h.ctx, &tenant, *on)
@@ -415,6 +454,11 @@ impl World {
     async fn settle(&mut self) -> Vec<Violation> {
         let mut found = Vec::new();
         self.h.ne.clear_faults();
+        // Webhooks still held arrive late, out of order; later ones go through.
+        self.h.smaregi.release_webhooks().await;
+        self.h
+            .smaregi
+            .set_webhook_faults(sne_simulators::smaregi::platform::WebhookFaults::default());
         let mut quiet = 0;
         for _ in 0..SETTLE_ROUNDS {
             self.h.advance(SETTLE_STEP_SECS);

@@ -29,6 +29,9 @@ pub struct Mix {
     pub slow: bool,
     pub rotation: bool,
     pub resends: bool,
+    /// The スマレジ・プラットフォームAPI as the second intake: switches between
+    /// the intakes, and webhook drops, duplicates, redeliveries and reordering.
+    pub platform: bool,
     /// Push shapes the generator may choose from. `Minimal` (only
     /// `productId/storeId/stockAmount`) is opt-in (`--shapes …,minimal`): it
     /// carries neither the reason nor a time, so under NextEngine master and for
@@ -57,6 +60,7 @@ impl Default for Mix {
             slow: true,
             rotation: true,
             resends: true,
+            platform: true,
             shapes: vec![Full, Absolute, Relative],
             mail_crash_after_effect: false,
             events: 40,

@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use sne_domain::tenant::StockMaster;
 use sne_service::run::{Jobs, Mailing};
 use sne_simulators::nextengine::FaultKind;
+use sne_simulators::smaregi::platform::WebhookFaults;
 use sne_simulators::smaregi::{PairsAs, PushShape};
 use std::fmt;
 
@@ -27,6 +28,8 @@ pub struct Setup {
     pub pairs_as: PairsAs,
     /// Opening Smaregi stock of each product in store 1.
     pub opening: [i64; 3],
+    /// The tenant starts on the Platform intake (switched over after priming).
+    pub on_platform: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +109,12 @@ pub enum Event {
         pick: usize,
     },
     History(bool),
+    /// Switch to the Platform intake (`true`) or back to the old one.
+    Intake(bool),
+    /// What the next Platform webhook deliveries suffer.
+    WebhookFaults(WebhookFaults),
+    /// Held webhooks are delivered, newest first.
+    ReleaseWebhooks,
     WebOrder {
         product: usize,
         qty: i64,
@@ -319,6 +328,7 @@ impl Scenario {
                 rng.random_range(0..6),
                 rng.random_range(0..6),
             ],
+            on_platform: mix.platform && mix.history && rng.random_bool(0.5),
         };
         let mut events = Vec::with_capacity(mix.events);
         while events.len() < mix.events {
@@ -332,12 +342,24 @@ impl Scenario {
                 31..=34 if mix.shapes.len() > 1 => {
                     Event::SetShape(mix.shapes[rng.random_range(0..mix.shapes.len())])
                 }
+                35..=39 if mix.platform && rng.random_bool(0.4) => match rng.random_range(0..5) {
+                    0 => Event::ReleaseWebhooks,
+                    n => Event::WebhookFaults(WebhookFaults {
+                        drop_next: u32::from(n == 1) * rng.random_range(1..=3),
+                        duplicate_next: u32::from(n == 2) * rng.random_range(1..=3),
+                        redeliver_next: u32::from(n == 3) * rng.random_range(1..=3),
+                        hold: n == 4,
+                    }),
+                },
                 35..=39 if mix.resends => Event::Resend {
                     pick: rng.random_range(0..1000),
                 },
                 40..=42 if mix.resends => Event::DuplicateDelivery {
                     pick: rng.random_range(0..1000),
                 },
+                43..=45 if mix.history && mix.platform && rng.random_bool(0.5) => {
+                    Event::Intake(rng.random_bool(0.6))
+                }
                 43..=45 if mix.history => Event::History(rng.random_bool(0.6)),
                 46..=50 if setup.orders => Event::WebOrder {
                     product: rng.random_range(0..PRODUCTS.len()),

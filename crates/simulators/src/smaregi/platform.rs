@@ -90,7 +90,7 @@ impl Default for PlatformConfig {
 }
 
 /// What the next webhook deliveries suffer.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WebhookFaults {
     /// Deliveries never sent (Smaregi does not retry).
