@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 /// Paths the webhook's Function URL answers; everything else is the admin
 /// function's business.
-pub const WEBHOOK_PATHS: &[&str] = &["/smaregi/webhook", "/healthz"];
+pub const WEBHOOK_PATHS: &[&str] = &["/smaregi/webhook", "/smaregi/platform/webhook", "/healthz"];
 
 /// The router with every path but the webhook's answered `404`: the webhook URL is
 /// public and its role has fewer rights, so the admin screen must not be reachable

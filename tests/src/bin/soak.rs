@@ -7,7 +7,7 @@
 //!
 //! Flags isolate a failure by switching parts of the fault mix off:
 //! `--no-crash --no-orders --no-history --no-faults --no-concurrent
-//! --no-operator --no-slow --no-rotation --no-resends`, `--shapes full,minimal,absolute,relative`,
+//! --no-operator --no-slow --no-rotation --no-resends --no-platform`, `--shapes full,minimal,absolute,relative`,
 //! `--events N` (per run), `--first-run K` (the campaign's runs K.. instead of
 //! 0..: one campaign split over processes), `--run-index I` (replay one run of the campaign),
 //! `--shrink-budget N` (re-executions per violation, 0 = no shrinking),
@@ -39,7 +39,7 @@ struct Args {
 fn usage(message: &str) -> ! {
     eprintln!("soak: {message}");
     eprintln!(
-        "usage: soak --runs N --seed S [--first-run K] [--events N] [--run-index I] [--shrink-budget N] [--keep P,Q,…] [--repeat N] [--shapes full,minimal,absolute,relative] [--no-crash] [--no-orders] [--no-history] [--no-faults] [--no-concurrent] [--no-operator] [--no-slow] [--no-rotation] [--no-resends] [--mail-crash-after]"
+        "usage: soak --runs N --seed S [--first-run K] [--events N] [--run-index I] [--shrink-budget N] [--keep P,Q,…] [--repeat N] [--shapes full,minimal,absolute,relative] [--no-crash] [--no-orders] [--no-history] [--no-faults] [--no-concurrent] [--no-operator] [--no-slow] [--no-rotation] [--no-resends] [--no-platform] [--mail-crash-after]"
     );
     std::process::exit(2)
 }
@@ -105,6 +105,7 @@ fn parse() -> Args {
             "--no-slow" => args.mix.slow = false,
             "--no-rotation" => args.mix.rotation = false,
             "--no-resends" => args.mix.resends = false,
+            "--no-platform" => args.mix.platform = false,
             "--mail-crash-after" => args.mix.mail_crash_after_effect = true,
             "-h" | "--help" => usage("help"),
             other => usage(&format!("unknown flag {other}")),

@@ -69,12 +69,10 @@ async fn aws_context(cli: &Cli) -> anyhow::Result<AdminContext> {
             (name == sne_lambda_common::env::MAIL_FROM).then(|| "unused@localhost".to_string())
         })
     })?;
-    Ok(admin_context_with(
-        &sdk,
-        &settings,
-        &endpoints,
-        String::new(),
-    ))
+    let mut ctx = admin_context_with(&sdk, &settings, &endpoints, String::new());
+    // `intake` checks the contract with the Platform app (SNE_SMAREGI_PLATFORM_*).
+    ctx.platform = sne_lambda_common::wiring::platform_from_env(&sdk).await?;
+    Ok(ctx)
 }
 
 #[tokio::main]

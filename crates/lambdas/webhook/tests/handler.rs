@@ -74,3 +74,47 @@ async fn the_webhook_url_does_not_serve_the_admin_screen() {
 
     assert_eq!(status, 404);
 }
+
+/// The webhook function's context with the Platform webhook's secret header
+/// configured as the recorded event carries it.
+fn with_platform_secret(ctx: &Context, value: &str) -> Context {
+    let mut ctx = ctx.clone();
+    ctx.config.platform_webhook_secret = Some(sne_service::WebhookSecret {
+        header: "x-smaregi-ne-secret".into(),
+        value: value.into(),
+    });
+    ctx
+}
+
+#[tokio::test]
+async fn a_platform_pos_stock_event_is_stored_once_for_a_tenant_on_the_platform_intake() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = Wiring::new(dir.path()).context();
+    let mut tenant = fixture_tenant(&ctx, TENANT_ID, CONTRACT, CODE).await;
+    tenant.stock_history = tenant.stock_history.switched_on_via(
+        sne_domain::history_mode::HistorySource::Platform,
+        chrono::Utc::now(),
+    );
+    let tenant = ctx.storage.update_tenant(&tenant).await.unwrap();
+    let fixture = include_str!("data/function_url_platform_pos_stock.json");
+
+    // Without a configured secret the endpoint refuses everything.
+    let (status, _) = send(&ctx, fixture).await;
+    assert_eq!(status, 404);
+    let (status, _) = send(&with_platform_secret(&ctx, "another-secret"), fixture).await;
+    assert_eq!(status, 401);
+    assert_eq!(ctx.storage.pending_changes(&tenant.id).await.unwrap(), 0);
+
+    let ctx = with_platform_secret(&ctx, "fixture-platform-secret");
+    for _ in 0..2 {
+        let (status, _) = send(&ctx, fixture).await;
+        assert_eq!(status, 200);
+    }
+    let pending = ctx.storage.pending_change_list(&tenant.id).await.unwrap();
+    assert_eq!(
+        pending.len(),
+        1,
+        "a duplicate delivery lands on the same key"
+    );
+    assert_eq!(pending[0].dedupe_key, "h:101");
+}
