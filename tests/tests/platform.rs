@@ -503,3 +503,19 @@ async fn a_webhook_id_smaregi_does_not_have_is_reported_and_not_counted() {
     h.run(Jobs::All).await;
     assert_eq!((h.ne_stock("8000001"), h.ne_stock("8000002")), (10, 9));
 }
+
+#[tokio::test]
+async fn webhooks_left_when_the_contract_ends_are_read_through_the_old_api() {
+    let h = platform_harness(Options::default()).await;
+    h.smaregi.sale(CONTRACT, "1", "8000001", 2).await.unwrap();
+    assert_eq!(pending(&h).await, 1, "stored as an unresolved change");
+    h.smaregi.platform_contract_event(CONTRACT, "end").await.unwrap();
+    let message = switch_intake(&h.admin, &h.tenant, HistorySource::OldApi)
+        .await
+        .unwrap();
+    assert!(message.contains("旧API"), "{message}");
+    h.advance(1);
+    h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
+    sync(&h).await;
+    assert_eq!(h.ne_stock("8000001"), 7, "both sales, each once");
+}

@@ -186,7 +186,7 @@ pub async fn resolve_unresolved(
     changes: Vec<StockChange>,
     notes: &mut Vec<String>,
 ) -> Result<Vec<StockChange>, PlatformError> {
-    let wanted: BTreeMap<(ProductId, StoreId), BTreeSet<u64>> = changes
+    let wanted: Wanted = changes
         .iter()
         .filter(|c| c.row.kind == ChangeKind::Unresolved)
         .fold(BTreeMap::new(), |mut m, c| {
@@ -204,34 +204,17 @@ pub async fn resolve_unresolved(
     if wanted.is_empty() {
         return Ok(changes.into_iter().filter(|c| !is_own(c)).collect());
     }
-    if contract_suspended(core, tenant).await? {
-        return Err(PlatformError::Suspended);
-    }
-    let contract = tenant.contract_id.as_str();
-    let mut rows: BTreeMap<u64, ChangeRow> = BTreeMap::new();
-    for ((product, store), ids) in &wanted {
-        let mut ids = ids.iter().copied();
-        match (ids.next(), ids.next()) {
-            (Some(only), None) => {
-                if let Some(row) = core.platform.change(contract, product, store, only).await? {
-                    rows.insert(only, row);
-                }
-            }
-            (Some(lowest), Some(_)) => {
-                let all = core
-                    .platform
-                    .pair_changes(contract, product, store, lowest - 1, NaiveDateTime::MIN)
-                    .await?;
-                let set = &wanted[&(product.clone(), store.clone())];
-                for row in all {
-                    if let Some(id) = row.history_id.filter(|id| set.contains(id)) {
-                        rows.insert(id, row);
-                    }
-                }
-            }
-            _ => {}
+    let rows = match read_through_platform(core, tenant, &wanted).await {
+        Ok(rows) => rows,
+        // A contract that ended leaves its last webhooks in the ledger; the
+        // old API reads the same history ids, so they still resolve there.
+        Err(PlatformError::Suspended | PlatformError::Smaregi(SmaregiError::Auth { .. }))
+            if tenant.smaregi_api.is_some() =>
+        {
+            read_through_old_api(core, tenant, &wanted).await?
         }
-    }
+        Err(e) => return Err(e),
+    };
     let mut out = Vec::with_capacity(changes.len());
     for mut change in changes {
         let Some(id) = change.row.history_id else {
@@ -258,6 +241,74 @@ pub async fn resolve_unresolved(
         }
     }
     Ok(out)
+}
+
+type Wanted = BTreeMap<(ProductId, StoreId), BTreeSet<u64>>;
+
+async fn read_through_platform(
+    core: &Core,
+    tenant: &Tenant,
+    wanted: &Wanted,
+) -> Result<BTreeMap<u64, ChangeRow>, PlatformError> {
+    if contract_suspended(core, tenant).await? {
+        return Err(PlatformError::Suspended);
+    }
+    let contract = tenant.contract_id.as_str();
+    let mut rows = BTreeMap::new();
+    for ((product, store), ids) in wanted {
+        let mut each = ids.iter().copied();
+        match (each.next(), each.next()) {
+            (Some(only), None) => {
+                if let Some(row) = core.platform.change(contract, product, store, only).await? {
+                    rows.insert(only, row);
+                }
+            }
+            (Some(lowest), Some(_)) => {
+                let all = core
+                    .platform
+                    .pair_changes(
+                        contract,
+                        product,
+                        store,
+                        lowest.saturating_sub(1),
+                        NaiveDateTime::MIN,
+                    )
+                    .await?;
+                for row in all {
+                    if let Some(id) = row.history_id.filter(|id| ids.contains(id)) {
+                        rows.insert(id, row);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(rows)
+}
+
+/// The same ids from the old API's `StockHistory`: each the first row above
+/// its predecessor id.
+async fn read_through_old_api(
+    core: &Core,
+    tenant: &Tenant,
+    wanted: &Wanted,
+) -> Result<BTreeMap<u64, ChangeRow>, PlatformError> {
+    let Some(creds) = &tenant.smaregi_api else {
+        return Ok(BTreeMap::new());
+    };
+    let mut rows = BTreeMap::new();
+    for ids in wanted.values() {
+        for &id in ids {
+            let found = core
+                .smaregi
+                .stock_history_after(creds, id.saturating_sub(1), 1)
+                .await?;
+            if let Some(row) = found.into_iter().find(|r| r.history_id == Some(id)) {
+                rows.insert(id, row);
+            }
+        }
+    }
+    Ok(rows)
 }
 
 /// Writes a relative stock change through the Platform API and remembers the
