@@ -509,7 +509,10 @@ async fn webhooks_left_when_the_contract_ends_are_read_through_the_old_api() {
     let h = platform_harness(Options::default()).await;
     h.smaregi.sale(CONTRACT, "1", "8000001", 2).await.unwrap();
     assert_eq!(pending(&h).await, 1, "stored as an unresolved change");
-    h.smaregi.platform_contract_event(CONTRACT, "end").await.unwrap();
+    h.smaregi
+        .platform_contract_event(CONTRACT, "end")
+        .await
+        .unwrap();
     let message = switch_intake(&h.admin, &h.tenant, HistorySource::OldApi)
         .await
         .unwrap();

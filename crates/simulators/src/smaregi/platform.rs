@@ -495,6 +495,10 @@ pub(super) fn routes() -> Router<SmaregiSim> {
         .route("/_sim/platform/deliveries", get(ctl_deliveries))
 }
 
+/// The reference's two "not found" details (ops/patchstockproductid; moriuchi).
+const NO_SUCH_ID: &str = "指定されたIDのリソースが見つかりません";
+const NO_SUCH_STORE: &str = "指定された店舗IDのリソースが見つかりません";
+
 /// RFC 7807 body as the reference quotes it.
 pub fn problem(status: StatusCode, detail: &str) -> Response {
     let title = match status.as_u16() {
@@ -844,10 +848,7 @@ async fn get_stock(
         }
     };
     let Some(c) = st.contracts.get(&contract) else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "指定されたIDのリソースが見つかりません",
-        );
+        return problem(StatusCode::NOT_FOUND, NO_SUCH_ID);
     };
     let rows: Vec<BTreeMap<&'static str, Value>> = c
         .stock
@@ -916,22 +917,13 @@ async fn get_changes(
         );
     }
     let Some(c) = st.contracts.get(&contract) else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "指定されたIDのリソースが見つかりません",
-        );
+        return problem(StatusCode::NOT_FOUND, NO_SUCH_ID);
     };
     if !c.products.contains_key(&product) {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "指定されたIDのリソースが見つかりません",
-        );
+        return problem(StatusCode::NOT_FOUND, NO_SUCH_ID);
     }
     if !c.stores.contains_key(&store) {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "指定された店舗IDのリソースが見つかりません",
-        );
+        return problem(StatusCode::NOT_FOUND, NO_SUCH_STORE);
     }
     let opt = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
     let rows: Vec<BTreeMap<&'static str, Value>> = c
@@ -1074,22 +1066,13 @@ async fn write(
         let division = st.config.platform.write_division.clone();
         let fire_push = st.config.platform.platform_writes_fire_push;
         let Some(c) = st.contracts.get_mut(&contract) else {
-            return problem(
-                StatusCode::NOT_FOUND,
-                "指定されたIDのリソースが見つかりません",
-            );
+            return problem(StatusCode::NOT_FOUND, NO_SUCH_ID);
         };
         if !c.products.contains_key(&product) {
-            return problem(
-                StatusCode::NOT_FOUND,
-                "指定されたIDのリソースが見つかりません",
-            );
+            return problem(StatusCode::NOT_FOUND, NO_SUCH_ID);
         }
         if !c.stores.contains_key(&store) {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "指定された店舗IDのリソースが見つかりません",
-            );
+            return problem(StatusCode::BAD_REQUEST, NO_SUCH_STORE);
         }
         let current = c
             .stock
