@@ -28,6 +28,7 @@ use sne_ports::mail::MailError;
 use sne_ports::nextengine::{
     GoodsStock, NeAuth, NeError, NeOrderRow, NextEngineApi, OrderRowQuery, QueueEntry, StockIoEntry,
 };
+use sne_ports::platform::{ChangedPair, SmaregiPlatformApi};
 use sne_ports::smaregi::{
     NewShipment, ShipmentSummary, SmaregiApi, SmaregiError, SmaregiStore, StoreStock,
 };
@@ -371,6 +372,10 @@ pub fn gated(ctx: &Context, gate: Arc<Gate>) -> Context {
             }),
             smaregi: Arc::new(GatedSmaregi {
                 inner: ctx.smaregi.clone(),
+                gate: gate.clone(),
+            }),
+            platform: Arc::new(GatedPlatform {
+                inner: ctx.platform.clone(),
                 gate: gate.clone(),
             }),
             ..ctx.core.clone()
@@ -726,6 +731,87 @@ impl NextEngineApi for GatedNe {
                 Port::NextEngine,
                 "keep_tokens_alive",
                 self.inner.keep_tokens_alive(tenant),
+            )
+            .await
+    }
+}
+
+pub struct GatedPlatform {
+    inner: Arc<dyn SmaregiPlatformApi>,
+    gate: Arc<Gate>,
+}
+
+#[async_trait]
+impl SmaregiPlatformApi for GatedPlatform {
+    async fn check_contract(&self, contract_id: &str) -> Result<(), SmaregiError> {
+        self.gate
+            .pass(
+                Port::Smaregi,
+                "platform.check_contract",
+                self.inner.check_contract(contract_id),
+            )
+            .await
+    }
+    async fn changed_pairs(
+        &self,
+        contract_id: &str,
+        from: NaiveDateTime,
+        to: NaiveDateTime,
+    ) -> Result<Vec<ChangedPair>, SmaregiError> {
+        self.gate
+            .pass(
+                Port::Smaregi,
+                "platform.changed_pairs",
+                self.inner.changed_pairs(contract_id, from, to),
+            )
+            .await
+    }
+    async fn pair_changes(
+        &self,
+        contract_id: &str,
+        product: &ProductId,
+        store: &StoreId,
+        after_id: u64,
+        since: NaiveDateTime,
+    ) -> Result<Vec<ChangeRow>, SmaregiError> {
+        self.gate
+            .pass(
+                Port::Smaregi,
+                "platform.pair_changes",
+                self.inner
+                    .pair_changes(contract_id, product, store, after_id, since),
+            )
+            .await
+    }
+    async fn change(
+        &self,
+        contract_id: &str,
+        product: &ProductId,
+        store: &StoreId,
+        id: u64,
+    ) -> Result<Option<ChangeRow>, SmaregiError> {
+        self.gate
+            .pass(
+                Port::Smaregi,
+                "platform.change",
+                self.inner.change(contract_id, product, store, id),
+            )
+            .await
+    }
+    async fn add_stock(
+        &self,
+        contract_id: &str,
+        product: &ProductId,
+        store: &StoreId,
+        delta: i64,
+        memo: &str,
+    ) -> Result<u64, SmaregiError> {
+        self.gate
+            .pass(
+                Port::Smaregi,
+                "platform.add_stock",
+                self.inner
+                    .add_stock(contract_id, product, store, delta, memo),
             )
             .await
     }
