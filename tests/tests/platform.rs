@@ -487,7 +487,7 @@ async fn the_webhook_refuses_strangers_and_keeps_tenants_apart() {
 }
 
 #[tokio::test]
-async fn a_webhook_id_smaregi_does_not_have_is_reported_and_not_counted() {
+async fn a_webhook_id_smaregi_does_not_show_waits_its_grace_then_is_reported_and_not_counted() {
     let h = platform_harness(Options::default()).await;
     let body = json!({"contractId": CONTRACT, "event": "pos:stock", "action": "edited",
         "ids": [{"id": "99999", "productId": "8000001", "storeId": "1"}]});
@@ -496,9 +496,25 @@ async fn a_webhook_id_smaregi_does_not_have_is_reported_and_not_counted() {
         200
     );
     h.smaregi.sale(CONTRACT, "1", "8000002", 1).await.unwrap();
+    // It may only not be visible yet: the file waits rather than drop it.
     let run = h.run(Jobs::All).await;
     let body = run.report.render().body;
-    assert!(body.contains("在庫変動履歴ID 99999"), "{body}");
+    assert!(
+        body.contains("在庫変動履歴ID 99999 がまだスマレジで読めない"),
+        "{body}"
+    );
+    assert!(
+        h.ne.uploads().is_empty(),
+        "nothing frozen while it may still appear"
+    );
+    h.advance(9 * 60);
+    h.run(Jobs::All).await;
+    assert!(h.ne.uploads().is_empty(), "still within the grace");
+    // Past the grace it is given up as one Smaregi no longer has.
+    h.advance(2 * 60);
+    let run = h.run(Jobs::All).await;
+    let body = run.report.render().body;
+    assert!(body.contains("要確認: 在庫変動履歴ID 99999"), "{body}");
     h.ne.run_queues();
     h.run(Jobs::All).await;
     assert_eq!((h.ne_stock("8000001"), h.ne_stock("8000002")), (10, 9));

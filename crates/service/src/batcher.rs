@@ -59,19 +59,24 @@ pub async fn freeze_next(
     // cannot answer, the claim goes back and the next run tries again.
     let mut resolve_notes = Vec::new();
     let claimed_count = claimed.changes.len();
-    let changes =
-        match crate::platform::resolve_unresolved(ctx, tenant, claimed.changes, &mut resolve_notes)
-            .await
-        {
-            Ok(changes) => changes,
-            Err(e) => {
-                let _ = store
-                    .release_claim(&tenant.id, &claim, ctx.clock.now())
-                    .await;
-                notices.push(crate::stock_history::platform_notice(e));
-                return Ok(None);
-            }
-        };
+    let changes = match crate::platform::resolve_unresolved(
+        ctx,
+        tenant,
+        claimed.changes,
+        &mut resolve_notes,
+        true,
+    )
+    .await
+    {
+        Ok(changes) => changes,
+        Err(e) => {
+            let _ = store
+                .release_claim(&tenant.id, &claim, ctx.clock.now())
+                .await;
+            notices.push(crate::stock_history::platform_notice(e));
+            return Ok(None);
+        }
+    };
     let content = match build_content(
         ctx,
         tenant,

@@ -279,9 +279,10 @@ async fn in_flight(
     }
     // Webhook entries carry only ids; what they change is read as the
     // batcher would (a change Smaregi no longer has changes nothing).
-    let pending = crate::platform::resolve_unresolved(core, tenant, pending, &mut Vec::new())
-        .await
-        .map_err(|e| DriftError::Platform(e.to_string()))?;
+    let pending =
+        crate::platform::resolve_unresolved(core, tenant, pending, &mut Vec::new(), false)
+            .await
+            .map_err(|e| DriftError::Platform(e.to_string()))?;
     for (code, delta) in pending_deltas(core, tenant, mode, &pending).await? {
         *flight.pending.entry(code).or_default() += delta;
     }

@@ -201,7 +201,9 @@ pub fn platform_notice(e: crate::platform::intake::PlatformError) -> String {
     use crate::platform::intake::PlatformError;
     match e {
         PlatformError::Smaregi(SmaregiError::Auth { .. }) => wording::platform_refused_notice(e),
-        PlatformError::Suspended | PlatformError::NoWatermark => e.to_string(),
+        PlatformError::Suspended | PlatformError::NoWatermark | PlatformError::NotYetVisible(_) => {
+            e.to_string()
+        }
         e => wording::platform_unread_notice(e),
     }
 }

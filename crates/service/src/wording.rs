@@ -69,6 +69,12 @@ pub fn platform_refused_notice(error: impl Display) -> String {
     )
 }
 
+pub fn platform_change_not_yet_visible(id: impl Display) -> String {
+    format!(
+        "在庫変動履歴ID {id} がまだスマレジで読めないため、このファイルは次回の実行で作ります(10分読めなければ要確認として通知します)"
+    )
+}
+
 pub fn platform_change_not_found(id: u64, product: impl Display, store: impl Display) -> String {
     format!(
         "要確認: 在庫変動履歴ID {id}(商品ID {product}・店舗ID {store})はスマレジで見つからず、通知しませんでした"

@@ -23,6 +23,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 pub const BACKFILL_OVERLAP: Duration = Duration::minutes(10);
 /// Most pairs one run reads; the rest wait for the next run, oldest first.
 pub const MAX_PAIRS_PER_RUN: usize = 2000;
+/// How long a webhook's change may stay invisible to `GET /stock/changes`
+/// before it is given up as one Smaregi no longer has. Until then the file
+/// waits: dropping it would lose it for good, since its ledger key is taken.
+pub const RESOLVE_GRACE: Duration = Duration::minutes(10);
 /// Own-write ids remembered (the newest).
 const OWN_WRITES_KEPT: usize = 5000;
 
@@ -32,6 +36,10 @@ pub enum PlatformError {
     Suspended,
     #[error("{}", wording::PLATFORM_NO_WATERMARK)]
     NoWatermark,
+    /// A webhook's change Smaregi does not show yet: it may become visible a
+    /// moment later, so the file waits rather than drop it.
+    #[error("{}", wording::platform_change_not_yet_visible(.0))]
+    NotYetVisible(u64),
     #[error(transparent)]
     Smaregi(#[from] SmaregiError),
     #[error(transparent)]
@@ -180,11 +188,17 @@ pub async fn store_changes(
 /// ledger key, now with amount, stock after and division). An entry Smaregi
 /// no longer has, and every change that is the service's own write, are left
 /// out: the first with a note for the report, since it can no longer be counted.
+///
+/// `wait_for_recent`: a change received less than [`RESOLVE_GRACE`] ago that
+/// Smaregi does not show is an error (the batcher hands its claim back and
+/// tries again) instead of a note; the drift radar, which only looks, passes
+/// `false`.
 pub async fn resolve_unresolved(
     core: &Core,
     tenant: &Tenant,
     changes: Vec<StockChange>,
     notes: &mut Vec<String>,
+    wait_for_recent: bool,
 ) -> Result<Vec<StockChange>, PlatformError> {
     let wanted: Wanted = changes
         .iter()
@@ -232,6 +246,9 @@ pub async fn resolve_unresolved(
             Some(row) => {
                 change.row = row.clone();
                 out.push(change);
+            }
+            None if wait_for_recent && core.clock.now() - change.received_at < RESOLVE_GRACE => {
+                return Err(PlatformError::NotYetVisible(id));
             }
             None => notes.push(wording::platform_change_not_found(
                 id,
