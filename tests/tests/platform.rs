@@ -41,6 +41,14 @@ fn delivered(h: &Harness) -> usize {
         .count()
 }
 
+/// The app contract's state as the last confirmed notification left it.
+async fn contract_state(h: &Harness) -> Option<String> {
+    sne_service::platform::migration::intake_state(&h.admin, &h.tenant.id)
+        .await
+        .unwrap()
+        .platform_contract
+}
+
 /// Pending ledger entries that came through the Platform API (the old push
 /// keeps arriving beside them, as signals).
 async fn pending(h: &Harness) -> usize {
@@ -312,10 +320,7 @@ async fn a_contract_that_ended_stops_the_intake_with_a_notice_and_a_restart_resu
         .platform_contract_event(CONTRACT, "end")
         .await
         .unwrap();
-    let state = sne_service::platform::migration::intake_state(&h.admin, &h.tenant.id)
-        .await
-        .unwrap();
-    assert_eq!(state.platform_contract.as_deref(), Some("suspended:end"));
+    assert_eq!(contract_state(&h).await.as_deref(), Some("suspended:end"));
     let run = h.run(Jobs::All).await;
     let body = run.report.render().body;
     assert!(body.contains("アプリ契約が停止"), "{body}");
@@ -323,10 +328,7 @@ async fn a_contract_that_ended_stops_the_intake_with_a_notice_and_a_restart_resu
         .platform_contract_event(CONTRACT, "start")
         .await
         .unwrap();
-    let state = sne_service::platform::migration::intake_state(&h.admin, &h.tenant.id)
-        .await
-        .unwrap();
-    assert_eq!(state.platform_contract.as_deref(), Some("active"));
+    assert_eq!(contract_state(&h).await.as_deref(), Some("active"));
     h.smaregi.sale(CONTRACT, "1", "8000001", 1).await.unwrap();
     sync(&h).await;
     assert_eq!(h.ne_stock("8000001"), 9);
@@ -344,11 +346,8 @@ async fn a_notification_a_token_call_does_not_confirm_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 200);
-    let state = sne_service::platform::migration::intake_state(&h.admin, &h.tenant.id)
-        .await
-        .unwrap();
     assert_ne!(
-        state.platform_contract.as_deref(),
+        contract_state(&h).await.as_deref(),
         Some("suspended:force-stop")
     );
     let bad = http
